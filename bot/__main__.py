@@ -1,0 +1,190 @@
+"""Command line: python -m bot run | console | replay | check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+from datetime import datetime
+
+from bot.app import BotApp
+from bot.clock import RealClock, VirtualClock
+from bot.config import Config, ConfigError, Secrets, load_config
+
+log = logging.getLogger("bot")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("sqlalchemy", "aiosqlite", "alembic", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- replay ---------------------------------------------------------------------------------------------------------
+
+async def replay(config: Config, source: str, db_url: str | None, until: datetime | None) -> int:
+    from bot.transports.replay import ReplayLineError, ReplayOutput, _Tick, parse_event, read_lines
+
+    bad = 0
+
+    def report(number: int, problem: str) -> None:
+        nonlocal bad
+        bad += 1
+        print(f"line {number}: {problem}; skipped", file=sys.stderr, flush=True)
+
+    lines = iter(read_lines(source))
+    first = None
+    for number, line in lines:
+        try:
+            first = parse_event(line)
+            break
+        except ReplayLineError as exc:
+            report(number, str(exc))
+    start = first.at if first is not None else (until or datetime.now().astimezone())
+    clock = VirtualClock(start, config.tz)
+    output = ReplayOutput(clock)
+    # a fixed seed: the same script gives the same actions, jitter included
+    app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0))
+    await app.start()
+    app.services.bot_id = output.self_id  # no warm-up in a replay: it starts mid-life, not at a fresh login
+
+    async def feed(event) -> None:
+        await clock.advance_to(event.at)
+        if not isinstance(event, _Tick):
+            await app.dispatcher.handle(event)
+        await clock.run_pending()
+
+    try:
+        if first is not None:
+            await feed(first)
+        for number, line in lines:
+            try:
+                event = parse_event(line)
+            except ReplayLineError as exc:
+                report(number, str(exc))
+                continue
+            await feed(event)
+        if until is not None:
+            await clock.advance_to(until)
+        await app.settle()
+    finally:
+        await app.stop()
+    return 2 if bad else 0
+
+
+# -- live -----------------------------------------------------------------------------------------------------------
+
+async def run_console(config: Config) -> int:
+    from bot.transports.console import ConsoleTransport
+
+    clock = RealClock(config.tz)
+    console = ConsoleTransport(config, clock)
+    app = BotApp(config, clock, console.send)
+    await app.start()
+    app.services.bot_id = console.self_id
+
+    async def sink(event) -> None:
+        app.dispatcher.submit(event)
+
+    await console.start(sink)
+    try:
+        await console.run(sink)
+        await app.dispatcher.join()
+        await _drain_briefly(app)
+    finally:
+        await app.stop()
+    return 0
+
+
+async def _drain_briefly(app: BotApp, limit_s: float = 15.0) -> None:
+    """At exit, give replies already decided a moment to go out (console only)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while app.governor.busy and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+
+
+async def run_wechaty(config: Config, endpoint: str, token: str | None) -> int:
+    from bot.transports.wechaty_transport import WechatyTransport
+
+    clock = RealClock(config.tz)
+    transport = WechatyTransport(endpoint=endpoint, token=token or "", clock_now=clock.now)
+    app = BotApp(config, clock, transport.send)
+    await app.start()
+
+    async def sink(event) -> None:
+        app.dispatcher.submit(event)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await transport.start(sink)
+        app.logged_in(transport.self_id)
+        log.info("logged in as %s", transport.self_id)
+        await stop.wait()
+    finally:
+        await transport.stop()
+        await app.stop()
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="WeChat community-group bot")
+    parser.add_argument("--log-level", default=os.environ.get("BOT_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "run on WeChat when a puppet service is configured, else in the console"),
+                       ("console", "chat with the bot in this terminal"),
+                       ("check-config", "validate config.toml and exit")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", default="config.toml")
+    p = sub.add_parser("replay", help="run a JSONL script of events on a virtual clock; actions to stdout")
+    p.add_argument("events", help="EVENTS.jsonl, or - for standard input")
+    p.add_argument("--config", default="config.toml")
+    p.add_argument("--db", default=None, help="database URL (overrides the config)")
+    p.add_argument("--until", default=None, help="ISO 8601 instant to keep the clock running to")
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        config = load_config(args.config, must_exist=args.command == "check-config")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.command == "check-config":
+        print(f"{args.config}: OK")
+        return 0
+    if args.command == "replay":
+        until = None
+        if args.until:
+            try:
+                until = datetime.fromisoformat(args.until)
+                if until.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                print(f"--until: not an ISO 8601 time with offset: {args.until!r}", file=sys.stderr)
+                return 1
+        db = args.db
+        if db and "://" not in db:
+            db = f"sqlite+aiosqlite:///{db}"  # a plain path means an SQLite file
+        return asyncio.run(replay(config, args.events, db, until))
+    if args.command == "console":
+        return asyncio.run(run_console(config))
+    secrets = Secrets()
+    endpoint = os.environ.get(secrets.puppet_endpoint_var) or config.wechaty.endpoint
+    if endpoint:
+        return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token()))
+    log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
+             secrets.puppet_endpoint_var)
+    return asyncio.run(run_console(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The application: wires config, storage, clock, activity store, governor, scheduler, skills and dispatcher.
+
+Transports are handed in by the entry point; nothing here imports a concrete one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.activity import ActivityLog
+from bot.caps import CapStore
+from bot.clock import Clock, VirtualClock
+from bot.commands import CommandRouter
+from bot.config import Config
+from bot.context import Services
+from bot.dispatcher import Dispatcher
+from bot.governor import SendFn, SendGovernor
+from bot.scheduler import Scheduler
+from bot.skill import Skill
+from storage.db import create_engine, migrate, session_factory
+
+log = logging.getLogger("bot")
+
+
+def load_skill(name: str) -> Skill:
+    module = importlib.import_module(f"skills.{name}")
+    skill = getattr(module, "skill", None)
+    if not isinstance(skill, Skill):
+        raise RuntimeError(f"skills/{name}.py must define `skill = Skill(...)`")
+    return skill
+
+
+@dataclass
+class ErrorLog:
+    """The one error hook: every exception from handlers, timers and jobs lands here, logged with context."""
+
+    count: int = 0
+
+    def __call__(self, exc: BaseException, context: dict) -> None:
+        self.count += 1
+        where = " ".join(f"{k}={v!r}" for k, v in context.items())
+        log.error("error in %s", where, exc_info=exc)
+
+
+class BotApp:
+    def __init__(
+        self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._send = send
+        self.db_url = db_url or config.storage.url
+        self.rng = rng or random.Random()
+        self.errors = ErrorLog()
+        self.engine: AsyncEngine | None = None
+        self.skills: list[Skill] = []
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.clock.on_error = self.errors
+        self.engine = create_engine(self.db_url)
+        await migrate(self.engine)
+        sessions = session_factory(self.engine)
+        self.activity = ActivityLog(sessions, self.clock, cfg.activity)
+        self.governor = SendGovernor(self._send, self.clock, cfg.governor, CapStore(sessions), self.activity, self.rng)
+        self.scheduler = Scheduler(sessions, self.clock)
+        self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
+        self.router = CommandRouter()
+        hooks = []
+        for name in cfg.bot.skills:
+            skill = load_skill(name)
+            self.skills.append(skill)
+            self.router.add_skill(skill)
+            hooks.extend(skill.hooks)
+            for job in skill.jobs:
+                self.scheduler.register(job.name, job.handler)
+        self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
+        for skill in self.skills:
+            for startup in skill.startups:
+                await startup(self.services)
+        self.activity.start()
+        await self.scheduler.start(self.services)
+        log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
+
+    def logged_in(self, bot_id: str | None) -> None:
+        self.services.bot_id = bot_id
+        self.governor.on_login()
+
+    async def settle(self) -> None:
+        """Virtual time only: run the clock on until nothing the bot has decided to send is still waiting."""
+        clock = self.clock
+        assert isinstance(clock, VirtualClock)
+        await clock.run_pending()
+        while self.governor.busy and (due := clock.next_due()) is not None:
+            await clock.advance_to(due)
+
+    async def stop(self) -> None:
+        await self.dispatcher.join()
+        self.scheduler.stop()
+        await self.clock.aclose()
+        await self.activity.aclose()
+        if self.governor.pending:
+            log.warning("%d messages were still waiting to be sent at shutdown", self.governor.pending)
+        if self.engine is not None:
+            await self.engine.dispose()

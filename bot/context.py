@@ -1,0 +1,133 @@
+"""What a handler gets: the event, its one database session, and the services it may use."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.activity import ActivityLog
+from bot.clock import Clock
+from bot.config import Config
+from bot.events import Event, MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
+from bot.governor import SendGovernor
+from bot.parser import ParsedCommand
+
+if TYPE_CHECKING:
+    from bot.scheduler import Scheduler
+    from bot.skill import CommandSpec
+
+# WeChat ends an @-mention with a four-per-em space; clients render the name as a mention only with it.
+MENTION_END = "\u2005"
+
+
+def with_mentions(people: list[Person] | tuple[Person, ...], text: str) -> str:
+    prefix = "".join(f"@{p.name or p.id}{MENTION_END}" for p in people)
+    return prefix + text
+
+
+@dataclass
+class Services:
+    config: Config
+    clock: Clock
+    governor: SendGovernor
+    activity: ActivityLog
+    scheduler: Scheduler
+    sessions: async_sessionmaker[AsyncSession]
+    bot_id: str | None = None
+
+
+@dataclass
+class EventContext:
+    event: Event
+    session: AsyncSession
+    services: Services
+    skill: str | None = None
+    stopped: bool = False
+    addressed: bool = False  # the message was meant for the bot: its full text goes to the activity store
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        return self.services.clock.now()
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def sender(self) -> Person | None:
+        return self.event.sender if isinstance(self.event, MessageReceived) else None
+
+    @property
+    def room_id(self) -> str | None:
+        return self.event.room_id
+
+    @property
+    def is_admin(self) -> bool:
+        s = self.sender
+        return s is not None and self.config.is_admin(s.id, self.room_id)
+
+    def stop(self) -> None:
+        """No later handler sees this event."""
+        self.stopped = True
+
+    def reply(self, text: str, *, mention: bool = True) -> asyncio.Future:
+        """Answer the sender: in a room with an @-mention (unless ``mention=False``), else 1-on-1."""
+        event = self.event
+        if not isinstance(event, MessageReceived):
+            raise TypeError("reply() needs a message to answer; use send()")
+        if event.room_id is None:
+            message = OutgoingMessage(text, user_id=event.sender.id)
+        elif mention:
+            message = OutgoingMessage(with_mentions([event.sender], text), room_id=event.room_id,
+                                      mentions=(event.sender.id,))
+        else:
+            message = OutgoingMessage(text, room_id=event.room_id)
+        return self.services.governor.submit(message, priority=Priority.REPLY, skill=self.skill)
+
+    def send(
+        self,
+        message: OutgoingMessage,
+        *,
+        priority: Priority = Priority.REPLY,
+        kind: ProactiveKind | None = None,
+    ) -> asyncio.Future:
+        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.skill)
+
+    def record(self, kind: str, detail: dict | None = None, *, member_id: str | None = None) -> None:
+        s = self.sender
+        self.services.activity.record(
+            kind, room_id=self.room_id, member_id=member_id or (s.id if s else None), skill=self.skill, detail=detail
+        )
+
+
+@dataclass
+class CommandContext(EventContext):
+    command: ParsedCommand | None = None
+    spec: CommandSpec | None = None
+    args: tuple[str, ...] = ()  # arguments after the command's own words
+
+    @property
+    def mentioned_ids(self) -> tuple[str, ...]:
+        """Ids @-mentioned in the command, the bot itself left out."""
+        event = self.event
+        if not isinstance(event, MessageReceived):
+            return ()
+        return tuple(i for i in event.mention_ids if i != self.services.bot_id)
+
+
+@dataclass
+class JobContext:
+    job_key: str
+    payload: dict
+    scheduled_for: datetime
+    session: AsyncSession
+    services: Services
+
+    @property
+    def now(self) -> datetime:
+        return self.services.clock.now()

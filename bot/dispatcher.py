@@ -1,0 +1,163 @@
+"""The dispatcher: one pipeline for every event.
+
+receive → keep member/room records → command router → skills' hooks by priority → record → commit.
+Each handled event gets exactly one database session, committed when the pipeline finishes and rolled back if a
+handler raised. Every exception goes to one error hook with context; a failing skill never takes the bot down.
+
+``handle`` runs one event to completion (replay, tests). ``submit`` is for live transports: events of one chat
+are handled strictly in order, different chats concurrently (bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from bot.commands import CommandRouter
+from bot.context import EventContext, Services
+from bot.events import Event, MembersJoined, MembersLeft, MessageReceived
+from bot.skill import HookSpec
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[BaseException, dict], None]
+
+
+class Dispatcher:
+    def __init__(
+        self, services: Services, router: CommandRouter, hooks: list[HookSpec], error_hook: ErrorHook,
+        max_concurrent_chats: int = 32,
+    ) -> None:
+        self.services = services
+        self.router = router
+        by_event: dict[str, list[HookSpec]] = {"message": [], "join": [], "leave": []}
+        for hook in hooks:
+            by_event[hook.event].append(hook)
+        # stable sort: equal priorities keep the order skills were loaded in
+        self._hooks = {k: sorted(v, key=lambda h: h.priority) for k, v in by_event.items()}
+        self._error_hook = error_hook
+        self._queues: dict[str, deque[Event]] = {}
+        self._workers: set[asyncio.Task] = set()
+        self._slots = asyncio.Semaphore(max_concurrent_chats)
+        self.handled = 0
+
+    # -- live: ordered per chat -----------------------------------------------------------------------------------
+
+    def submit(self, event: Event) -> None:
+        key = event.chat_key
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(event)  # a worker for this chat is running and will take it
+            return
+        self._queues[key] = deque([event])
+        task = asyncio.get_running_loop().create_task(self._work(key), name=f"chat:{key}")
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    async def _work(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            async with self._slots:
+                while queue:
+                    await self.handle(queue[0])
+                    queue.popleft()
+        finally:
+            self._queues.pop(key, None)
+
+    async def join(self) -> None:
+        """Wait until every submitted event has been handled."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
+
+    # -- one event ------------------------------------------------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        s = self.services
+        self.handled += 1
+        try:
+            async with s.sessions() as session:
+                ctx = EventContext(event=event, session=session, services=s)
+                try:
+                    if isinstance(event, MessageReceived):
+                        await self._message(ctx, event)
+                    elif isinstance(event, MembersJoined):
+                        await self._joined(ctx, event)
+                    elif isinstance(event, MembersLeft):
+                        await self._left(ctx, event)
+                    await session.commit()
+                except Exception as exc:
+                    await session.rollback()
+                    self._error_hook(exc, self._describe(event, ctx.skill))
+        except Exception as exc:  # the session itself failed (database down): still never crash
+            self._error_hook(exc, self._describe(event, None))
+
+    async def _message(self, ctx: EventContext, event: MessageReceived) -> None:
+        s = self.services
+        s.activity.seen(event.sender, event.at, event.room_id, event.room_topic)
+        try:
+            ctx.skill = "core"
+            handled = await self.router.handle(ctx)
+            if not handled:
+                await self._run_hooks("message", ctx)
+        finally:
+            ctx.addressed = ctx.addressed or event.is_direct or event.mentions_bot
+            detail = {"text": event.text[:2000]} if ctx.addressed or s.config.activity.chatter_text else {}
+            detail["len"] = len(event.text)
+            if ctx.addressed:
+                detail["to_bot"] = True
+            s.activity.record("message", room_id=event.room_id, member_id=event.sender.id, detail=detail,
+                              at=event.at)
+
+    async def _joined(self, ctx: EventContext, event: MembersJoined) -> None:
+        act = self.services.activity
+        for person in event.members:
+            act.joined(event.room_id, person, event.at, event.inviter_id, event.room_topic)
+            act.record("join", room_id=event.room_id, member_id=person.id, at=event.at,
+                       detail={"inviter": event.inviter_id} if event.inviter_id else None)
+        await self._run_hooks("join", ctx)
+
+    async def _left(self, ctx: EventContext, event: MembersLeft) -> None:
+        act = self.services.activity
+        for member_id in event.member_ids:
+            act.left(event.room_id, member_id, event.at)
+            act.record("leave", room_id=event.room_id, member_id=member_id, at=event.at)
+        await self._run_hooks("leave", ctx)
+
+    async def _run_hooks(self, kind: str, ctx: EventContext) -> None:
+        for hook in self._hooks[kind]:
+            ctx.skill = hook.skill
+            try:
+                await self._isolated(hook, ctx)
+            except Exception as exc:
+                self._error_hook(exc, self._describe(ctx.event, hook.skill))
+                continue
+            if ctx.stopped or hook.block:
+                break
+
+    @staticmethod
+    async def _isolated(hook: HookSpec, ctx: EventContext) -> None:
+        """Run a hook so that its failure undoes only its own writes.
+
+        A savepoint only when an earlier hook has written (it costs a round trip); otherwise a plain rollback
+        loses nothing but the failing hook's work.
+        """
+        session = ctx.session
+        if session.in_transaction():
+            async with session.begin_nested():
+                await hook.handler(ctx)
+            return
+        try:
+            await hook.handler(ctx)
+        except Exception:
+            await session.rollback()
+            raise
+
+    @staticmethod
+    def _describe(event: Event, skill: str | None) -> dict:
+        context = {"event": type(event).__name__, "skill": skill, "chat": event.chat_key, "at": event.at.isoformat()}
+        if isinstance(event, MessageReceived):
+            context["sender"] = event.sender.id
+            context["text"] = event.text[:80]
+        return context

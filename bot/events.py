@@ -1,0 +1,118 @@
+"""Typed values that flow through the bot.
+
+Transports turn their raw platform events into these; skills only ever see these.
+All are frozen: an event is a fact, nobody edits it on the way through.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A WeChat account as seen in one event: the stable id and the display name at that moment."""
+
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A text message in a room (``room_id`` set) or in a 1-on-1 chat with the bot (``room_id`` None)."""
+
+    at: datetime
+    sender: Person
+    text: str
+    room_id: str | None = None
+    room_topic: str | None = None
+    mentions_bot: bool = False
+    mention_ids: tuple[str, ...] = ()
+    message_id: str | None = None
+
+    @property
+    def chat_key(self) -> str:
+        """Messages with the same key are handled strictly in order."""
+        return f"room:{self.room_id}" if self.room_id else f"user:{self.sender.id}"
+
+    @property
+    def is_direct(self) -> bool:
+        return self.room_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class MembersJoined:
+    at: datetime
+    room_id: str
+    members: tuple[Person, ...]
+    room_topic: str | None = None
+    inviter_id: str | None = None
+
+    @property
+    def chat_key(self) -> str:
+        return f"room:{self.room_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MembersLeft:
+    at: datetime
+    room_id: str
+    member_ids: tuple[str, ...]
+    room_topic: str | None = None
+
+    @property
+    def chat_key(self) -> str:
+        return f"room:{self.room_id}"
+
+
+Event = MessageReceived | MembersJoined | MembersLeft
+
+
+class Priority(enum.IntEnum):
+    """Send order: a lower value goes first."""
+
+    REPLY = 0  # a direct answer to something a member just said
+    TRANSACTIONAL = 1  # reminders about the member's own orders
+    SCHEDULED = 2  # bot-initiated: daily messages, broadcasts
+
+
+class ProactiveKind(enum.StrEnum):
+    """How bot-initiated content counts against caps. Replies are never proactive."""
+
+    LIGHT = "light"  # greeting, tip, check-in reminder
+    PROMOTIONAL = "promotional"  # selling
+    TRANSACTIONAL = "transactional"  # order reminders: quiet hours yes, promotional caps no
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A text to a room (``room_id``) or a person (``user_id``); exactly one of the two is set."""
+
+    text: str
+    room_id: str | None = None
+    user_id: str | None = None
+    mentions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.room_id is None) == (self.user_id is None):
+            raise ValueError("an outgoing message goes to exactly one room or one user")
+
+    @property
+    def conversation_id(self) -> str:
+        return self.room_id or self.user_id  # type: ignore[return-value]
+
+    @property
+    def chat_key(self) -> str:
+        return f"room:{self.room_id}" if self.room_id else f"user:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """What the transport reports after a send; the governor logs it."""
+
+    message: OutgoingMessage
+    at: datetime
+    platform_id: str | None = None
+    extra: dict = field(default_factory=dict, compare=False)

@@ -1,0 +1,375 @@
+"""The send governor: the only way anything leaves the bot.
+
+Why one place: WeChat restricts accounts that send in bursts, so pacing, quiet hours, daily caps and back-off
+must hold for every skill at once. Skills call ``submit`` (or ``coalesce``) and never touch the transport.
+
+Order of sending: by priority (reply, then transactional, then scheduled), then first come first served;
+messages deferred by quiet hours or a retry wait aside until their time. Everything waits on the injectable clock, never on real sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+from bot.activity import ActivityLog
+from bot.caps import CapStore
+from bot.clock import Clock, TimerHandle
+from bot.config import GovernorSettings, KindPolicy
+from bot.events import OutgoingMessage, Priority, ProactiveKind
+from bot.transports.base import RiskControlError
+
+log = logging.getLogger(__name__)
+
+SendFn = Callable[[OutgoingMessage], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    sent: bool
+    at: datetime
+    reason: str | None = None  # why it was dropped
+    platform_id: str | None = None
+
+
+@dataclass(slots=True)
+class _Queued:
+    message: OutgoingMessage
+    priority: Priority
+    kind: ProactiveKind | None  # None: a reply, never capped, never held by quiet hours
+    skill: str | None
+    created_at: datetime
+    not_before: datetime
+    expires_at: datetime | None
+    seq: int
+    future: asyncio.Future | None
+    attempts: int = 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (int(self.priority), self.seq)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    items: list = field(default_factory=list)
+    timer: TimerHandle | None = None
+
+
+def in_quiet_hours(local: time, start: time, end: time) -> bool:
+    if start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end  # the window spans midnight
+
+
+class SendGovernor:
+    def __init__(
+        self,
+        send: SendFn,
+        clock: Clock,
+        settings: GovernorSettings,
+        caps: CapStore,
+        activity: ActivityLog,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._send = send
+        self._clock = clock
+        self.settings = settings
+        self._caps = caps
+        self._activity = activity
+        self._rng = rng or random.Random()
+        self._seq = itertools.count()
+        self._ready: list[tuple[tuple[int, int], _Queued]] = []  # sorted by (priority, seq)
+        self._deferred: list[tuple[datetime, int, _Queued]] = []  # heap by not_before
+        self._buckets: dict[str, _Bucket] = {}
+        self._timer: TimerHandle | None = None
+        self._timer_at: datetime | None = None
+        self._draining = False
+        self._last_send_at: datetime | None = None
+        self._last_chat: str | None = None
+        self._chat_last: dict[str, datetime] = {}
+        self._recent: deque[datetime] = deque()  # send instants within the last minute
+        self._jitter = self._draw_jitter()
+        self._login_at: datetime | None = None
+        self._backoff_level = 0
+        self._backoff_until: datetime | None = None
+        self.sent_count = 0
+        self.dropped: dict[str, int] = {}
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    def on_login(self, at: datetime | None = None) -> None:
+        """Start the warm-up period: slower pacing right after (re)login."""
+        self._login_at = at or self._clock.now()
+
+    def submit(
+        self,
+        message: OutgoingMessage,
+        *,
+        priority: Priority = Priority.REPLY,
+        kind: ProactiveKind | None = None,
+        skill: str | None = None,
+    ) -> asyncio.Future:
+        """Queue a message; the returned future resolves to a SendOutcome (awaiting it is optional)."""
+        if kind is None and priority != Priority.REPLY:
+            kind = ProactiveKind.TRANSACTIONAL if priority == Priority.TRANSACTIONAL else ProactiveKind.LIGHT
+        now = self._clock.now()
+        future = asyncio.get_running_loop().create_future()
+        policy = self._policy(kind)
+        item = _Queued(
+            message=message,
+            priority=priority,
+            kind=kind,
+            skill=skill,
+            created_at=now,
+            not_before=now,
+            expires_at=now + timedelta(seconds=policy.max_delay_s) if policy else None,
+            seq=next(self._seq),
+            future=future,
+        )
+        if policy and self._quiet(now):
+            if policy.quiet_hours == "drop":
+                self._drop(item, "quiet_hours")
+                return future
+            item.not_before = self.quiet_hours_end(now)
+            if item.expires_at is not None and item.not_before > item.expires_at:
+                self._drop(item, "stale")
+                return future
+        self._enqueue(item)
+        self._schedule()
+        return future
+
+    def coalesce(
+        self,
+        key: str,
+        item: object,
+        render: Callable[[list], OutgoingMessage | None],
+        *,
+        window_s: float,
+        priority: Priority = Priority.REPLY,
+        kind: ProactiveKind | None = None,
+        skill: str | None = None,
+    ) -> None:
+        """Collect small items under ``key``; ``window_s`` after the first, render them into one message."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket()
+
+            async def flush() -> None:
+                done = self._buckets.pop(key, None)
+                if done and done.items:
+                    message = render(done.items)
+                    if message is not None:
+                        self.submit(message, priority=priority, kind=kind, skill=skill)
+
+            bucket.timer = self._clock.call_later(window_s, flush, name=f"coalesce:{key}")
+        bucket.items.append(item)
+
+    @property
+    def busy(self) -> bool:
+        """True while something may still be sent without a quiet-hours wait (replay runs until this is False)."""
+        return bool(self._ready or self._buckets or self._draining)
+
+    @property
+    def pending(self) -> int:
+        return len(self._ready) + len(self._deferred) + sum(len(b.items) for b in self._buckets.values())
+
+    def quiet_hours_end(self, now: datetime) -> datetime:
+        local = self._clock.local(now)
+        end = self.settings.quiet_hours.end
+        candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        if candidate <= local:
+            candidate += timedelta(days=1)
+        return candidate.astimezone(now.tzinfo)
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _draw_jitter(self) -> float:
+        return round(self._rng.uniform(0, self.settings.jitter_s), 3)  # milliseconds are plenty
+
+    def _policy(self, kind: ProactiveKind | None) -> KindPolicy | None:
+        return None if kind is None else getattr(self.settings, kind.value)
+
+    def _quiet(self, now: datetime) -> bool:
+        qh = self.settings.quiet_hours
+        return in_quiet_hours(self._clock.local(now).time(), qh.start, qh.end)
+
+    def _enqueue(self, item: _Queued) -> None:
+        if item.not_before > self._clock.now():
+            heapq.heappush(self._deferred, (item.not_before, item.seq, item))
+        else:
+            bisect.insort(self._ready, (item.order, item), key=lambda e: e[0])
+
+    def _promote_deferred(self, now: datetime) -> None:
+        while self._deferred and self._deferred[0][0] <= now:
+            _, _, item = heapq.heappop(self._deferred)
+            bisect.insort(self._ready, (item.order, item), key=lambda e: e[0])
+
+    def _factor(self, now: datetime) -> float:
+        s = self.settings
+        if self._login_at is not None and now < self._login_at + timedelta(seconds=s.warmup_s):
+            return s.warmup_factor
+        return 1.0
+
+    def _earliest(self, item: _Queued, now: datetime) -> datetime:
+        s = self.settings
+        factor = self._factor(now)
+        t = max(now, item.not_before)
+        if self._backoff_until is not None:
+            t = max(t, self._backoff_until)
+        chat = item.message.chat_key
+        if self._last_send_at is not None:
+            gap = s.min_interval_s + self._jitter
+            if chat != self._last_chat:
+                gap = max(gap, s.chat_switch_interval_s + self._jitter)
+            t = max(t, self._last_send_at + timedelta(seconds=gap * factor))
+        last_here = self._chat_last.get(chat)
+        if last_here is not None:
+            t = max(t, last_here + timedelta(seconds=s.per_chat_interval_s * factor))
+        if s.max_per_minute and len(self._recent) >= s.max_per_minute:
+            t = max(t, self._recent[-s.max_per_minute] + timedelta(seconds=60))
+        return t
+
+    def _pick(self, now: datetime) -> datetime | None:
+        """When the head of the ready queue may go. Strictly by priority, then first come first served:
+        skipping ahead to a cheaper chat would let one busy room starve everyone else."""
+        if not self._ready:
+            return None
+        return self._earliest(self._ready[0][1], now)
+
+    def _schedule(self) -> None:
+        if self._draining:
+            return  # the running drain reschedules when it finishes
+        now = self._clock.now()
+        self._promote_deferred(now)
+        candidates = []
+        if (head_at := self._pick(now)) is not None:
+            candidates.append(head_at)
+        if self._deferred:
+            candidates.append(self._deferred[0][0])
+        if not candidates:
+            return
+        when = min(candidates)
+        if self._timer is not None and not self._timer.cancelled:
+            if self._timer_at is not None and self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._clock.call_at(when, self._drain, name="governor-drain")
+
+    async def _drain(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            now = self._clock.now()
+            self._promote_deferred(now)
+            head_at = self._pick(now)
+            if head_at is not None and head_at <= now:
+                _, item = self._ready.pop(0)
+                await self._deliver(item, now)
+        finally:
+            self._draining = False
+        self._schedule()
+
+    async def _deliver(self, item: _Queued, now: datetime) -> None:
+        if item.kind is not None:
+            if item.expires_at is not None and now > item.expires_at:
+                self._drop(item, "stale")
+                return
+            policy = self._policy(item.kind)
+            if self._quiet(now):
+                # pacing pushed it into quiet hours: same rule as at submit time
+                if policy.quiet_hours == "drop":
+                    self._drop(item, "quiet_hours")
+                else:
+                    item.not_before = self.quiet_hours_end(now)
+                    self._enqueue(item)
+                return
+            if item.kind != ProactiveKind.TRANSACTIONAL:
+                over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind, self.settings)
+                if over:
+                    self._drop(item, f"cap:{over}")
+                    return
+        try:
+            platform_id = await self._send(item.message)
+        except RiskControlError as exc:
+            self._backoff_level += 1
+            delay = min(self.settings.backoff_initial_s * 2 ** (self._backoff_level - 1), self.settings.backoff_max_s)
+            self._backoff_until = now + timedelta(seconds=delay)
+            log.warning("risk control from the platform (%s): pausing all sends for %.0f s", exc, delay)
+            self._activity.record(
+                "send_failed", **self._where(item), skill=item.skill,
+                detail={"reason": "risk_control", "error": str(exc)[:200], "backoff_s": delay},
+            )
+            self._enqueue_front(item)
+            return
+        except Exception as exc:  # any other transport failure: retry a few times, then give up loudly
+            item.attempts += 1
+            self._activity.record(
+                "send_failed", **self._where(item), skill=item.skill,
+                detail={"reason": "transport", "error": str(exc)[:200], "attempt": item.attempts},
+            )
+            if item.attempts > self.settings.retry_attempts:
+                log.error("giving up on a message to %s after %d attempts: %s", item.message.chat_key, item.attempts, exc)
+                self._drop(item, "transport_error")
+                return
+            log.warning("send to %s failed (attempt %d): %s", item.message.chat_key, item.attempts, exc)
+            item.not_before = now + timedelta(seconds=2**item.attempts)
+            self._enqueue(item)
+            return
+        self._backoff_level = 0
+        self._backoff_until = None
+        self._after_send(item, now, platform_id)
+        if item.kind is not None and item.kind != ProactiveKind.TRANSACTIONAL:
+            await self._caps.count_sent(self._clock.local(now).date(), item.message, item.kind)
+
+    def _enqueue_front(self, item: _Queued) -> None:
+        bisect.insort(self._ready, (item.order, item), key=lambda e: e[0])
+
+    def _after_send(self, item: _Queued, now: datetime, platform_id: str | None) -> None:
+        chat = item.message.chat_key
+        self._last_send_at = now
+        self._last_chat = chat
+        self._chat_last[chat] = now
+        self._recent.append(now)
+        cutoff = now - timedelta(seconds=60)
+        while self._recent and self._recent[0] <= cutoff:
+            self._recent.popleft()
+        self._jitter = self._draw_jitter()
+        self.sent_count += 1
+        detail = {"text": item.message.text, "priority": item.priority.name.lower()}
+        if item.kind is not None:
+            detail["proactive"] = item.kind.value
+        if item.message.mentions:
+            detail["mentions"] = list(item.message.mentions)
+        self._activity.record("sent", **self._where(item), skill=item.skill, detail=detail, at=now)
+        if item.future is not None and not item.future.done():
+            item.future.set_result(SendOutcome(True, now, platform_id=platform_id))
+
+    def _drop(self, item: _Queued, reason: str) -> None:
+        now = self._clock.now()
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        log.info("not sending to %s: %s", item.message.chat_key, reason)
+        self._activity.record(
+            "send_dropped", **self._where(item), skill=item.skill,
+            detail={"reason": reason, "text": item.message.text[:200], "kind": item.kind.value if item.kind else "reply"},
+        )
+        if item.future is not None and not item.future.done():
+            item.future.set_result(SendOutcome(False, now, reason=reason))
+
+    @staticmethod
+    def _where(item: _Queued) -> dict:
+        return {"room_id": item.message.room_id, "member_id": item.message.user_id}

@@ -1,0 +1,275 @@
+"""A small persisted scheduler on the injectable clock: run at, run daily, cron.
+
+Jobs live in the ``scheduled_jobs`` table, keyed by a caller-chosen ``key`` (scheduling the same key again
+replaces the job), and name a handler registered by a skill (``@skill.job``), so they survive restarts.
+
+Missed runs (the bot was down): one catch-up run if the job is at most ``misfire_grace_s`` late, otherwise the
+run is skipped and logged; never a burst of missed runs. A job's effects and its bookkeeping commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from croniter import croniter
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock, TimerHandle
+from bot.context import JobContext
+from storage.models import ScheduledJob
+
+if TYPE_CHECKING:
+    from bot.context import Services
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[JobContext], Awaitable[None]]
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+class Scheduler:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._handlers: dict[str, JobHandler] = {}
+        self._timer: TimerHandle | None = None
+        self._timer_at: datetime | None = None
+        self._running = False
+        self._started = False
+        self.services: Services | None = None
+        self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
+
+    def register(self, name: str, handler: JobHandler) -> None:
+        if name in self._handlers:
+            raise ValueError(f"job handler {name!r} registered twice")
+        self._handlers[name] = handler
+
+    # -- defining jobs ------------------------------------------------------------------------------------------
+
+    def next_after(self, schedule: str, spec: str, after: datetime) -> datetime | None:
+        """The first run strictly after ``after`` (UTC in, UTC out)."""
+        local = self._clock.local(after)
+        if schedule == "once":
+            return None
+        if schedule == "daily":
+            m = _HHMM.match(spec)
+            if not m:
+                raise ScheduleError(f"daily time must look like 09:30, not {spec!r}")
+            candidate = local.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+            if candidate <= local:
+                candidate = (candidate + timedelta(days=1)).replace(hour=int(m.group(1)), minute=int(m.group(2)))
+            return candidate.astimezone(after.tzinfo)
+        if schedule == "cron":
+            if not croniter.is_valid(spec):
+                raise ScheduleError(f"not a cron expression: {spec!r}")
+            return croniter(spec, local).get_next(datetime).astimezone(after.tzinfo)
+        raise ScheduleError(f"unknown schedule {schedule!r}")
+
+    async def schedule(
+        self,
+        key: str,
+        handler: str,
+        *,
+        at: datetime | None = None,
+        daily: str | None = None,
+        cron: str | None = None,
+        payload: dict | None = None,
+        misfire_grace_s: int = 3600,
+        session: AsyncSession | None = None,
+    ) -> datetime | None:
+        """Create or replace the job ``key``. Give exactly one of ``at``, ``daily`` ("HH:MM"), ``cron``.
+
+        Pass the handler's ``session`` to commit the job with the rest of the handler's work.
+        """
+        if handler not in self._handlers:
+            raise ScheduleError(f"no job handler named {handler!r}")
+        if sum(x is not None for x in (at, daily, cron)) != 1:
+            raise ScheduleError("give exactly one of at=, daily=, cron=")
+        now = self._clock.now()
+        if at is not None:
+            if at.tzinfo is None:
+                raise ScheduleError("at= needs an aware datetime")
+            schedule_kind, spec, next_run = "once", "", at
+        elif daily is not None:
+            schedule_kind, spec = "daily", daily.strip()
+            next_run = self.next_after("daily", spec, now)
+        else:
+            schedule_kind, spec = "cron", cron.strip()  # type: ignore[union-attr]
+            next_run = self.next_after("cron", spec, now)
+
+        async def write(s: AsyncSession) -> None:
+            job = (await s.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+            if job is None:
+                job = ScheduledJob(key=key, created_at=now, run_count=0)
+                s.add(job)
+            job.handler, job.payload, job.schedule, job.spec = handler, payload or {}, schedule_kind, spec
+            job.next_run_at, job.status, job.misfire_grace_s, job.last_error = next_run, "active", misfire_grace_s, None
+            await s.flush()
+
+        if session is not None:
+            await write(session)
+        else:
+            async with self._sessions() as s, s.begin():
+                await write(s)
+        self._arm(next_run)
+        return next_run
+
+    async def cancel(self, key: str, session: AsyncSession | None = None) -> bool:
+        return await self._set_status(key, "cancelled", session)
+
+    async def pause(self, key: str, session: AsyncSession | None = None) -> bool:
+        return await self._set_status(key, "paused", session)
+
+    async def resume(self, key: str, session: AsyncSession | None = None) -> bool:
+        async def write(s: AsyncSession) -> bool:
+            job = (await s.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+            if job is None or job.status != "paused":
+                return False
+            job.status = "active"
+            if job.schedule != "once":
+                job.next_run_at = self.next_after(job.schedule, job.spec, self._clock.now())
+            self._arm(job.next_run_at)
+            return True
+
+        if session is not None:
+            return await write(session)
+        async with self._sessions() as s, s.begin():
+            return await write(s)
+
+    async def _set_status(self, key: str, status: str, session: AsyncSession | None) -> bool:
+        stmt = update(ScheduledJob).where(ScheduledJob.key == key, ScheduledJob.status == "active").values(status=status)
+        if session is not None:
+            return (await session.execute(stmt)).rowcount > 0
+        async with self._sessions() as s, s.begin():
+            return (await s.execute(stmt)).rowcount > 0
+
+    async def get(self, key: str) -> ScheduledJob | None:
+        async with self._sessions() as s:
+            return (await s.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+
+    # -- running ------------------------------------------------------------------------------------------------
+
+    async def start(self, services: Services) -> None:
+        self.services = services
+        self._started = True
+        await self._rearm()
+
+    def stop(self) -> None:
+        self._started = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, when: datetime | None) -> None:
+        if when is None or not self._started or self._running:
+            return  # a running pass re-arms when it finishes
+        if self._timer is not None and not self._timer.cancelled and self._timer_at is not None and self._timer_at <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._clock.call_at(when, self._run_due, name="scheduler")
+
+    async def _rearm(self) -> None:
+        async with self._sessions() as s:
+            nxt = (
+                await s.execute(select(func.min(ScheduledJob.next_run_at)).where(ScheduledJob.status == "active"))
+            ).scalar()
+        if nxt is not None:
+            self._arm(nxt)
+
+    async def _run_due(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._running:
+            return
+        self._running = True
+        try:
+            while True:
+                now = self._clock.now()
+                async with self._sessions() as s:
+                    ids = (
+                        await s.execute(
+                            select(ScheduledJob.id)
+                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at <= now)
+                            .order_by(ScheduledJob.next_run_at, ScheduledJob.id)
+                            .limit(100)
+                        )
+                    ).scalars().all()
+                if not ids:
+                    break
+                for job_id in ids:
+                    await self._run_one(job_id, now)
+        finally:
+            self._running = False
+        if self._started:
+            await self._rearm()
+
+    async def _run_one(self, job_id: int, now: datetime) -> None:
+        assert self.services is not None
+        async with self._sessions() as s:
+            job = await s.get(ScheduledJob, job_id)
+            if job is None or job.status != "active" or job.next_run_at is None or job.next_run_at > now:
+                return
+            due = job.next_run_at
+            late = (now - due).total_seconds()
+            following = self.next_after(job.schedule, job.spec, now) if job.schedule != "once" else None
+            if late > job.misfire_grace_s:
+                log.warning("job %s was due %s, %.0f s ago (grace %d s): skipped", job.key, due.isoformat(), late,
+                            job.misfire_grace_s)
+                self.services.activity.record("job", skill=job.handler.split(".")[0],
+                                              detail={"job": job.key, "outcome": "missed", "due": due.isoformat()})
+                job.next_run_at = following
+                job.status = "active" if following else "missed"
+                await s.commit()
+                return
+            handler = self._handlers.get(job.handler)
+            if handler is None:
+                job.status, job.last_error = "failed", f"no handler {job.handler!r} in this version"
+                log.error("job %s: no handler %r; marked failed", job.key, job.handler)
+                await s.commit()
+                return
+            ctx = JobContext(job_key=job.key, payload=dict(job.payload or {}), scheduled_for=due, session=s,
+                             services=self.services)
+            key, handler_name, attempts = job.key, job.handler, job.run_count
+            try:
+                await handler(ctx)
+                job.last_run_at, job.run_count, job.last_error = now, job.run_count + 1, None
+                job.next_run_at = following
+                if following is None:
+                    job.status = "done"
+                await s.commit()
+                self.fired.append((key, due))
+                self.services.activity.record("job", skill=handler_name.split(".")[0],
+                                              detail={"job": key, "outcome": "ok", "due": due.isoformat()})
+            except Exception as exc:
+                await s.rollback()
+                self._report(exc, key)
+                await self._failed(job_id, exc, following, attempts)
+
+    async def _failed(self, job_id: int, exc: Exception, following: datetime | None, attempts: int) -> None:
+        async with self._sessions() as s, s.begin():
+            job = await s.get(ScheduledJob, job_id)
+            if job is None:
+                return
+            job.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            job.run_count = attempts + 1
+            if following is not None:
+                job.next_run_at = following  # a recurring job tries again at its next slot
+            elif job.run_count >= MAX_ATTEMPTS:
+                job.status = "failed"
+            else:
+                job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.run_count)
+
+    def _report(self, exc: Exception, key: str) -> None:
+        self._clock.on_error(exc, {"job": key})

@@ -1,0 +1,48 @@
+"""The contract between the core and a transport (Wechaty, console, replay).
+
+The core never imports a concrete transport; the entry point picks one and hands it to the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from bot.events import Event, OutgoingMessage
+
+EventSink = Callable[[Event], Awaitable[None]]
+
+
+class TransportError(Exception):
+    """The send failed for a reason that may pass (connection lost, gateway down)."""
+
+
+class RiskControlError(TransportError):
+    """The platform pushed back on sending too much ("操作过于频繁"): the governor backs off."""
+
+
+# Phrases WeChat and puppets use when an account sends too fast.
+RISK_CONTROL_MARKERS = ("频繁", "too frequent", "rate limit", "risk control", "风控", "限制")
+
+
+def looks_like_risk_control(text: str) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in RISK_CONTROL_MARKERS)
+
+
+class Transport(Protocol):
+    #: The bot's own WeChat id once logged in (None before).
+    self_id: str | None
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect and begin delivering events to ``sink``; returns once connected."""
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        """Send one message; return the platform's message id if it gives one.
+
+        Raise RiskControlError when the platform says the account is sending too fast,
+        TransportError for anything else that failed to send.
+        """
+
+    async def stop(self) -> None:
+        """Disconnect; idempotent."""

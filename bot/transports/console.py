@@ -1,0 +1,107 @@
+"""Console: chat with the bot in a terminal, no WeChat account needed.
+
+You are a member of a simulated group; lines starting with ':' steer the simulation (``:help`` lists them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import IO
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.transports.base import EventSink
+
+HELP = """\
+  直接输入文字 = 以当前身份在当前群里发言（含 @{bot} 即为 @机器人）
+  :as ID [名字]      切换身份           :admin          切换为配置里的第一个管理员
+  :room ID [群名]    进入某个群         :dm             与机器人私聊
+  :join ID [名字]    有人入群（你邀请）  :leave ID        有人退群
+  :who               当前身份和会话     :quit           退出"""
+
+
+class ConsoleTransport:
+    def __init__(self, config: Config, clock: Clock, out: IO[str] | None = None) -> None:
+        self.self_id = "bot"
+        self._config = config
+        self._clock = clock
+        self._out = out or sys.stdout
+        self.me = Person("console_user", "访客")
+        self.room: str | None = "demo_room"
+        self.topics: dict[str, str] = {"demo_room": "会员福利群（演示）"}
+        self.names: dict[str, str] = {}
+
+    def _print(self, line: str) -> None:
+        self._out.write(line + "\n")
+        self._out.flush()
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        where = f"[群 {self.topics.get(message.room_id, message.room_id)}]" if message.room_id else "[私聊]"
+        who = "" if message.room_id else f" → {self.names.get(message.user_id, message.user_id)}"
+        self._print(f"{where} {self._config.bot.name}{who}: {message.text}")
+        return None
+
+    async def start(self, sink: EventSink) -> None:
+        self._print(f"控制台模式：你是「{self.me.name}」，在「{self.topics[self.room]}」。输入 :help 查看操作。")
+
+    async def stop(self) -> None:
+        return None
+
+    def handle_line(self, line: str) -> Event | str | None:
+        """One typed line to an event, or to a note for the operator, or None to quit."""
+        line = line.strip()
+        now = self._clock.now()
+        if not line.startswith(":"):
+            if not line:
+                return ""
+            mention = f"@{self._config.bot.name}" in line
+            return MessageReceived(at=now, sender=self.me, text=line, room_id=self.room,
+                                   room_topic=self.topics.get(self.room) if self.room else None, mentions_bot=mention)
+        word, *rest = line[1:].split()
+        if word in ("quit", "exit", "q"):
+            return None
+        if word == "help":
+            return HELP.format(bot=self._config.bot.name)
+        if word == "as" and rest:
+            self.me = Person(rest[0], rest[1] if len(rest) > 1 else rest[0])
+            self.names[self.me.id] = self.me.name
+            return f"你现在是「{self.me.name}」({self.me.id})"
+        if word == "admin":
+            if not self._config.bot.admins:
+                return "config.toml 的 bot.admins 里还没有管理员。"
+            self.me = Person(self._config.bot.admins[0], "管理员")
+            return f"你现在是管理员 {self.me.id}"
+        if word == "room" and rest:
+            self.room = rest[0]
+            if len(rest) > 1:
+                self.topics[self.room] = " ".join(rest[1:])
+            return f"已进入群「{self.topics.get(self.room, self.room)}」"
+        if word == "dm":
+            self.room = None
+            return "已切换到与机器人的私聊"
+        if word == "join" and rest and self.room:
+            person = Person(rest[0], rest[1] if len(rest) > 1 else rest[0])
+            return MembersJoined(at=now, room_id=self.room, members=(person,),
+                                 room_topic=self.topics.get(self.room), inviter_id=self.me.id)
+        if word == "leave" and rest and self.room:
+            return MembersLeft(at=now, room_id=self.room, member_ids=(rest[0],), room_topic=self.topics.get(self.room))
+        if word == "who":
+            return f"你是「{self.me.name}」({self.me.id})，在{'群「' + self.topics.get(self.room, self.room) + '」' if self.room else '私聊'}"
+        return "看不懂这个操作，输入 :help 查看。"
+
+    async def run(self, sink: EventSink) -> None:
+        """Read the terminal until :quit or end of input."""
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                return
+            result = self.handle_line(line)
+            if result is None:
+                return
+            if isinstance(result, str):
+                if result:
+                    self._print(result)
+                continue
+            await sink(result)

@@ -1,0 +1,104 @@
+"""The schema. Changes go through an Alembic revision in storage/migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import BigIntPK, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Member(Base):
+    """One person, keyed by the stable WeChat id; display names change and are kept in MemberName."""
+
+    __tablename__ = "members"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class MemberName(Base):
+    __tablename__ = "member_names"
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Room(Base):
+    """A group chat, keyed by room id (topics change; ids don't)."""
+
+    __tablename__ = "rooms"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(256), default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RoomMember(Base):
+    __tablename__ = "room_members"
+    room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    inviter_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Activity(Base):
+    """Append-only log of every interaction. ``detail`` is small JSON; kinds are listed in bot/activity.py."""
+
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    member_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (
+        Index("ix_activity_at", "at"),
+        Index("ix_activity_member_at", "member_id", "at"),
+        Index("ix_activity_room_at", "room_id", "at"),
+        Index("ix_activity_kind_at", "kind", "at"),
+    )
+
+
+class ScheduledJob(Base):
+    """A persisted job: run once, daily at a local time, or on a cron expression."""
+
+    __tablename__ = "scheduled_jobs"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotent scheduling: one job per key
+    handler: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    schedule: Mapped[str] = mapped_column(String(16))  # once | daily | cron
+    spec: Mapped[str] = mapped_column(String(100), default="")  # "" | "HH:MM" | cron expression
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | paused | done | failed
+    misfire_grace_s: Mapped[int] = mapped_column(Integer, default=3600)
+    run_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_scheduled_jobs_due", "status", "next_run_at"),)
+
+
+class ProactiveCount(Base):
+    """Proactive sends per local day, scope (room:ID / user:ID) and kind: the daily caps survive restarts."""
+
+    __tablename__ = "proactive_counts"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(140), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
