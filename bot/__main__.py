@@ -6,13 +6,12 @@ import argparse
 import asyncio
 import logging
 import os
-import random
 import signal
 import sys
 from datetime import datetime
 
 from bot.app import BotApp
-from bot.clock import RealClock, VirtualClock
+from bot.clock import RealClock
 from bot.config import Config, ConfigError, Secrets, load_config
 
 log = logging.getLogger("bot")
@@ -23,58 +22,6 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("sqlalchemy", "aiosqlite", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-# -- replay ---------------------------------------------------------------------------------------------------------
-
-async def replay(config: Config, source: str, db_url: str | None, until: datetime | None) -> int:
-    from bot.transports.replay import ReplayLineError, ReplayOutput, _Tick, parse_event, read_lines
-
-    bad = 0
-
-    def report(number: int, problem: str) -> None:
-        nonlocal bad
-        bad += 1
-        print(f"line {number}: {problem}; skipped", file=sys.stderr, flush=True)
-
-    lines = iter(read_lines(source))
-    first = None
-    for number, line in lines:
-        try:
-            first = parse_event(line)
-            break
-        except ReplayLineError as exc:
-            report(number, str(exc))
-    start = first.at if first is not None else (until or datetime.now().astimezone())
-    clock = VirtualClock(start, config.tz)
-    output = ReplayOutput(clock)
-    # a fixed seed: the same script gives the same actions, jitter included
-    app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0))
-    await app.start()
-    app.services.bot_id = output.self_id  # no warm-up in a replay: it starts mid-life, not at a fresh login
-
-    async def feed(event) -> None:
-        await clock.advance_to(event.at)
-        if not isinstance(event, _Tick):
-            await app.dispatcher.handle(event)
-        await clock.run_pending()
-
-    try:
-        if first is not None:
-            await feed(first)
-        for number, line in lines:
-            try:
-                event = parse_event(line)
-            except ReplayLineError as exc:
-                report(number, str(exc))
-                continue
-            await feed(event)
-        if until is not None:
-            await clock.advance_to(until)
-        await app.settle()
-    finally:
-        await app.stop()
-    return 2 if bad else 0
 
 
 # -- live -----------------------------------------------------------------------------------------------------------
@@ -174,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         db = args.db
         if db and "://" not in db:
             db = f"sqlite+aiosqlite:///{db}"  # a plain path means an SQLite file
-        return asyncio.run(replay(config, args.events, db, until))
+        from bot.replayer import read_lines, run_replay
+
+        return asyncio.run(run_replay(config, read_lines(args.events), db_url=db, until=until))
     if args.command == "console":
         return asyncio.run(run_console(config))
     secrets = Secrets()

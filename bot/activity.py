@@ -1,8 +1,8 @@
 """The activity store's writer: every interaction appended, in batches.
 
-``record`` only appends to memory (no I/O on the hot path); a background flusher writes a batch every
-``flush_interval_s`` (wall time: it bounds what a crash can lose) or as soon as ``flush_max_rows`` are waiting,
-and ``aclose`` writes the rest. The member and room directory (names seen, rooms, first/last seen) rides on the
+``record`` only appends to memory (no I/O on the hot path). A batch is written as soon as ``flush_max_rows``
+are waiting (by the event that filled it), and a background task writes whatever waits every
+``flush_interval_s`` of wall time, which bounds what a crash can lose; ``aclose`` writes the rest. The member and room directory (names seen, rooms, first/last seen) rides on the
 same batches, so ordinary chatter costs no database round trip.
 
 Activity kinds: message, command, refused, sent, send_dropped, send_failed, join, leave, error, job.
@@ -13,21 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import ActivitySettings
 from bot.events import Person
 from storage.models import Activity, Member, MemberName, Room, RoomMember
-from storage.upsert import insert_for
+from storage.bulk import SqliteBatchWriter, Write, write_with_session
 
 log = logging.getLogger(__name__)
 
 # If the database stays down, keep at most this many rows waiting; beyond it the oldest are dropped (and said so).
 MAX_BACKLOG = 200_000
+SEEN_PRECISION = timedelta(hours=1)  # how stale members.last_seen may be (the activity log is exact)
+MEMO_LIMIT = 500_000
+BACKPRESSURE = 4  # batches waiting behind an unfinished write before handling waits for it
 
 
 @dataclass(slots=True)
@@ -53,15 +55,22 @@ class _Pending:
 
 
 class ActivityLog:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: ActivitySettings) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: ActivitySettings,
+        batch_writer: SqliteBatchWriter | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._batch_writer = batch_writer
         self._clock = clock
         self.settings = settings
         self._pending = _Pending()
         self._known_names: set[tuple[str, str]] = set()
-        self._wake = asyncio.Event()
+        self._written_members: dict[str, tuple[str, datetime]] = {}  # id -> (name, last_seen) as last written
+        self._written_rooms: dict[str, tuple[str, datetime]] = {}
+        self._written_pairs: dict[tuple[str, str], datetime] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._inflight: asyncio.Task | None = None
         self.flushes = 0
         self.rows_written = 0
         self.last_flush_error: BaseException | None = None
@@ -88,19 +97,24 @@ class ActivityLog:
                 "detail": detail,
             }
         )
-        if len(self._pending.rows) >= self.settings.flush_max_rows:
-            self._wake.set()
 
     def seen(self, person: Person, at: datetime, room_id: str | None = None, room_topic: str | None = None) -> None:
-        """Keep the member (and room) records current."""
+        """Keep the member (and room) records current.
+
+        ``last_seen`` is kept to within SEEN_PRECISION: a member who chats all afternoon costs one write an hour,
+        not one a message (the activity log itself has every instant).
+        """
         p = self._pending
         m = p.members.get(person.id)
-        if m is None:
-            p.members[person.id] = {"id": person.id, "name": person.name, "first_seen": at, "last_seen": at}
-        else:
+        if m is not None:
             m["last_seen"] = at
             if person.name:
                 m["name"] = person.name
+        else:
+            written = self._written_members.get(person.id)
+            if written is None or (person.name and person.name != written[0]) or at - written[1] >= SEEN_PRECISION:
+                p.members[person.id] = {"id": person.id, "name": person.name, "first_seen": at, "last_seen": at}
+                self._written_members[person.id] = (person.name or (written[0] if written else ""), at)
         if person.name and (person.id, person.name) not in self._known_names:
             self._known_names.add((person.id, person.name))
             p.names.setdefault((person.id, person.name), at)
@@ -108,32 +122,50 @@ class ActivityLog:
             self._room_seen(room_id, room_topic, at)
             key = (room_id, person.id)
             rm = p.room_members.get(key)
-            if rm is None:
-                p.room_members[key] = _RoomMemberState(first_seen=at, last_seen=at)
-            else:
+            if rm is not None:
                 rm.last_seen = at
+            else:
+                written_at = self._written_pairs.get(key)
+                if written_at is None or at - written_at >= SEEN_PRECISION:
+                    p.room_members[key] = _RoomMemberState(first_seen=at, last_seen=at)
+                    self._written_pairs[key] = at
+        self._bound_memos()
 
     def joined(self, room_id: str, person: Person, at: datetime, inviter_id: str | None, room_topic: str | None) -> None:
         self.seen(person, at, room_id, room_topic)
-        rm = self._pending.room_members[(room_id, person.id)]
+        rm = self._pair(room_id, person.id, at)
         rm.active, rm.joined_at, rm.left_at, rm.inviter_id = True, at, None, inviter_id
 
     def left(self, room_id: str, member_id: str, at: datetime) -> None:
         self._room_seen(room_id, None, at)
+        rm = self._pair(room_id, member_id, at)
+        rm.active, rm.left_at = False, at
+
+    def _pair(self, room_id: str, member_id: str, at: datetime) -> _RoomMemberState:
         key = (room_id, member_id)
         rm = self._pending.room_members.get(key)
         if rm is None:
             rm = self._pending.room_members[key] = _RoomMemberState(first_seen=at, last_seen=at)
-        rm.active, rm.left_at = False, at
+            self._written_pairs[key] = at
+        return rm
 
     def _room_seen(self, room_id: str, topic: str | None, at: datetime) -> None:
         r = self._pending.rooms.get(room_id)
-        if r is None:
-            self._pending.rooms[room_id] = {"id": room_id, "topic": topic or "", "first_seen": at, "last_seen": at}
-        else:
+        if r is not None:
             r["last_seen"] = at
             if topic:
                 r["topic"] = topic
+            return
+        written = self._written_rooms.get(room_id)
+        if written is None or (topic and topic != written[0]) or at - written[1] >= SEEN_PRECISION:
+            self._pending.rooms[room_id] = {"id": room_id, "topic": topic or "", "first_seen": at, "last_seen": at}
+            self._written_rooms[room_id] = (topic or (written[0] if written else ""), at)
+
+    def _bound_memos(self) -> None:
+        # The memos only save writes; forgetting them costs a few redundant upserts, never data.
+        for memo in (self._written_members, self._written_pairs, self._known_names):
+            if len(memo) > MEMO_LIMIT:
+                memo.clear()
 
     @property
     def backlog(self) -> int:
@@ -142,17 +174,25 @@ class ActivityLog:
     # -- writing ------------------------------------------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Write everything waiting in one transaction; on failure keep it for the next try. Returns rows written."""
+        """Write everything waiting in one transaction; on failure keep it for the next try. Returns rows written.
+
+        Shielded: a write handed to the database can't be called back, so a cancelled caller must not put the
+        batch back for a second write (that once doubled rows at shutdown).
+        """
+        return await asyncio.shield(self._flush())
+
+    async def _flush(self) -> int:
         async with self._lock:
             batch, self._pending = self._pending, _Pending()
             if not len(batch):
                 return 0
             try:
-                async with self._sessions() as session, session.begin():
-                    await self._write(session, batch)
-            except asyncio.CancelledError:
-                self._requeue(batch)  # shutdown mid-write: aclose() writes it again
-                raise
+                writes = self._plan(batch)
+                if self._batch_writer is not None:
+                    await self._batch_writer.write(writes)
+                else:
+                    async with self._sessions() as session, session.begin():
+                        await write_with_session(session, writes)
             except Exception as exc:
                 self.last_flush_error = exc
                 self._requeue(batch)
@@ -180,65 +220,30 @@ class ActivityLog:
         batch.room_members.update(newer.room_members)
         self._pending = batch
 
-    async def _write(self, session: AsyncSession, batch: _Pending) -> None:
-        dialect = session.bind.dialect.name
-        if batch.members:
-            stmt = insert_for(dialect, Member.__table__)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={
-                    # keep the last non-empty display name
-                    "name": func.coalesce(func.nullif(stmt.excluded.name, ""), Member.__table__.c.name),
-                    "last_seen": stmt.excluded.last_seen,
-                },
-            )
-            await session.execute(stmt, list(batch.members.values()))
-        if batch.names:
-            stmt = insert_for(dialect, MemberName.__table__).on_conflict_do_nothing()
-            await session.execute(
-                stmt, [{"member_id": m, "name": n, "first_seen": at} for (m, n), at in batch.names.items()]
-            )
-        if batch.rooms:
-            stmt = insert_for(dialect, Room.__table__)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={
-                    "topic": func.coalesce(func.nullif(stmt.excluded.topic, ""), Room.__table__.c.topic),
-                    "last_seen": stmt.excluded.last_seen,
-                },
-            )
-            await session.execute(stmt, list(batch.rooms.values()))
-        if batch.room_members:
-            t = RoomMember.__table__
-            stmt = insert_for(dialect, t)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["room_id", "member_id"],
-                set_={
-                    "last_seen": stmt.excluded.last_seen,
-                    "active": stmt.excluded.active,
-                    "left_at": stmt.excluded.left_at,
-                    "joined_at": func.coalesce(stmt.excluded.joined_at, t.c.joined_at),
-                    "inviter_id": func.coalesce(stmt.excluded.inviter_id, t.c.inviter_id),
-                },
-            )
-            await session.execute(
-                stmt,
-                [
-                    {
-                        "room_id": r,
-                        "member_id": m,
-                        "first_seen": s.first_seen,
-                        "last_seen": s.last_seen,
-                        "active": s.active,
-                        "joined_at": s.joined_at,
-                        "left_at": s.left_at,
-                        "inviter_id": s.inviter_id,
-                    }
-                    for (r, m), s in batch.room_members.items()
-                ],
-            )
-        if batch.rows:
-            await session.execute(insert(Activity), batch.rows)
+    @staticmethod
+    def _plan(batch: _Pending) -> list[Write]:
+        return [
+            Write(Member.__table__, list(batch.members.values()), key=("id",),
+                  # keep the last non-empty display name; first_seen stays as first written
+                  update={"name": "coalesce(nullif(excluded.name, ''), members.name)",
+                          "last_seen": "excluded.last_seen"}),
+            Write(MemberName.__table__,
+                  [{"member_id": m, "name": n, "first_seen": at} for (m, n), at in batch.names.items()],
+                  key=("member_id", "name"), ignore=True),
+            Write(Room.__table__, list(batch.rooms.values()), key=("id",),
+                  update={"topic": "coalesce(nullif(excluded.topic, ''), rooms.topic)",
+                          "last_seen": "excluded.last_seen"}),
+            Write(RoomMember.__table__,
+                  [{"room_id": r, "member_id": m, "first_seen": s.first_seen, "last_seen": s.last_seen,
+                    "active": s.active, "joined_at": s.joined_at, "left_at": s.left_at, "inviter_id": s.inviter_id}
+                   for (r, m), s in batch.room_members.items()],
+                  key=("room_id", "member_id"),
+                  update={"last_seen": "excluded.last_seen", "active": "excluded.active",
+                          "left_at": "excluded.left_at",
+                          "joined_at": "coalesce(excluded.joined_at, room_members.joined_at)",
+                          "inviter_id": "coalesce(excluded.inviter_id, room_members.inviter_id)"}),
+            Write(Activity.__table__, batch.rows),
+        ]
 
     # -- background flusher -------------------------------------------------------------------------------------
 
@@ -246,13 +251,29 @@ class ActivityLog:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="activity-flusher")
 
+    async def flush_if_full(self) -> None:
+        """Called after each handled event: under load, batches are started by the events that fill them.
+
+        The write runs beside event handling (a task). Handling ordinary chatter never awaits anything, so while
+        a write is in flight each event yields to the loop once, letting the write's steps complete; and if the
+        backlog still outgrows BACKPRESSURE batches, the event waits for the write (never unbounded memory).
+        """
+        waiting = len(self._pending.rows)
+        inflight = self._inflight is not None and not self._inflight.done()
+        if inflight:
+            if waiting >= BACKPRESSURE * self.settings.flush_max_rows:
+                await asyncio.shield(self._inflight)
+            else:
+                await asyncio.sleep(0)
+            return
+        if waiting >= self.settings.flush_max_rows:
+            self._inflight = asyncio.get_running_loop().create_task(self.flush(), name="activity-flush")
+            await asyncio.sleep(0)  # let it take its batch now
+
     async def _run(self) -> None:
+        """When the bot is quiet, write whatever waits at least every ``flush_interval_s`` (wall time)."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.flush_interval_s)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await asyncio.sleep(self.settings.flush_interval_s)
             await self.flush()
 
     async def aclose(self) -> None:
@@ -263,6 +284,11 @@ class ActivityLog:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        if self._inflight is not None:
+            await asyncio.gather(self._inflight, return_exceptions=True)
+            self._inflight = None
         await self.flush()
         if self.backlog:
             log.error("activity store: %d rows could not be written at shutdown", self.backlog)
+        if self._batch_writer is not None:
+            self._batch_writer.close()

@@ -81,7 +81,11 @@ class CommandRouter:
                               command=parsed, spec=spec, args=args)
         cctx.skill = spec.skill
         ctx.addressed = True
-        await self._run(cctx, spec)
+        try:
+            await self._run(cctx, spec)
+        finally:
+            ctx._session = cctx._session  # the event keeps one session: the dispatcher commits it
+            ctx.skill = cctx.skill
         return True
 
     async def _run(self, ctx: CommandContext, spec: CommandSpec) -> None:

@@ -43,12 +43,19 @@ class Services:
 @dataclass
 class EventContext:
     event: Event
-    session: AsyncSession
     services: Services
     skill: str | None = None
     stopped: bool = False
     addressed: bool = False  # the message was meant for the bot: its full text goes to the activity store
     extra: dict = field(default_factory=dict)
+    _session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The event's one database session, opened on first use (most chatter never needs one)."""
+        if self._session is None:
+            self._session = self.services.sessions()
+        return self._session
 
     @property
     def now(self) -> datetime:

@@ -74,24 +74,32 @@ class Dispatcher:
     # -- one event ------------------------------------------------------------------------------------------------
 
     async def handle(self, event: Event) -> None:
-        s = self.services
         self.handled += 1
+        ctx = EventContext(event=event, services=self.services)
         try:
-            async with s.sessions() as session:
-                ctx = EventContext(event=event, session=session, services=s)
-                try:
-                    if isinstance(event, MessageReceived):
-                        await self._message(ctx, event)
-                    elif isinstance(event, MembersJoined):
-                        await self._joined(ctx, event)
-                    elif isinstance(event, MembersLeft):
-                        await self._left(ctx, event)
-                    await session.commit()
-                except Exception as exc:
-                    await session.rollback()
-                    self._error_hook(exc, self._describe(event, ctx.skill))
-        except Exception as exc:  # the session itself failed (database down): still never crash
-            self._error_hook(exc, self._describe(event, None))
+            if isinstance(event, MessageReceived):
+                await self._message(ctx, event)
+            elif isinstance(event, MembersJoined):
+                await self._joined(ctx, event)
+            elif isinstance(event, MembersLeft):
+                await self._left(ctx, event)
+            if ctx._session is not None:
+                await ctx._session.commit()
+        except Exception as exc:
+            await self._rollback(ctx)
+            self._error_hook(exc, self._describe(event, ctx.skill))
+        finally:
+            if ctx._session is not None:
+                await ctx._session.close()
+        await self.services.activity.flush_if_full()
+
+    async def _rollback(self, ctx: EventContext) -> None:
+        if ctx._session is None:
+            return
+        try:
+            await ctx._session.rollback()
+        except Exception as exc:  # the database itself is down: report, never crash
+            self._error_hook(exc, {"during": "rollback", **self._describe(ctx.event, ctx.skill)})
 
     async def _message(self, ctx: EventContext, event: MessageReceived) -> None:
         s = self.services

@@ -23,12 +23,16 @@ class Member(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
+    __table_args__ = {"sqlite_with_rowid": False}  # text primary key: one B-tree instead of two
+
 
 class MemberName(Base):
     __tablename__ = "member_names"
     member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(256), primary_key=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class Room(Base):
@@ -39,6 +43,8 @@ class Room(Base):
     topic: Mapped[str] = mapped_column(String(256), default="")
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class RoomMember(Base):
@@ -51,6 +57,8 @@ class RoomMember(Base):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     inviter_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class Activity(Base):
@@ -65,12 +73,10 @@ class Activity(Base):
     skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
-    __table_args__ = (
-        Index("ix_activity_at", "at"),
-        Index("ix_activity_member_at", "member_id", "at"),
-        Index("ix_activity_room_at", "room_id", "at"),
-        Index("ix_activity_kind_at", "kind", "at"),
-    )
+    # Only the time index: the log is append-only and written on the hot path, and every extra index on a
+    # random key (member, room) made each batch several times slower. Per-member and per-room questions are
+    # answered from rollups built for them, not by indexing the raw log.
+    __table_args__ = (Index("ix_activity_at", "at"),)
 
 
 class ScheduledJob(Base):
@@ -102,3 +108,5 @@ class ProactiveCount(Base):
     scope: Mapped[str] = mapped_column(String(140), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = {"sqlite_with_rowid": False}

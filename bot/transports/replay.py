@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
 from datetime import datetime
 from typing import IO
 
@@ -48,7 +47,7 @@ def parse_event(line: str) -> Event | None:
         raise ReplayLineError("'at' needs an offset, e.g. +08:00")
     kind = obj.get("kind")
     if kind == "tick":
-        return _Tick(at)
+        return Tick(at)
     if kind == "message":
         text = obj.get("text")
         if not isinstance(text, str):
@@ -89,7 +88,7 @@ def parse_event(line: str) -> Event | None:
     raise ReplayLineError(f"unknown kind {kind!r} (message, join, leave, tick)")
 
 
-class _Tick:
+class Tick:
     """Only moves the clock."""
 
     __slots__ = ("at",)
@@ -122,14 +121,3 @@ class ReplayOutput:
         self._out.flush()
         self.actions += 1
         return None
-
-
-def read_lines(source: str) -> Iterable[tuple[int, str]]:
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-    try:
-        for number, line in enumerate(stream, start=1):
-            if line.strip():
-                yield number, line
-    finally:
-        if stream is not sys.stdin:
-            stream.close()

@@ -28,22 +28,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('activity', schema=None) as batch_op:
         batch_op.create_index('ix_activity_at', ['at'], unique=False)
-        batch_op.create_index('ix_activity_kind_at', ['kind', 'at'], unique=False)
-        batch_op.create_index('ix_activity_member_at', ['member_id', 'at'], unique=False)
-        batch_op.create_index('ix_activity_room_at', ['room_id', 'at'], unique=False)
 
     op.create_table('member_names',
     sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('name', sa.String(length=256), nullable=False),
     sa.Column('first_seen', storage.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('member_id', 'name')
+    sa.PrimaryKeyConstraint('member_id', 'name'),
+    sqlite_with_rowid=False
     )
     op.create_table('members',
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('name', sa.String(length=256), nullable=False),
     sa.Column('first_seen', storage.types.UTCDateTime(), nullable=False),
     sa.Column('last_seen', storage.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_last_seen'), ['last_seen'], unique=False)
@@ -53,7 +52,8 @@ def upgrade() -> None:
     sa.Column('scope', sa.String(length=140), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('day', 'scope', 'kind')
+    sa.PrimaryKeyConstraint('day', 'scope', 'kind'),
+    sqlite_with_rowid=False
     )
     op.create_table('room_members',
     sa.Column('room_id', sa.String(length=128), nullable=False),
@@ -64,7 +64,8 @@ def upgrade() -> None:
     sa.Column('left_at', storage.types.UTCDateTime(), nullable=True),
     sa.Column('inviter_id', sa.String(length=128), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('room_id', 'member_id')
+    sa.PrimaryKeyConstraint('room_id', 'member_id'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('room_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_room_members_member_id'), ['member_id'], unique=False)
@@ -74,7 +75,8 @@ def upgrade() -> None:
     sa.Column('topic', sa.String(length=256), nullable=False),
     sa.Column('first_seen', storage.types.UTCDateTime(), nullable=False),
     sa.Column('last_seen', storage.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_with_rowid=False
     )
     op.create_table('scheduled_jobs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -115,9 +117,6 @@ def downgrade() -> None:
     op.drop_table('members')
     op.drop_table('member_names')
     with op.batch_alter_table('activity', schema=None) as batch_op:
-        batch_op.drop_index('ix_activity_room_at')
-        batch_op.drop_index('ix_activity_member_at')
-        batch_op.drop_index('ix_activity_kind_at')
         batch_op.drop_index('ix_activity_at')
 
     op.drop_table('activity')

@@ -1,0 +1,418 @@
+"""The WeChat transport: python-wechaty's gRPC puppet client talking to the Node gateway (gateway/serve.js).
+
+Connection and lifecycle
+------------------------
+* The gateway runs a Wechaty PuppetServer with TLS off; we connect with plain HTTP/2 to ``endpoint``
+  (``host:port``) and authenticate with ``token`` (sent as the :authority header, as python-wechaty 0.10 does).
+  python-wechaty 0.10.7 has no TLS support at all, so there is no "no TLS" switch on this side: keep the
+  gateway on localhost or a private network.
+* ``start()`` sends Start to the gateway (a no-op when the puppet is already running) but, unlike
+  python-wechaty's ``PuppetService.start()``, never Stop first: restarting the bot must not restart the WeChat
+  session. ``stop()`` only closes our connection; the gateway keeps the account logged in. The gateway replays
+  the login to every new event stream, so ``start()`` returns once that login arrives.
+* If the event stream breaks (gateway restarted, network), we log it and reconnect on our own with exponential
+  back-off (1 s doubling up to ``max_backoff``), forever, until ``stop()``. Sends while disconnected raise
+  ``TransportError``. Events emitted by WeChat while we are disconnected are lost (the gateway does not queue
+  them). A half-open TCP connection is not detected yet (no heartbeat timeout).
+
+Events
+------
+Events are turned into bot.events values and handed to the sink strictly in arrival order (payload lookups run
+concurrently, delivery does not). The sink should be quick (enqueue): a slow sink delays later events.
+The bot's own messages and non-text messages are skipped; a room-join of the bot itself is skipped too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.transports.base import EventSink, RiskControlError, TransportError, looks_like_risk_control
+from bot.transports.wechaty_compat import RedactFilter, import_wechaty
+
+log = logging.getLogger(__name__)
+
+
+class WechatyTransport:
+    """Transport over a Wechaty puppet service (see module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        clock_now: Callable[[], datetime],
+        *,
+        login_timeout: float | None = None,
+        send_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        if not endpoint:
+            raise ValueError("WechatyTransport needs the gateway endpoint (host:port)")
+        if not token:
+            raise ValueError("WechatyTransport needs the gateway token")
+        self.self_id: str | None = None
+        self.self_name: str = ""
+        self._endpoint = endpoint
+        self._token = token  # never logged
+        self._clock_now = clock_now
+        self._login_timeout = login_timeout
+        self._send_timeout = send_timeout
+        self._connect_timeout = connect_timeout
+        self._max_backoff = max_backoff
+
+        self._api = import_wechaty()
+        self._redact = RedactFilter(token)
+        self._api.service_logger.addFilter(self._redact)
+
+        self._puppet: Any = None
+        self._sink: EventSink | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._deliverer: asyncio.Task[None] | None = None
+        self._pending: asyncio.Queue[asyncio.Task[Event | None]] = asyncio.Queue()
+        self._logged_in: asyncio.Event = asyncio.Event()
+        #: How many logins the gateway reported to us (each reconnect replays one).
+        self.login_count = 0
+        self._login_signal: asyncio.Event = asyncio.Event()
+        self._first_failure: BaseException | None = None
+        self._first_attempt_done: asyncio.Event = asyncio.Event()
+        self._stopping = False
+
+    def __repr__(self) -> str:  # keep the token out of any repr
+        return f"WechatyTransport(endpoint={self._endpoint!r}, self_id={self.self_id!r})"
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect, then return once the gateway reports the bot's account logged in (``self_id`` set).
+
+        Raises TransportError if the first connection attempt fails or the login does not come within
+        ``login_timeout`` (None: wait for it, e.g. while someone scans the QR code logged at INFO).
+        """
+        if self._runner is not None:
+            raise RuntimeError("WechatyTransport.start() called twice")
+        self._sink = sink
+        self._stopping = False
+        self._first_failure = None
+        self._first_attempt_done.clear()
+        self._deliverer = asyncio.create_task(self._deliver_in_order(), name="wechaty-deliver")
+        self._runner = asyncio.create_task(self._run(), name="wechaty-connection")
+
+        await self._first_attempt_done.wait()
+        if self._first_failure is not None:
+            failure = self._first_failure
+            await self.stop()
+            raise TransportError(
+                f"cannot connect to the Wechaty gateway at {self._endpoint}: {self._error_text(failure)}"
+            ) from None  # the cause may echo the token
+        try:
+            await asyncio.wait_for(self._logged_in.wait(), timeout=self._login_timeout)
+        except TimeoutError:
+            await self.stop()
+            raise TransportError(
+                f"connected to the Wechaty gateway at {self._endpoint} but no login within {self._login_timeout}s"
+            ) from None
+
+    async def stop(self) -> None:
+        """Close our connection to the gateway (the gateway stays logged in); idempotent."""
+        self._stopping = True
+        for task in (self._runner, self._deliverer):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._runner = self._deliverer = None
+        while not self._pending.empty():
+            self._pending.get_nowait().cancel()
+        self._close_channel()
+        self._logged_in.clear()
+
+    # -- sending ------------------------------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        puppet = self._puppet
+        if puppet is None or puppet.channel is None:
+            raise TransportError("not connected to the Wechaty gateway")
+        try:
+            message_id = await asyncio.wait_for(
+                puppet.message_send_text(message.conversation_id, message.text, list(message.mentions)),
+                timeout=self._send_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError as exc:
+            raise TransportError(f"send timed out after {self._send_timeout}s") from exc
+        except Exception as exc:
+            text = self._error_text(exc)
+            # The gateway appends the Node stack trace; keep the first line for the error message.
+            summary = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            if looks_like_risk_control(text):
+                raise RiskControlError(summary) from exc
+            raise TransportError(summary) from exc
+        # Some puppets (the mock, several real ones) do not return the new message's id: still sent.
+        return message_id or None
+
+    # -- connection loop ----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 1.0
+        first = True
+        while not self._stopping:
+            try:
+                await self._connect()
+                if first:
+                    first = False
+                    self._first_attempt_done.set()
+                backoff = 1.0
+                await self._consume_events()
+                log.warning("wechaty gateway closed the event stream; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if first:
+                    self._first_failure = exc
+                    self._first_attempt_done.set()
+                    return
+                log.warning("wechaty gateway connection lost (%s); reconnecting in %.0fs", self._error_text(exc), backoff)
+            self._close_channel()
+            self._logged_in.clear()
+            if self._stopping:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _connect(self) -> None:
+        host, port = _split_endpoint(self._endpoint)
+        # Probe asynchronously first: PuppetService's own check is a blocking telnet with a 3 s timeout.
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=self._connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"gateway {self._endpoint} unreachable: {exc or type(exc).__name__}") from exc
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+        api = self._api
+        # Endpoint only, token set afterwards: PuppetService.__init__ logs the token when it gets both.
+        puppet = api.PuppetService(api.PuppetOptions(end_point=self._endpoint))
+        puppet.options.token = self._token
+        puppet._init_puppet()  # opens the grpclib channel, token as :authority  # noqa: SLF001
+        self._puppet = puppet
+        # Start is idempotent on the gateway; deliberately no Stop before it (see module docstring).
+        await asyncio.wait_for(puppet.puppet_stub.start(), timeout=self._connect_timeout + 15)
+        log.info("connected to wechaty gateway %s", self._endpoint)
+
+    def _close_channel(self) -> None:
+        puppet, self._puppet = self._puppet, None
+        if puppet is not None and puppet.channel is not None:
+            puppet.channel.close()
+            puppet.channel = None
+
+    async def _consume_events(self) -> None:
+        et = self._api.EventType
+        async for response in self._puppet.puppet_stub.event():
+            if response is None:
+                continue
+            kind = int(response.type)
+            try:
+                payload: dict[str, Any] = json.loads(response.payload) if response.payload else {}
+            except ValueError:
+                log.warning("wechaty event %s with unreadable payload, skipped", kind)
+                continue
+            if kind == int(et.EVENT_TYPE_LOGIN):
+                await self._on_login(payload.get("contactId") or "")
+            elif kind == int(et.EVENT_TYPE_LOGOUT):
+                log.warning("wechaty account %s logged out (%s)", payload.get("contactId"), payload.get("data"))
+                self._logged_in.clear()
+            elif kind == int(et.EVENT_TYPE_SCAN):
+                self._on_scan(payload)
+            elif kind == int(et.EVENT_TYPE_ERROR):
+                log.warning("wechaty gateway reported an error: %s", payload.get("data", payload))
+            elif kind == int(et.EVENT_TYPE_MESSAGE):
+                self._enqueue(self._message_event(payload.get("messageId", "")))
+            elif kind == int(et.EVENT_TYPE_ROOM_JOIN):
+                self._enqueue(self._join_event(payload))
+            elif kind == int(et.EVENT_TYPE_ROOM_LEAVE):
+                self._enqueue(self._leave_event(payload))
+            # heartbeat, dong, ready, friendship, room-topic, room-invite: nothing to do yet
+
+    async def _on_login(self, contact_id: str) -> None:
+        if not contact_id:
+            return
+        self.self_id = contact_id
+        self._puppet.login_user_id = contact_id
+        try:
+            contact = await self._puppet.contact_payload(contact_id)
+            self.self_name = contact.name or ""
+        except Exception as exc:  # the name only serves the @-mention fallback
+            log.warning("cannot read the bot's own contact %s: %s", contact_id, self._error_text(exc))
+        log.info("wechaty logged in as %s (%s)", contact_id, self.self_name)
+        self.login_count += 1
+        self._logged_in.set()
+        self._login_signal.set()
+
+    @property
+    def logged_in(self) -> bool:
+        """Connected to the gateway and the account is logged in."""
+        return self._logged_in.is_set()
+
+    async def wait_for_login(self, count: int) -> None:
+        """Wait until ``login_count`` reaches ``count`` (e.g. ``login_count + 1``: the next reconnect)."""
+        while self.login_count < count:
+            self._login_signal.clear()
+            await self._login_signal.wait()
+
+    @staticmethod
+    def _on_scan(payload: dict[str, Any]) -> None:
+        qrcode = payload.get("qrcode")
+        if qrcode:
+            log.info(
+                "wechaty needs a QR scan (status %s): https://wechaty.js.org/qrcode/%s",
+                payload.get("status"),
+                urllib.parse.quote(qrcode, safe=""),
+            )
+        else:
+            log.info("wechaty scan status %s", payload.get("status"))
+
+    # -- ordered delivery ---------------------------------------------------------------------------------
+
+    def _enqueue(self, build: Awaitable[Event | None]) -> None:
+        self._pending.put_nowait(asyncio.ensure_future(build))
+
+    async def _deliver_in_order(self) -> None:
+        while True:
+            task = await self._pending.get()
+            try:
+                event = await task
+            except asyncio.CancelledError:
+                # Cancelling us while we await `task` cancels `task` too: only swallow when it was not us.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                continue
+            except Exception as exc:
+                log.warning("dropped a wechaty event: %s", self._error_text(exc))
+                continue
+            if event is None or self._sink is None:
+                continue
+            try:
+                await self._sink(event)
+            except Exception:
+                log.exception("event sink failed on %s", type(event).__name__)
+
+    # -- event builders -----------------------------------------------------------------------------------
+
+    async def _message_event(self, message_id: str) -> MessageReceived | None:
+        puppet = self._puppet
+        payload = await puppet.message_payload(message_id)
+        talker_id = payload.from_id
+        if not talker_id or talker_id == self.self_id:
+            return None
+        if payload.type != self._api.MessageType.MESSAGE_TYPE_TEXT:
+            log.debug("skipped non-text message %s (type %s)", message_id, payload.type)
+            return None
+        room_id = payload.room_id or None
+        topic: str | None = None
+        name = ""
+        if room_id:
+            topic, name = await asyncio.gather(self._room_topic(room_id), self._member_name(room_id, talker_id))
+        else:
+            name = await self._contact_name(talker_id)
+        text = payload.text or ""
+        mention_ids = tuple(payload.mention_ids or ())
+        return MessageReceived(
+            at=self._clock_now(),
+            sender=Person(id=talker_id, name=name),
+            text=text,
+            room_id=room_id,
+            room_topic=topic,
+            mentions_bot=bool(room_id) and self._mentions_me(mention_ids, text),
+            mention_ids=mention_ids,
+            message_id=payload.id or message_id,
+        )
+
+    def _mentions_me(self, mention_ids: tuple[str, ...], text: str) -> bool:
+        if self.self_id and self.self_id in mention_ids:
+            return True
+        # Fallback for puppets that leave the mention list empty: WeChat writes "@Name" + U+2005 (or a space).
+        if not mention_ids and self.self_name:
+            return re.search(rf"@{re.escape(self.self_name)}(?:[\u2005\s]|$)", text) is not None
+        return False
+
+    async def _join_event(self, payload: dict[str, Any]) -> MembersJoined | None:
+        room_id = payload.get("roomId") or ""
+        invitee_ids = [i for i in payload.get("inviteeIdList") or [] if i and i != self.self_id]
+        if not room_id or not invitee_ids:
+            if self.self_id in (payload.get("inviteeIdList") or []):
+                log.info("the bot was added to room %s", room_id)
+            return None
+        topic, *names = await asyncio.gather(
+            self._room_topic(room_id), *(self._member_name(room_id, i) for i in invitee_ids)
+        )
+        return MembersJoined(
+            at=self._clock_now(),
+            room_id=room_id,
+            members=tuple(Person(id=i, name=n) for i, n in zip(invitee_ids, names, strict=True)),
+            room_topic=topic,
+            inviter_id=payload.get("inviterId") or None,
+        )
+
+    async def _leave_event(self, payload: dict[str, Any]) -> MembersLeft | None:
+        room_id = payload.get("roomId") or ""
+        removed = tuple(i for i in payload.get("removeeIdList") or [] if i)
+        if not room_id or not removed:
+            return None
+        return MembersLeft(
+            at=self._clock_now(),
+            room_id=room_id,
+            member_ids=removed,
+            room_topic=await self._room_topic(room_id),
+        )
+
+    async def _room_topic(self, room_id: str) -> str | None:
+        try:
+            room = await self._puppet.room_payload(room_id)
+        except Exception as exc:
+            log.debug("no topic for room %s: %s", room_id, self._error_text(exc))
+            return None
+        return room.topic or None
+
+    async def _contact_name(self, contact_id: str) -> str:
+        try:
+            contact = await self._puppet.contact_payload(contact_id)
+        except Exception as exc:
+            log.debug("no contact payload for %s: %s", contact_id, self._error_text(exc))
+            return ""
+        return contact.name or ""
+
+    async def _member_name(self, room_id: str, contact_id: str) -> str:
+        """The name the room shows: the member's group nickname if set, else the WeChat name."""
+        try:
+            member = await self._puppet.room_member_payload(room_id, contact_id)
+        except Exception:
+            return await self._contact_name(contact_id)
+        return member.room_alias or member.name or await self._contact_name(contact_id)
+
+    def _error_text(self, exc: BaseException) -> str:
+        """The human part of an error (grpclib keeps the server's text in ``.message``), token masked:
+        the gateway echoes a wrong token back in its UNAUTHENTICATED message."""
+        message = getattr(exc, "message", None)
+        text = (str(message) if message else str(exc)) or type(exc).__name__
+        return text.replace(self._token, "***")
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, int]:
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise TransportError(f"endpoint must be host:port, got {endpoint!r}")
+    return host.strip("[]"), int(port)
+
+
