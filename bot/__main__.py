@@ -56,11 +56,14 @@ async def _drain_briefly(app: BotApp, limit_s: float = 15.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run_wechaty(config: Config, endpoint: str, token: str | None) -> int:
+async def run_wechaty(config: Config, endpoint: str, token: str | None, token_var: str) -> int:
     from bot.transports.wechaty_transport import WechatyTransport
 
+    if not token:
+        log.error("a Wechaty puppet service is configured (%s) but %s is not set", endpoint, token_var)
+        return 1
     clock = RealClock(config.tz)
-    transport = WechatyTransport(endpoint=endpoint, token=token or "", clock_now=clock.now)
+    transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now)
     app = BotApp(config, clock, transport.send)
     await app.start()
 
@@ -71,12 +74,20 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Login may wait for a QR scan for a long time: a signal must still stop us.
+    starting = asyncio.create_task(transport.start(sink), name="wechaty-start")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        await transport.start(sink)
-        app.logged_in(transport.self_id)
-        log.info("logged in as %s", transport.self_id)
-        await stop.wait()
+        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()  # raises if the gateway refused us
+            app.logged_in(transport.self_id)
+            log.info("logged in as %s", transport.self_id)
+            await stopping
     finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.gather(starting, stopping, return_exceptions=True)
         await transport.stop()
         await app.stop()
     return 0
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets = Secrets()
     endpoint = os.environ.get(secrets.puppet_endpoint_var) or config.wechaty.endpoint
     if endpoint:
-        return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token()))
+        return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token(), secrets.puppet_token_var))
     log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
              secrets.puppet_endpoint_var)
     return asyncio.run(run_console(config))
