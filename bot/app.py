@@ -29,10 +29,11 @@ log = logging.getLogger("bot")
 
 
 def load_skill(name: str) -> Skill:
-    module = importlib.import_module(f"skills.{name}")
+    """``ping`` is skills/ping.py; a dotted name (``mybrand.skills.vip``) is imported as it is."""
+    module = importlib.import_module(name if "." in name else f"skills.{name}")
     skill = getattr(module, "skill", None)
     if not isinstance(skill, Skill):
-        raise RuntimeError(f"skills/{name}.py must define `skill = Skill(...)`")
+        raise RuntimeError(f"skill module {module.__name__} must define `skill = Skill(...)`")
     return skill
 
 

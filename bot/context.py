@@ -138,3 +138,13 @@ class JobContext:
     @property
     def now(self) -> datetime:
         return self.services.clock.now()
+
+    def send(
+        self,
+        message: OutgoingMessage,
+        *,
+        priority: Priority = Priority.SCHEDULED,
+        kind: ProactiveKind = ProactiveKind.LIGHT,
+    ) -> asyncio.Future:
+        """Jobs are bot-initiated: proactive by default, so quiet hours and caps apply."""
+        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.job_key.split(":")[0])
