@@ -1,0 +1,20 @@
+# The bot. The Wechaty gateway (gateway/, Node) runs beside it; see README "Connecting to WeChat".
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY skills ./skills
+COPY storage ./storage
+RUN pip install .
+COPY config.toml ./
+COPY knowledge ./knowledge
+
+RUN useradd --create-home --uid 10001 bot && mkdir -p /app/data && chown bot:bot /app/data
+USER bot
+VOLUME ["/app/data"]
+
+# Secrets come from the environment at run time: WECHATY_PUPPET_SERVICE_ENDPOINT, WECHATY_PUPPET_SERVICE_TOKEN.
+CMD ["python", "-m", "bot", "run"]
