@@ -63,7 +63,13 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
         log.error("a Wechaty puppet service is configured (%s) but %s is not set", endpoint, token_var)
         return 1
     clock = RealClock(config.tz)
-    transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now)
+    app: BotApp | None = None
+
+    def logged_in(bot_id: str) -> None:  # every (re)login: set our id and restart the governor's warm-up
+        if app is not None:
+            app.logged_in(bot_id)
+
+    transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in)
     app = BotApp(config, clock, transport.send)
     await app.start()
 
@@ -81,7 +87,6 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
         done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting in done:
             starting.result()  # raises if the gateway refused us
-            app.logged_in(transport.self_id)
             log.info("logged in as %s", transport.self_id)
             await stopping
     finally:

@@ -54,6 +54,7 @@ class WechatyTransport:
         send_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_backoff: float = 60.0,
+        on_login: Callable[[str], None] | None = None,
     ) -> None:
         if not endpoint:
             raise ValueError("WechatyTransport needs the gateway endpoint (host:port)")
@@ -68,6 +69,7 @@ class WechatyTransport:
         self._send_timeout = send_timeout
         self._connect_timeout = connect_timeout
         self._max_backoff = max_backoff
+        self._on_login_hook = on_login  # e.g. the send governor's warm-up after every (re)login
 
         self._api = import_wechaty()
         self._redact = RedactFilter(token)
@@ -256,6 +258,8 @@ class WechatyTransport:
             log.warning("cannot read the bot's own contact %s: %s", contact_id, self._error_text(exc))
         log.info("wechaty logged in as %s (%s)", contact_id, self.self_name)
         self.login_count += 1
+        if self._on_login_hook is not None:
+            self._on_login_hook(contact_id)
         self._logged_in.set()
         self._login_signal.set()
 
