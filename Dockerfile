@@ -4,11 +4,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY skills ./skills
 COPY storage ./storage
-RUN pip install .
+RUN pip install -c requirements.lock .
 COPY config.toml ./
 COPY knowledge ./knowledge
 
