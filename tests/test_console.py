@@ -1,0 +1,65 @@
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.clock import VirtualClock
+from bot.events import MembersJoined, MembersLeft, MessageReceived, OutgoingMessage
+from bot.transports.console import ConsoleTransport
+from tests.support import START, make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def console() -> tuple[ConsoleTransport, io.StringIO]:
+    out = io.StringIO()
+    return ConsoleTransport(make_config(), VirtualClock(START), out), out
+
+
+def test_typing_in_the_demo_group_and_switching_identity():
+    c, _ = console()
+    event = c.handle_line("签到\n")
+    assert isinstance(event, MessageReceived) and event.room_id == "demo_room" and event.sender.id == "console_user"
+    assert c.handle_line(":as u9 小九") == "你现在是「小九」(u9)"
+    event = c.handle_line("@小助手 在吗")
+    assert event.sender.id == "u9" and event.mentions_bot
+
+
+def test_admin_direct_chat_join_and_leave():
+    c, _ = console()
+    assert c.handle_line(":admin") == "你现在是管理员 admin1"
+    join = c.handle_line(":join u7 小七")
+    assert isinstance(join, MembersJoined) and join.members[0].name == "小七" and join.inviter_id == "admin1"
+    assert isinstance(c.handle_line(":leave u7"), MembersLeft)
+    c.handle_line(":dm")
+    assert c.handle_line("/help").room_id is None
+    assert c.handle_line(":nonsense").startswith("看不懂")
+    assert c.handle_line(":quit") is None
+
+
+async def test_sends_are_printed_where_they_go():
+    c, out = console()
+    await c.send(OutgoingMessage("你好", room_id="demo_room"))
+    await c.send(OutgoingMessage("私聊你好", user_id="u9"))
+    assert out.getvalue().splitlines() == ["[群 会员福利群（演示）] 小助手: 你好", "[私聊] 小助手 → u9: 私聊你好"]
+
+
+def test_console_session_end_to_end(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n'
+                      "[governor]\nmin_interval_s = 0\njitter_s = 0\nchat_switch_interval_s = 0\n"
+                      "per_chat_interval_s = 0\nwarmup_s = 0\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "bot", "console", "--config", str(config)], cwd=ROOT,
+                         input="/ping\n:quit\n", capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "[群 会员福利群（演示）] 小助手: @访客\u2005在的～" in run.stdout
+
+
+def test_run_with_an_endpoint_but_no_token_says_what_is_missing(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "WECHATY_PUPPET_SERVICE_ENDPOINT": "127.0.0.1:1", "HOME": str(tmp_path)}
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n', encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "WECHATY_PUPPET_SERVICE_TOKEN is not set" in run.stderr
