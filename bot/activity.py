@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,6 +72,8 @@ class ActivityLog:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Task | None = None
+        self._failures = 0
+        self._retry_at = 0.0  # monotonic time before which only explicit flushes try again
         self.flushes = 0
         self.rows_written = 0
         self.last_flush_error: BaseException | None = None
@@ -94,7 +97,7 @@ class ActivityLog:
                 "member_id": member_id,
                 "kind": kind,
                 "skill": skill,
-                "detail": detail,
+                "detail": dict(detail) if detail else detail,  # a snapshot: the caller may reuse its dict
             }
         )
 
@@ -163,7 +166,7 @@ class ActivityLog:
 
     def _bound_memos(self) -> None:
         # The memos only save writes; forgetting them costs a few redundant upserts, never data.
-        for memo in (self._written_members, self._written_pairs, self._known_names):
+        for memo in (self._written_members, self._written_rooms, self._written_pairs, self._known_names):
             if len(memo) > MEMO_LIMIT:
                 memo.clear()
 
@@ -196,9 +199,15 @@ class ActivityLog:
             except Exception as exc:
                 self.last_flush_error = exc
                 self._requeue(batch)
-                log.error("activity flush failed (%d rows kept for retry): %s", len(batch.rows), exc)
+                self._failures += 1
+                pause = min(60.0, 2.0**self._failures)
+                self._retry_at = time.monotonic() + pause
+                log.error("activity flush failed (%d rows kept; next try in %.0f s): %s", len(self._pending.rows),
+                          pause, exc)
                 return 0
             self.last_flush_error = None
+            self._failures = 0
+            self._retry_at = 0.0
             self.flushes += 1
             self.rows_written += len(batch.rows)
             return len(batch.rows)
@@ -211,13 +220,24 @@ class ActivityLog:
             lost = len(batch.rows) - MAX_BACKLOG
             log.error("activity backlog over %d rows: dropping the %d oldest", MAX_BACKLOG, lost)
             del batch.rows[:lost]
+        # merged as the upserts in _plan would merge them, had the failed batch been written
         for key, m in newer.members.items():
-            if key in batch.members:
-                m["first_seen"] = batch.members[key]["first_seen"]
+            if (old := batch.members.get(key)) is not None:
+                m["first_seen"] = old["first_seen"]
+                m["name"] = m["name"] or old["name"]
             batch.members[key] = m
         batch.names.update(newer.names)
-        batch.rooms.update(newer.rooms)
-        batch.room_members.update(newer.room_members)
+        for key, r in newer.rooms.items():
+            if (old := batch.rooms.get(key)) is not None:
+                r["first_seen"] = old["first_seen"]
+                r["topic"] = r["topic"] or old["topic"]
+            batch.rooms[key] = r
+        for key, rm in newer.room_members.items():
+            if (prev := batch.room_members.get(key)) is not None:
+                rm.first_seen = prev.first_seen
+                rm.joined_at = rm.joined_at or prev.joined_at
+                rm.inviter_id = rm.inviter_id or prev.inviter_id
+            batch.room_members[key] = rm
         self._pending = batch
 
     @staticmethod
@@ -258,6 +278,8 @@ class ActivityLog:
         a write is in flight each event yields to the loop once, letting the write's steps complete; and if the
         backlog still outgrows BACKPRESSURE batches, the event waits for the write (never unbounded memory).
         """
+        if time.monotonic() < self._retry_at:
+            return  # the database failed a moment ago: don't hammer it from every event
         waiting = len(self._pending.rows)
         inflight = self._inflight is not None and not self._inflight.done()
         if inflight:
@@ -274,7 +296,8 @@ class ActivityLog:
         """When the bot is quiet, write whatever waits at least every ``flush_interval_s`` (wall time)."""
         while True:
             await asyncio.sleep(self.settings.flush_interval_s)
-            await self.flush()
+            if time.monotonic() >= self._retry_at:
+                await self.flush()
 
     async def aclose(self) -> None:
         if self._task is not None:

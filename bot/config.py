@@ -66,7 +66,7 @@ class KindPolicy:
     """What the governor does with one kind of proactive message."""
 
     quiet_hours: str = "defer"  # "defer" to the end of quiet hours, or "drop"
-    max_delay_s: float = 6 * 3600  # deferred longer than this: dropped as stale
+    max_delay_s: float = 12 * 3600  # still unsent this long after it was decided: dropped as stale
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class GovernorSettings:
     warmup_factor: float = 2.0  # ...by this factor
     backoff_initial_s: float = 60.0  # first pause after a risk-control error; doubles each time
     backoff_max_s: float = 3600.0
-    retry_attempts: int = 3  # for ordinary transport errors
+    retry_attempts: int = 3  # retries after an ordinary send failure (so 4 tries in all)
+    reply_max_delay_s: float = 600.0  # a reply still unsent after this (back-off) is dropped: late answers confuse
     quiet_hours: QuietHours = QuietHours()
     light: KindPolicy = KindPolicy()
     promotional: KindPolicy = KindPolicy(quiet_hours="drop", max_delay_s=3600.0)

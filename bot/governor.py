@@ -52,6 +52,7 @@ class _Queued:
     seq: int
     future: asyncio.Future | None
     attempts: int = 0
+    retrying: bool = False  # waiting after a failure, not for quiet hours
 
     @property
     def order(self) -> tuple[int, int]:
@@ -133,7 +134,7 @@ class SendGovernor:
             skill=skill,
             created_at=now,
             not_before=now,
-            expires_at=now + timedelta(seconds=policy.max_delay_s) if policy else None,
+            expires_at=now + timedelta(seconds=policy.max_delay_s if policy else self.settings.reply_max_delay_s),
             seq=next(self._seq),
             future=future,
         )
@@ -178,7 +179,7 @@ class SendGovernor:
     @property
     def busy(self) -> bool:
         """True while something may still be sent without a quiet-hours wait (replay runs until this is False)."""
-        return bool(self._ready or self._buckets or self._draining)
+        return bool(self._ready or self._buckets or self._draining or any(e[2].retrying for e in self._deferred))
 
     @property
     def pending(self) -> int:
@@ -282,13 +283,13 @@ class SendGovernor:
                 await self._deliver(item, now)
         finally:
             self._draining = False
-        self._schedule()
+            self._schedule()  # even if delivery raised: the rest of the queue must not stall
 
     async def _deliver(self, item: _Queued, now: datetime) -> None:
+        if item.expires_at is not None and now > item.expires_at:
+            self._drop(item, "stale")
+            return
         if item.kind is not None:
-            if item.expires_at is not None and now > item.expires_at:
-                self._drop(item, "stale")
-                return
             policy = self._policy(item.kind)
             if self._quiet(now):
                 # pacing pushed it into quiet hours: same rule as at submit time
@@ -299,7 +300,12 @@ class SendGovernor:
                     self._enqueue(item)
                 return
             if item.kind != ProactiveKind.TRANSACTIONAL:
-                over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind, self.settings)
+                try:
+                    over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind,
+                                                     self.settings)
+                except Exception as exc:  # the cap store is unreachable: don't send blind, don't lose it either
+                    self._retry_or_drop(item, now, exc, "caps", "cap_error")
+                    return
                 if over:
                     self._drop(item, f"cap:{over}")
                     return
@@ -317,24 +323,31 @@ class SendGovernor:
             self._enqueue_front(item)
             return
         except Exception as exc:  # any other transport failure: retry a few times, then give up loudly
-            item.attempts += 1
-            self._activity.record(
-                "send_failed", **self._where(item), skill=item.skill,
-                detail={"reason": "transport", "error": str(exc)[:200], "attempt": item.attempts},
-            )
-            if item.attempts > self.settings.retry_attempts:
-                log.error("giving up on a message to %s after %d attempts: %s", item.message.chat_key, item.attempts, exc)
-                self._drop(item, "transport_error")
-                return
-            log.warning("send to %s failed (attempt %d): %s", item.message.chat_key, item.attempts, exc)
-            item.not_before = now + timedelta(seconds=2**item.attempts)
-            self._enqueue(item)
+            self._retry_or_drop(item, now, exc, "transport", "transport_error")
             return
         self._backoff_level = 0
         self._backoff_until = None
         self._after_send(item, now, platform_id)
         if item.kind is not None and item.kind != ProactiveKind.TRANSACTIONAL:
-            await self._caps.count_sent(self._clock.local(now).date(), item.message, item.kind)
+            try:
+                await self._caps.count_sent(self._clock.local(now).date(), item.message, item.kind)
+            except Exception:  # sent already; the in-memory count still holds the cap in this process
+                log.exception("could not persist the daily count for %s", item.message.chat_key)
+
+    def _retry_or_drop(self, item: _Queued, now: datetime, exc: Exception, failure: str, reason: str) -> None:
+        item.attempts += 1
+        self._activity.record(
+            "send_failed", **self._where(item), skill=item.skill,
+            detail={"reason": failure, "error": str(exc)[:200], "attempt": item.attempts},
+        )
+        if item.attempts > self.settings.retry_attempts:
+            log.error("giving up on a message to %s after %d attempts: %s", item.message.chat_key, item.attempts, exc)
+            self._drop(item, reason)
+            return
+        log.warning("send to %s failed (attempt %d, %s): %s", item.message.chat_key, item.attempts, failure, exc)
+        item.not_before = now + timedelta(seconds=2**item.attempts)
+        item.retrying = True
+        self._enqueue(item)
 
     def _enqueue_front(self, item: _Queued) -> None:
         bisect.insort(self._ready, (item.order, item), key=lambda e: e[0])

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
@@ -86,10 +86,13 @@ class Scheduler:
         payload: dict | None = None,
         misfire_grace_s: int = 3600,
         session: AsyncSession | None = None,
+        ensure: bool = False,
     ) -> datetime | None:
         """Create or replace the job ``key``. Give exactly one of ``at``, ``daily`` ("HH:MM"), ``cron``.
 
-        Pass the handler's ``session`` to commit the job with the rest of the handler's work.
+        Pass the handler's ``session`` to commit the job with the rest of the handler's work. With ``ensure``,
+        an existing job is left exactly as it is (for skills that make sure their jobs exist at every start:
+        replacing would lose a due catch-up run, a pause or a cancellation).
         """
         if handler not in self._handlers:
             raise ScheduleError(f"no job handler named {handler!r}")
@@ -108,20 +111,26 @@ class Scheduler:
             next_run = self.next_after("cron", spec, now)
 
         async def write(s: AsyncSession) -> None:
+            nonlocal next_run
             job = (await s.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+            if job is not None and ensure:
+                next_run = job.next_run_at if job.status == "active" else None
+                return
             if job is None:
-                job = ScheduledJob(key=key, created_at=now, run_count=0)
+                job = ScheduledJob(key=key, created_at=now, run_count=0, attempts=0)
                 s.add(job)
             job.handler, job.payload, job.schedule, job.spec = handler, payload or {}, schedule_kind, spec
             job.next_run_at, job.status, job.misfire_grace_s, job.last_error = next_run, "active", misfire_grace_s, None
+            job.attempts = 0  # a replaced job gets a fresh set of tries
             await s.flush()
 
         if session is not None:
             await write(session)
+            self._arm_after_commit(session, next_run)
         else:
             async with self._sessions() as s, s.begin():
                 await write(s)
-        self._arm(next_run)
+            self._arm(next_run)
         return next_run
 
     async def cancel(self, key: str, session: AsyncSession | None = None) -> bool:
@@ -138,13 +147,20 @@ class Scheduler:
             job.status = "active"
             if job.schedule != "once":
                 job.next_run_at = self.next_after(job.schedule, job.spec, self._clock.now())
-            self._arm(job.next_run_at)
+            resumed.append(job.next_run_at)
             return True
 
+        resumed: list[datetime | None] = []
         if session is not None:
-            return await write(session)
+            done = await write(session)
+            if resumed:
+                self._arm_after_commit(session, resumed[0])
+            return done
         async with self._sessions() as s, s.begin():
-            return await write(s)
+            done = await write(s)
+        if resumed:
+            self._arm(resumed[0])
+        return done
 
     async def _set_status(self, key: str, status: str, session: AsyncSession | None) -> bool:
         stmt = update(ScheduledJob).where(ScheduledJob.key == key, ScheduledJob.status == "active").values(status=status)
@@ -169,6 +185,13 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _arm_after_commit(self, session: AsyncSession, when: datetime | None) -> None:
+        """Arm once the caller's transaction is committed: armed earlier, a real timer could fire before the row
+        is visible, find nothing due, and not look again."""
+        if when is None:
+            return
+        event.listen(session.sync_session, "after_commit", lambda _s: self._arm(when), once=True)
 
     def _arm(self, when: datetime | None) -> None:
         if when is None or not self._started or self._running:
@@ -241,13 +264,18 @@ class Scheduler:
                 return
             ctx = JobContext(job_key=job.key, payload=dict(job.payload or {}), scheduled_for=due, session=s,
                              services=self.services)
-            key, handler_name, attempts = job.key, job.handler, job.run_count
+            key, handler_name, attempts = job.key, job.handler, job.attempts
+            definition = (job.schedule, job.spec, job.next_run_at)
             try:
                 await handler(ctx)
-                job.last_run_at, job.run_count, job.last_error = now, job.run_count + 1, None
-                job.next_run_at = following
-                if following is None:
-                    job.status = "done"
+                job.last_run_at, job.last_error = now, None
+                if (job.schedule, job.spec, job.next_run_at) == definition:
+                    job.run_count += 1
+                    job.attempts = 0
+                    job.next_run_at = following
+                    if following is None:
+                        job.status = "done"
+                # else the handler re-scheduled its own key (same session): its new definition stands
                 await s.commit()
                 self.fired.append((key, due))
                 self.services.activity.record("job", skill=handler_name.split(".")[0],
@@ -263,13 +291,13 @@ class Scheduler:
             if job is None:
                 return
             job.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-            job.run_count = attempts + 1
+            job.attempts = attempts + 1
             if following is not None:
                 job.next_run_at = following  # a recurring job tries again at its next slot
-            elif job.run_count >= MAX_ATTEMPTS:
+            elif job.attempts >= MAX_ATTEMPTS:
                 job.status = "failed"
             else:
-                job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.run_count)
+                job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.attempts)
 
     def _report(self, exc: Exception, key: str) -> None:
         self._clock.on_error(exc, {"job": key})

@@ -93,7 +93,8 @@ class ScheduledJob(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | paused | done | failed
     misfire_grace_s: Mapped[int] = mapped_column(Integer, default=3600)
-    run_count: Mapped[int] = mapped_column(Integer, default=0)
+    run_count: Mapped[int] = mapped_column(Integer, default=0)  # successful runs
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failures since the last success
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -90,6 +90,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('misfire_grace_s', sa.Integer(), nullable=False),
     sa.Column('run_count', sa.Integer(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', storage.types.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),

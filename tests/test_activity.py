@@ -1,0 +1,321 @@
+"""The activity store over a real migrated SQLite file, both write paths: through the async session and through
+the SQLite batch-writer thread (what the app uses on SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.activity import ActivityLog
+from bot.clock import VirtualClock
+from bot.config import ActivitySettings
+from bot.events import Person
+from storage.bulk import SqliteBatchWriter
+from storage.db import create_engine, migrate, session_factory
+from storage.models import Activity, Member, MemberName, Room, RoomMember
+from tests.support import START
+
+
+def t(seconds: float) -> datetime:
+    return (START + timedelta(seconds=seconds)).astimezone(UTC)
+
+
+@dataclass
+class Store:
+    log: ActivityLog
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: VirtualClock
+
+    async def all(self, model, order_by=None) -> list:
+        async with self.sessions() as s:
+            stmt = select(model)
+            if order_by is not None:
+                stmt = stmt.order_by(order_by)
+            return list((await s.execute(stmt)).scalars())
+
+    async def count(self, model) -> int:
+        async with self.sessions() as s:
+            return (await s.execute(select(func.count()).select_from(model))).scalar()
+
+    async def sql(self, statement: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(text(statement))
+
+
+async def _make_store(db_url: str, writer: str, **settings) -> Store:
+    engine = create_engine(db_url)
+    await migrate(engine)
+    sessions = session_factory(engine)
+    clock = VirtualClock(START)
+    batch = SqliteBatchWriter(db_url) if writer == "batch" else None
+    log = ActivityLog(sessions, clock, ActivitySettings(**{"flush_max_rows": 5, **settings}), batch)
+    return Store(log, engine, sessions, clock)
+
+
+@pytest.fixture(params=["session", "batch"])
+async def store(db_url, request):
+    st = await _make_store(db_url, request.param)
+    yield st
+    await st.log.aclose()
+    await st.engine.dispose()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Yield to the loop until ``cond`` holds (checked after every loop step), bounded by ``timeout``."""
+
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+# -- rows ---------------------------------------------------------------------------------------------------------
+
+
+async def test_record_and_flush_writes_rows_with_fields(store):
+    log = store.log
+    log.record("sent", room_id="g1", skill="greeter", detail={"text": "欢迎 👋", "n": [1, 2]}, at=t(5))
+    await store.clock.advance(10)
+    log.record("message", member_id="u1")  # at defaults to the clock
+    assert log.backlog == 2
+    assert await log.flush() == 2
+    assert log.backlog == 0 and log.flushes == 1 and log.rows_written == 2 and log.last_flush_error is None
+    rows = await store.all(Activity, Activity.id)
+    assert [(r.at, r.room_id, r.member_id, r.kind, r.skill, r.detail) for r in rows] == [
+        (t(5), "g1", None, "sent", "greeter", {"text": "欢迎 👋", "n": [1, 2]}),
+        (t(10), None, "u1", "message", None, None),
+    ]
+    assert await log.flush() == 0  # nothing waiting: no write
+    assert log.flushes == 1
+    assert await store.count(Activity) == 2
+
+
+async def test_flush_if_full_writes_at_flush_max_rows(store):
+    log = store.log
+    for i in range(4):
+        log.record("message", detail={"i": i})
+        await log.flush_if_full()
+    assert log.backlog == 4 and log.rows_written == 0
+    log.record("message", detail={"i": 4})
+    await log.flush_if_full()
+    await until(lambda: log.rows_written == 5)
+    assert [r.detail["i"] for r in await store.all(Activity, Activity.id)] == [0, 1, 2, 3, 4]
+    assert log.backlog == 0
+
+
+async def test_flush_if_full_under_load_never_duplicates(store):
+    log = store.log
+    for i in range(57):
+        log.record("message", detail={"i": i})
+        await log.flush_if_full()
+    await log.aclose()
+    assert sorted(r.detail["i"] for r in await store.all(Activity)) == list(range(57))
+
+
+async def test_aclose_writes_everything(store):
+    log = store.log
+    for i in range(3):
+        log.record("message", detail={"i": i})
+    log.seen(Person("u1", "小李"), t(0), "g1", "群")
+    await log.aclose()
+    assert await store.count(Activity) == 3
+    assert await store.count(Member) == 1 and await store.count(Room) == 1 and await store.count(RoomMember) == 1
+    assert log.backlog == 0
+
+
+async def test_background_flusher_writes_on_its_own(db_url):
+    st = await _make_store(db_url, "batch", flush_interval_s=0.01)
+    try:
+        st.log.start()
+        st.log.record("message", detail={"x": 1})
+        await until(lambda: st.log.rows_written == 1)
+        assert await st.count(Activity) == 1
+    finally:
+        await st.log.aclose()
+        await st.engine.dispose()
+    assert st.log._task is None
+
+
+# -- the member and room directory --------------------------------------------------------------------------------
+
+
+async def test_members_rooms_and_names(store):
+    log = store.log
+    log.seen(Person("u1", "小李"), t(0), "g1", "读书会")
+    log.seen(Person("u1", ""), t(10), "g1", None)  # a nameless event never blanks the name
+    log.seen(Person("u2", "阿王"), t(20))  # a direct chat: no room
+    await log.flush()
+    members = {m.id: m for m in await store.all(Member)}
+    assert (members["u1"].name, members["u1"].first_seen, members["u1"].last_seen) == ("小李", t(0), t(10))
+    assert (members["u2"].name, members["u2"].first_seen) == ("阿王", t(20))
+    rooms = await store.all(Room)
+    assert [(r.id, r.topic, r.first_seen) for r in rooms] == [("g1", "读书会", t(0))]
+    pairs = await store.all(RoomMember)
+    assert [(p.room_id, p.member_id, p.active, p.first_seen, p.last_seen) for p in pairs] == [
+        ("g1", "u1", True, t(0), t(10))
+    ]
+
+    # later: a rename, then an empty name; over an hour later so the directory is written again
+    log.seen(Person("u1", "李老师"), t(4000), "g1", "")
+    await log.flush()
+    log.seen(Person("u1", ""), t(8000), "g1", None)
+    await log.flush()
+    m = (await store.all(Member))[0]
+    assert (m.id, m.name, m.first_seen, m.last_seen) == ("u1", "李老师", t(0), t(8000))
+    names = {(n.member_id, n.name): n.first_seen for n in await store.all(MemberName)}
+    assert names == {("u1", "小李"): t(0), ("u1", "李老师"): t(4000), ("u2", "阿王"): t(20)}
+    room = (await store.all(Room))[0]
+    assert (room.topic, room.first_seen, room.last_seen) == ("读书会", t(0), t(8000))
+
+
+async def test_last_seen_is_batched_to_the_hour(store):
+    log = store.log
+    log.seen(Person("u1", "a"), t(0), "g1", "x")
+    await log.flush()
+    log.seen(Person("u1", "a"), t(60), "g1", "x")  # within SEEN_PRECISION: nothing to write
+    assert log.backlog == 0
+    log.seen(Person("u1", "a"), t(3600), "g1", "x")
+    assert log.backlog > 0
+    await log.flush()
+    m = (await store.all(Member))[0]
+    assert m.last_seen == t(3600)
+
+
+async def test_joined_and_left(store):
+    log = store.log
+    log.joined("g1", Person("u2", "新人"), t(0), inviter_id="u1", room_topic="读书会")
+    await log.flush()
+    p = (await store.all(RoomMember))[0]
+    assert (p.room_id, p.member_id, p.active, p.joined_at, p.left_at, p.inviter_id) == (
+        "g1", "u2", True, t(0), None, "u1")
+    log.left("g1", "u2", t(100))
+    await log.flush()
+    p = (await store.all(RoomMember))[0]
+    assert (p.active, p.joined_at, p.left_at, p.inviter_id, p.first_seen) == (False, t(0), t(100), "u1", t(0))
+    # rejoins without an inviter: active again, left_at cleared, the first inviter kept
+    log.joined("g1", Person("u2", "新人"), t(200), inviter_id=None, room_topic=None)
+    await log.flush()
+    p = (await store.all(RoomMember))[0]
+    assert (p.active, p.joined_at, p.left_at, p.inviter_id) == (True, t(200), None, "u1")
+    assert [n.name for n in await store.all(MemberName)] == ["新人"]
+
+
+async def test_join_and_leave_in_one_batch(store):
+    log = store.log
+    log.joined("g1", Person("u3", "c"), t(0), inviter_id="u1", room_topic="r")
+    log.left("g1", "u3", t(5))
+    await log.flush()
+    p = (await store.all(RoomMember))[0]
+    assert (p.active, p.joined_at, p.left_at, p.inviter_id) == (False, t(0), t(5), "u1")
+
+
+# -- failures -----------------------------------------------------------------------------------------------------
+
+
+async def test_failed_flush_keeps_rows_and_retry_writes_them_once(store):
+    log = store.log
+    await store.sql("ALTER TABLE activity RENAME TO activity_away")
+    for i in range(3):
+        log.record("message", detail={"i": i})
+    log.seen(Person("u1", "小李"), t(0), "g1", "群")
+    assert await log.flush() == 0
+    assert log.last_flush_error is not None
+    assert log.backlog == 3 + 3  # rows + member + room + pair
+    log.record("message", detail={"i": 3})  # arrives while the database is broken
+    assert await log.flush() == 0
+    await store.sql("ALTER TABLE activity_away RENAME TO activity")
+    assert await log.flush() == 4
+    assert log.last_flush_error is None and log.backlog == 0
+    assert await log.flush() == 0
+    assert [r.detail["i"] for r in await store.all(Activity, Activity.id)] == [0, 1, 2, 3]
+    assert [m.name for m in await store.all(Member)] == ["小李"]  # the directory rode along, written once
+
+
+async def test_failed_flush_with_events_arriving_during_the_write_loses_nothing(store):
+    log = store.log
+    log.joined("g1", Person("u2", "新人"), t(0), inviter_id="u1", room_topic="读书会")
+    log.record("join", room_id="g1", member_id="u2", at=t(0))
+    await store.sql("ALTER TABLE activity RENAME TO activity_away")
+    task = asyncio.get_running_loop().create_task(log.flush())
+    await until(lambda: log.backlog == 0)  # the write has taken its batch and is in flight
+    log.left("g1", "u2", t(30))  # arrives while the failing write is in flight
+    log.record("leave", room_id="g1", member_id="u2", at=t(30))
+    assert await task == 0
+    await store.sql("ALTER TABLE activity_away RENAME TO activity")
+    assert await log.flush() == 2
+    assert [(r.kind, r.at) for r in await store.all(Activity, Activity.id)] == [("join", t(0)), ("leave", t(30))]
+    p = (await store.all(RoomMember))[0]
+    assert (p.active, p.first_seen, p.joined_at, p.left_at, p.inviter_id) == (False, t(0), t(0), t(30), "u1")
+    r = (await store.all(Room))[0]
+    assert (r.topic, r.first_seen) == ("读书会", t(0))
+
+
+async def test_concurrent_flushes_write_each_row_exactly_once(store):
+    log = store.log
+    for i in range(100):
+        log.record("message", detail={"i": i})
+    tasks = [asyncio.get_running_loop().create_task(log.flush()) for _ in range(5)]
+    for i in range(100, 150):  # more rows while the flushes run
+        log.record("message", detail={"i": i})
+        await asyncio.sleep(0)
+    results = await asyncio.gather(*tasks)
+    results.append(await log.flush())
+    assert sum(results) == 150
+    assert sorted(r.detail["i"] for r in await store.all(Activity)) == list(range(150))
+    assert log.rows_written == 150
+
+
+async def test_cancelled_flush_caller_does_not_duplicate(store):
+    log = store.log
+    for i in range(20):
+        log.record("message", detail={"i": i})
+    task = asyncio.get_running_loop().create_task(log.flush())
+    await until(lambda: log.backlog == 0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await log.aclose()  # waits for the shielded write, then writes what is left (nothing)
+    assert sorted(r.detail["i"] for r in await store.all(Activity)) == list(range(20))
+
+
+async def test_failed_flush_keeps_first_seen_names_and_topics_of_the_failed_batch(store):
+    log = store.log
+    log.seen(Person("u1", "小李"), t(0), "g1", "读书会")
+    await store.sql("ALTER TABLE activity RENAME TO activity_away")
+    log.record("message", member_id="u1", at=t(0))
+    task = asyncio.get_running_loop().create_task(log.flush())
+    await until(lambda: log.backlog == 0)
+    log.seen(Person("u1", ""), t(7200), "g1", "")  # two hours later, no name, no topic
+    assert await task == 0
+    await store.sql("ALTER TABLE activity_away RENAME TO activity")
+    assert await log.flush() == 1
+    m = (await store.all(Member))[0]
+    assert (m.name, m.first_seen, m.last_seen) == ("小李", t(0), t(7200))
+    r = (await store.all(Room))[0]
+    assert (r.topic, r.first_seen, r.last_seen) == ("读书会", t(0), t(7200))
+    p = (await store.all(RoomMember))[0]
+    assert (p.first_seen, p.last_seen) == (t(0), t(7200))
+
+
+async def test_after_a_failed_flush_events_do_not_hammer_the_database(store):
+    log = store.log
+    await store.sql("ALTER TABLE activity RENAME TO activity_away")
+    for i in range(5):
+        log.record("message", detail={"i": i})
+    await log.flush_if_full()
+    await until(lambda: log.last_flush_error is not None)
+    failures = log._failures
+    for i in range(20):  # a busy minute of events while the database is down
+        log.record("message", detail={"i": 5 + i})
+        await log.flush_if_full()
+    assert log._failures == failures  # no new attempts until the pause is over
+    await store.sql("ALTER TABLE activity_away RENAME TO activity")
+    assert await log.flush() == 25  # an explicit flush (shutdown) always tries, and loses nothing
