@@ -11,6 +11,7 @@ Activity kinds: message, command, refused, sent, send_dropped, send_failed, join
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -302,10 +303,8 @@ class ActivityLog:
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._inflight is not None:
             await asyncio.gather(self._inflight, return_exceptions=True)

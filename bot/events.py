@@ -7,7 +7,7 @@ All are frozen: an event is a fact, nobody edits it on the way through.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -106,13 +106,3 @@ class OutgoingMessage:
     @property
     def chat_key(self) -> str:
         return f"room:{self.room_id}" if self.room_id else f"user:{self.user_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class SentMessage:
-    """What the transport reports after a send; the governor logs it."""
-
-    message: OutgoingMessage
-    at: datetime
-    platform_id: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import StaticPool
 
+from storage.db import sqlite_pragmas
 from storage.upsert import insert_for
 
 SQLITE_MAX_VARIABLES = 32_000  # SQLite ≥ 3.32 allows 32,766 bound parameters per statement
@@ -124,14 +125,7 @@ class SqliteBatchWriter:
         url = make_url(async_url).set(drivername="sqlite")
         self._engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False,
                                                                                "timeout": 30})
-
-        @event.listens_for(self._engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
+        event.listen(self._engine, "connect", sqlite_pragmas)
 
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
 
