@@ -52,7 +52,7 @@ class StorageSettings:
 class ActivitySettings:
     chatter_text: bool = False  # keep the full text of ordinary group chatter (off: kind and length only)
     flush_interval_s: float = 1.0  # the most a crash can lose
-    flush_max_rows: int = 500
+    flush_max_rows: int = 1000
 
 
 @dataclass(frozen=True)
