@@ -177,8 +177,11 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         ZoneInfo(cfg.bot.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(f"bot.timezone: unknown time zone {cfg.bot.timezone!r} (e.g. \"Asia/Shanghai\")")
-    if cfg.storage.url and "://" not in cfg.storage.url:
+    if "://" not in cfg.storage.url:
         problems.append(f"storage.url: {cfg.storage.url!r} is not an SQLAlchemy URL (e.g. sqlite+aiosqlite:///data/bot.db)")
+    elif not cfg.storage.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        problems.append("storage.url: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB "
+                        f"(the supported async backends), not {cfg.storage.url.split('://')[0]!r}")
     for kind in ("light", "promotional", "transactional"):
         policy = getattr(cfg.governor, kind)
         if policy.quiet_hours not in ("defer", "drop"):

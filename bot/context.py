@@ -134,6 +134,7 @@ class JobContext:
     scheduled_for: datetime
     session: AsyncSession
     services: Services
+    skill: str | None = None  # the skill whose handler runs: sends and records are attributed to it
 
     @property
     def now(self) -> datetime:
@@ -147,4 +148,4 @@ class JobContext:
         kind: ProactiveKind = ProactiveKind.LIGHT,
     ) -> asyncio.Future:
         """Jobs are bot-initiated: proactive by default, so quiet hours and caps apply."""
-        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.job_key.split(":")[0])
+        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.skill)

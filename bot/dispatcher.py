@@ -90,7 +90,10 @@ class Dispatcher:
             self._error_hook(exc, self._describe(event, ctx.skill))
         finally:
             if ctx._session is not None:
-                await ctx._session.close()
+                try:
+                    await ctx._session.close()
+                except Exception as exc:  # the database went away mid-event: report, keep going
+                    self._error_hook(exc, {"during": "close", **self._describe(event, ctx.skill)})
         await self.services.activity.flush_if_full()
 
     async def _rollback(self, ctx: EventContext) -> None:

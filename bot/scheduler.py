@@ -263,7 +263,7 @@ class Scheduler:
                 await s.commit()
                 return
             ctx = JobContext(job_key=job.key, payload=dict(job.payload or {}), scheduled_for=due, session=s,
-                             services=self.services)
+                             services=self.services, skill=job.handler.split(".")[0])
             key, handler_name, attempts = job.key, job.handler, job.attempts
             definition = (job.schedule, job.spec, job.next_run_at)
             try:

@@ -11,4 +11,4 @@ def insert_for(dialect_name: str, table: Table):
         return postgresql.insert(table)
     if dialect_name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are written for sqlite and postgresql, not {dialect_name}")
+    raise ValueError(f"the bot's storage supports SQLite and PostgreSQL, not {dialect_name}")

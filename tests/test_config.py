@@ -36,6 +36,9 @@ def test_errors_name_the_key_and_the_problem_all_at_once():
     assert "governor.max_per_minute: must be a whole number ≥ 0, not -1" in found
     assert 'governor.light.quiet_hours: must be "defer" or "drop", not \'later\'' in found
     assert any(p.startswith("storage.url:") for p in found)
+    assert problems({"storage": {"url": "mysql+aiomysql://root@localhost/bot"}}) == [
+        "storage.url: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB (the supported async "
+        "backends), not 'mysql+aiomysql'"]
 
 
 def test_secrets_in_the_file_are_refused():
