@@ -18,6 +18,8 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+T = typing.TypeVar("T")
+
 
 class ConfigError(Exception):
     def __init__(self, path: str, problems: list[str]) -> None:
@@ -281,3 +283,14 @@ def _build(tp: typing.Any, value: typing.Any, where: str, problems: list[str], d
     if origin in (types.UnionType, typing.Union):  # pragma: no cover - no optional settings yet
         return value
     raise TypeError(f"unsupported setting type {tp!r} at {where}")
+
+
+def skill_settings(config: Config, skill: str, schema: type[T]) -> T:
+    """A skill's own ``[skills.NAME]`` table as the typed, frozen ``schema`` dataclass, validated like the rest:
+    unknown keys and wrong types are a ConfigError naming the file and the key."""
+    problems: list[str] = []
+    raw = config.skills.get(skill, {})
+    settings = _build(schema, raw, f"skills.{skill}", problems)
+    if problems:
+        raise ConfigError(config.path, problems)
+    return settings

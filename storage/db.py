@@ -57,7 +57,7 @@ async def migrate(engine: AsyncEngine) -> None:
     def upgrade(sync_conn) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # skills may add branches off the base schema
 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import Base
+import storage.models_points  # noqa: F401  (each module of tables is imported here, so autogenerate sees it)
 
 target_metadata = Base.metadata
 
