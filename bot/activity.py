@@ -15,8 +15,9 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -70,6 +71,7 @@ class ActivityLog:
         self._written_members: dict[str, tuple[str, datetime]] = {}  # id -> (name, last_seen) as last written
         self._written_rooms: dict[str, tuple[str, datetime]] = {}
         self._written_pairs: dict[tuple[str, str], datetime] = {}
+        self._topics_looked_up: set[str] = set()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Task | None = None
@@ -170,6 +172,23 @@ class ActivityLog:
         for memo in (self._written_members, self._written_rooms, self._written_pairs, self._known_names):
             if len(memo) > MEMO_LIMIT:
                 memo.clear()
+
+    async def room_topic(self, room_id: str) -> str | None:
+        """The room's latest known topic: from this process's events, else (once per room) from the database."""
+        pending = self._pending.rooms.get(room_id)
+        if pending is not None and pending["topic"]:
+            return pending["topic"]
+        written = self._written_rooms.get(room_id)
+        if written is not None and written[0]:
+            return written[0]
+        if room_id in self._topics_looked_up:
+            return None
+        self._topics_looked_up.add(room_id)
+        async with self._sessions() as session:
+            topic = await session.scalar(select(Room.topic).where(Room.id == room_id))
+        if topic:
+            self._written_rooms.setdefault(room_id, (topic, datetime.min.replace(tzinfo=UTC)))
+        return topic or None
 
     @property
     def backlog(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +38,8 @@ class Services:
     scheduler: Scheduler
     sessions: async_sessionmaker[AsyncSession]
     bot_id: str | None = None
+    # Per-skill state set up at start (typed settings, caches), keyed by skill name: no module globals.
+    skill_state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

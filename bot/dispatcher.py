@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.commands import CommandRouter
 from bot.context import EventContext, Services
@@ -77,6 +78,11 @@ class Dispatcher:
         self.handled += 1
         ctx = EventContext(event=event, services=self.services)
         try:
+            if event.room_id is not None and not event.room_topic:
+                # not every platform event names the room: fill in what we know, so every skill sees it
+                topic = await self.services.activity.room_topic(event.room_id)
+                if topic:
+                    ctx.event = event = replace(event, room_topic=topic)
             if isinstance(event, MessageReceived):
                 await self._message(ctx, event)
             elif isinstance(event, MembersJoined):

@@ -1,9 +1,8 @@
-"""A trivial skill that proves the house works: a command, a keyword, an admin-only command, a join hook."""
+"""A trivial skill that proves the house works: a command, a keyword, an admin-only command."""
 
 from __future__ import annotations
 
-from bot.context import CommandContext, EventContext, with_mentions
-from bot.events import MembersJoined, OutgoingMessage
+from bot.context import CommandContext
 from bot.skill import Skill, UsageError
 
 skill = Skill("ping", "连通性测试")
@@ -20,14 +19,3 @@ async def echo(ctx: CommandContext) -> None:
     if not text:
         raise UsageError("要我重复什么呢？")
     ctx.reply(text[:500])
-
-
-@skill.on_join()
-async def hello(ctx: EventContext) -> None:
-    """A one-line hello so the join path is exercised end to end; the real welcome skill replaces this."""
-    event = ctx.event
-    assert isinstance(event, MembersJoined)
-    if not ctx.config.skills.get("ping", {}).get("greet_joins", True):
-        return
-    text = with_mentions(event.members, "欢迎入群！发送 /help 看看我能做什么。")
-    ctx.send(OutgoingMessage(text, room_id=event.room_id, mentions=tuple(p.id for p in event.members)))

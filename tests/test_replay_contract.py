@@ -23,12 +23,13 @@ SCRIPT = [
 
 
 def replay(tmp_path, lines: list[str], *extra: str, stdin: bool = False,
-           skills: str = '["ping"]') -> subprocess.CompletedProcess:
+           skills: str = '["ping", "welcome"]') -> subprocess.CompletedProcess:
     tmp_path.mkdir(exist_ok=True)
     config = tmp_path / "config.toml"
     config.write_text(
         f'[bot]\nadmins = ["admin1"]\nskills = {skills}\n'
-        "[governor]\nmin_interval_s = 1.0\njitter_s = 0.0\nchat_switch_interval_s = 3.0\nper_chat_interval_s = 1.0\n",
+        "[governor]\nmin_interval_s = 1.0\njitter_s = 0.0\nchat_switch_interval_s = 3.0\nper_chat_interval_s = 1.0\n"
+        '[skills.welcome]\ntemplate = "欢迎加入{topic}！{howto}"\nhowto = "发送 /help 看看我能做什么。"\n',
         encoding="utf-8")
     body = "\n".join(lines) + "\n"
     args = [sys.executable, "-m", "bot", "replay", "-" if stdin else str(tmp_path / "events.jsonl"),
@@ -52,8 +53,9 @@ def test_a_script_in_gives_exactly_these_actions_out(tmp_path):
         # same chat: 1 s apart (min_interval_s)
         {"at": "2026-11-23T09:00:06+08:00", "kind": "say", "room": "g1", "text": "@小王\u2005在的～",
          "mentions": ["u2"]},
-        {"at": "2026-11-23T09:00:07+08:00", "kind": "say", "room": "g1",
-         "text": "@小张\u2005欢迎入群！发送 /help 看看我能做什么。", "mentions": ["u4"]},
+        # joins are welcomed together at the end of the 60 s window
+        {"at": "2026-11-23T09:01:07+08:00", "kind": "say", "room": "g1",
+         "text": "@小张\u2005欢迎加入会员福利群！发送 /help 看看我能做什么。", "mentions": ["u4"]},
         {"at": "2026-11-23T09:30:00+08:00", "kind": "say", "user": "u1", "text": "在的～", "mentions": []},
     ]
     assert run.stderr.count("skipped") == 0
@@ -108,14 +110,14 @@ def test_time_never_goes_backwards_and_until_runs_the_clock_on(tmp_path):
 def test_until_lets_scheduled_work_happen_at_its_own_time(tmp_path):
     lines = [json.dumps({"at": "2026-11-23T09:00:00+08:00", "kind": "message", "room": "g1", "user": "u1",
                          "text": "/remind 3600 喝水"})]
-    run = replay(tmp_path, lines, "--until", "2026-11-23T12:00:00+08:00", skills='["ping", "tests.dispatch_skill"]')
+    run = replay(tmp_path, lines, "--until", "2026-11-23T12:00:00+08:00", skills='["ping", "welcome", "tests.dispatch_skill"]')
     assert run.returncode == 0, run.stderr
     assert [(a["at"], a["text"]) for a in actions(run)] == [
         ("2026-11-23T09:00:00+08:00", "@u1\u2005好的"),
         ("2026-11-23T10:00:00+08:00", "喝水"),
     ]
     # without --until the replay ends with its last event: the reminder is still pending, not sent
-    again = replay(tmp_path / "again", lines, skills='["ping", "tests.dispatch_skill"]')
+    again = replay(tmp_path / "again", lines, skills='["ping", "welcome", "tests.dispatch_skill"]')
     assert [a["text"] for a in actions(again)] == ["@u1\u2005好的"]
 
 

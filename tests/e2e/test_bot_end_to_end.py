@@ -28,7 +28,7 @@ CONFIG = """
 [bot]
 name = "小助手"
 admins = ["alice"]
-skills = ["ping"]
+skills = ["ping", "welcome"]
 
 [storage]
 url = "sqlite+aiosqlite:///{db}"
@@ -39,6 +39,9 @@ jitter_s = 0.05
 chat_switch_interval_s = 0.1
 per_chat_interval_s = 0.05
 warmup_s = 0
+
+[skills.welcome]
+window_s = 0.5
 """
 
 
