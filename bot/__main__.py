@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.command == "check-config":
+        from bot.app import check_skills
+
+        problems = check_skills(config)
+        if problems:
+            print(ConfigError(config.path, problems), file=sys.stderr)
+            return 1
         print(f"{args.config}: OK")
         return 0
     if args.command == "replay":

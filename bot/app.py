@@ -16,7 +16,7 @@ from bot.activity import ActivityLog
 from bot.caps import CapStore
 from bot.clock import Clock, VirtualClock
 from bot.commands import CommandRouter
-from bot.config import Config
+from bot.config import Config, ConfigError, skill_settings
 from bot.context import Services
 from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
@@ -26,6 +26,23 @@ from storage.bulk import SqliteBatchWriter
 from storage.db import create_engine, migrate, session_factory
 
 log = logging.getLogger("bot")
+
+
+def check_skills(config: Config) -> list[str]:
+    """Every problem with the skills a config names: missing modules and invalid [skills.NAME] tables."""
+    problems: list[str] = []
+    for name in config.bot.skills:
+        try:
+            skill = load_skill(name)
+        except (ImportError, RuntimeError) as exc:
+            problems.append(f"bot.skills: cannot load {name!r}: {exc}")
+            continue
+        if skill.settings is not None:
+            try:
+                skill_settings(config, skill.name, skill.settings)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    return problems
 
 
 def load_skill(name: str) -> Skill:
@@ -84,6 +101,9 @@ class BotApp:
             for job in skill.jobs:
                 self.scheduler.register(job.name, job.handler)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
+        for skill in self.skills:
+            if skill.settings is not None:
+                self.services.skill_state[skill.name] = skill_settings(cfg, skill.name, skill.settings)
         for skill in self.skills:
             for startup in skill.startups:
                 await startup(self.services)

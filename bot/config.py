@@ -290,7 +290,11 @@ def skill_settings(config: Config, skill: str, schema: type[T]) -> T:
     unknown keys and wrong types are a ConfigError naming the file and the key."""
     problems: list[str] = []
     raw = config.skills.get(skill, {})
-    settings = _build(schema, raw, f"skills.{skill}", problems)
+    try:
+        settings = _build(schema, raw, f"skills.{skill}", problems)
+    except ValueError as exc:  # the schema's own checks (__post_init__), e.g. a template's placeholders
+        problems.append(f"skills.{skill}.{exc}")
+        settings = None
     if problems:
         raise ConfigError(config.path, problems)
     return settings

@@ -60,6 +60,9 @@ class JobSpec:
 class Skill:
     name: str
     description: str = ""
+    # A frozen dataclass for the skill's [skills.NAME] table: validated at start and by `check-config`, then
+    # available as services.skill_state[NAME].
+    settings: type | None = None
     commands: list[CommandSpec] = field(default_factory=list)
     hooks: list[HookSpec] = field(default_factory=list)
     jobs: list[JobSpec] = field(default_factory=list)

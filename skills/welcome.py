@@ -17,7 +17,6 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.config import ConfigError, skill_settings
 from bot.context import EventContext, JobContext, Services, with_mentions
 from bot.events import MembersJoined, MembersLeft, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.skill import Skill
@@ -27,7 +26,6 @@ from storage.points import AlreadyRecorded, change_points
 
 log = logging.getLogger(__name__)
 
-skill = Skill("welcome", "入群欢迎")
 
 DEFAULT_TEMPLATE = (
     "欢迎新朋友加入「{topic}」🎉\n"
@@ -60,26 +58,22 @@ class WelcomeSettings:
     referral_points: int = 0  # 0: off
     referral_days: int = 3
 
+    def __post_init__(self) -> None:
+        texts = [("template", self.template), ("dm_text", self.dm_text)] + [
+            (f'rooms."{room}".template', r.template) for room, r in self.rooms.items() if r.template]
+        for where, text in texts:
+            try:
+                text.format(**PLACEHOLDERS)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{where}: bad placeholder {exc} (use {{names}} {{count}} {{topic}} {{rules}} "
+                                 "{howto})") from None
+
+
+skill = Skill("welcome", "入群欢迎", settings=WelcomeSettings)
+
 
 def settings(services: Services) -> WelcomeSettings:
     return services.skill_state["welcome"]
-
-
-@skill.on_startup
-async def load(services: Services) -> None:
-    cfg = skill_settings(services.config, "welcome", WelcomeSettings)
-    problems = []
-    for where, text in [("template", cfg.template), ("dm_text", cfg.dm_text)] + [
-        (f'rooms."{room}".template', r.template) for room, r in cfg.rooms.items() if r.template
-    ]:
-        try:
-            text.format(**PLACEHOLDERS)
-        except (KeyError, IndexError, ValueError) as exc:
-            problems.append(f"skills.welcome.{where}: bad placeholder {exc} (use {{names}} {{count}} {{topic}} "
-                            "{rules} {howto})")
-    if problems:
-        raise ConfigError(services.config.path, problems)
-    services.skill_state["welcome"] = cfg
 
 
 def render(cfg: WelcomeSettings, room_id: str, topic: str, people: list[Person]) -> OutgoingMessage:

@@ -81,3 +81,14 @@ def test_check_config_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "bot", "check-config"], cwd=ROOT, capture_output=True, text=True,
                         timeout=60)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_check_config_also_checks_the_skills(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text('[bot]\nskills = ["ping", "welcome", "nope"]\n[skills.welcome]\ntemplate = "{oops}"\n',
+                   encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config", str(bad)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "skills.welcome.template: bad placeholder 'oops'" in run.stderr
+    assert "bot.skills: cannot load 'nope'" in run.stderr
