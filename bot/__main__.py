@@ -1,4 +1,4 @@
-"""Command line: python -m bot run | console | replay | check-config."""
+"""Command line: python -m bot run | console | replay | check-config | lottery verify."""
 
 from __future__ import annotations
 
@@ -98,6 +98,10 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
     return 0
 
 
+def _db_url(db: str | None) -> str | None:
+    return f"sqlite+aiosqlite:///{db}" if db and "://" not in db else db  # a plain path means an SQLite file
+
+
 # -- entry point ----------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="config.toml")
     p.add_argument("--db", default=None, help="database URL (overrides the config)")
     p.add_argument("--until", default=None, help="ISO 8601 instant to keep the clock running to")
+    p = sub.add_parser("lottery", help="lottery tools: verify <id> recomputes a draw from its seed and entrants")
+    p.add_argument("action", choices=["verify"])
+    p.add_argument("lottery_id", type=int)
+    p.add_argument("--config", default="config.toml")
+    p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     try:
@@ -130,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.config}: OK")
         return 0
+    if args.command == "lottery":
+        from skills.lottery import verify_cli
+
+        return asyncio.run(verify_cli(config, _db_url(args.db), args.lottery_id))
     if args.command == "replay":
         until = None
         if args.until:
@@ -140,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 print(f"--until: not an ISO 8601 time with offset: {args.until!r}", file=sys.stderr)
                 return 1
-        db = args.db
-        if db and "://" not in db:
-            db = f"sqlite+aiosqlite:///{db}"  # a plain path means an SQLite file
+        db = _db_url(args.db)
         from bot.replayer import read_lines, run_replay
 
         return asyncio.run(run_replay(config, read_lines(args.events), db_url=db, until=until))
