@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import Base
 import storage.models_points  # noqa: F401  (each module of tables is imported here, so autogenerate sees it)
+import storage.models_checkin  # noqa: F401
 import storage.models_lottery  # noqa: F401
 import storage.models_welcome  # noqa: F401
 
