@@ -30,7 +30,8 @@ from bot.replayer import read_lines, run_replay  # noqa: E402
 
 CHATTER = ["哈哈哈", "今天天气不错", "有人在吗", "这个好用吗？", "收到", "👍👍", "晚上吃什么", "刚下单了",
            "谢谢群主", "早上好", "[图片]", "周末有活动吗", "好的好的", "我也想要", "在路上了"]
-COMMANDS = ["/ping", "在吗", "/help", "／帮助", "/echo 你好", "/pnig", "/help ping", "@小助手 /ping"]
+COMMANDS = ["/ping", "在吗", "/help", "／帮助", "/echo 你好", "/pnig", "/help ping", "@小助手 /ping", "签到", "／签到",
+            "/积分", "/rank", "/兑换", "/lottery status"]
 
 
 def generate(n: int, rooms: int, members: int, seed: int) -> list[str]:
