@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,13 @@ class OutOfStock(Exception):
     pass
 
 
+_CHECKIN_INSERT = Checkin.__table__.insert()  # built once: see storage/points.py
+_LAST_CHECKIN = (select(Checkin).where(Checkin.member_id == bindparam("m"))
+                 .order_by(Checkin.local_date.desc()).limit(1))
+
+
 async def last_checkin(session: AsyncSession, member_id: str) -> Checkin | None:
-    return await session.scalar(
-        select(Checkin).where(Checkin.member_id == member_id).order_by(Checkin.local_date.desc()).limit(1))
+    return await session.scalar(_LAST_CHECKIN, {"m": member_id})
 
 
 async def record_checkin(
@@ -41,9 +45,9 @@ async def record_checkin(
         async with session.begin_nested():
             new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
                                               ref_id=f"{member_id}:{day.isoformat()}", at=at)
-            session.add(Checkin(member_id=member_id, local_date=day.isoformat(), streak=streak, points=points,
-                                room_id=room_id, at=at))
-            await session.flush()
+            await session.execute(_CHECKIN_INSERT, {
+                "member_id": member_id, "local_date": day.isoformat(), "streak": streak, "points": points,
+                "room_id": room_id, "at": at})
     except IntegrityError:  # the checkins row of a racing request that got past the ledger first
         raise AlreadyRecorded(f"checkin:{member_id}:{day}") from None
     return new_balance

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,8 +29,30 @@ class AlreadyRecorded(Exception):
     """This (source, ref_id) is in the ledger already: the change happened before, exactly once."""
 
 
+# Statements built once, with bind parameters: building one per call cost more than running it.
+_T = PointsBalance.__table__
+_LEDGER_INSERT = PointsLedger.__table__.insert()
+_BALANCE = select(_T.c.balance).where(_T.c.member_id == bindparam("m"))
+_SPEND = (update(_T)
+          .where(_T.c.member_id == bindparam("m"), _T.c.balance >= bindparam("need"))
+          .values(balance=_T.c.balance - bindparam("need"), updated_at=bindparam("now"))
+          .returning(_T.c.balance))
+_EARN: dict[str, object] = {}  # per dialect
+
+
+def _earn(dialect: str):
+    stmt = _EARN.get(dialect)
+    if stmt is None:
+        ins = insert_for(dialect, _T)
+        stmt = _EARN[dialect] = ins.on_conflict_do_update(
+            index_elements=["member_id"],
+            set_={"balance": _T.c.balance + ins.excluded.balance, "updated_at": ins.excluded.updated_at},
+        ).returning(_T.c.balance)
+    return stmt
+
+
 async def balance(session: AsyncSession, member_id: str) -> int:
-    value = await session.scalar(select(PointsBalance.balance).where(PointsBalance.member_id == member_id))
+    value = await session.scalar(_BALANCE, {"m": member_id})
     return value or 0
 
 
@@ -53,28 +75,21 @@ async def change_points(
     if delta == 0:
         raise ValueError("a points change of 0 records nothing")
     try:
+        # Core statements, not the ORM unit of work: this runs on every check-in and redemption
         async with session.begin_nested():
-            session.add(PointsLedger(member_id=member_id, delta=delta, reason=reason[:200], source=source,
-                                     ref_id=ref_id, actor_id=actor_id, at=at))
-            await session.flush()
+            await session.execute(_LEDGER_INSERT, {
+                "member_id": member_id, "delta": delta, "reason": reason[:200], "source": source, "ref_id": ref_id,
+                "actor_id": actor_id, "at": at})
             if delta > 0:
-                stmt = insert_for(session.bind.dialect.name, PointsBalance.__table__).values(
-                    member_id=member_id, balance=delta, updated_at=at)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["member_id"],
-                    set_={"balance": PointsBalance.__table__.c.balance + delta, "updated_at": at})
-                await session.execute(stmt)
+                new_balance = await session.scalar(
+                    _earn(session.bind.dialect.name), {"member_id": member_id, "balance": delta, "updated_at": at})
             else:
-                result = await session.execute(
-                    update(PointsBalance)
-                    .where(PointsBalance.member_id == member_id, PointsBalance.balance >= -delta)
-                    .values(balance=PointsBalance.balance + delta, updated_at=at)
-                    .execution_options(synchronize_session=False))
-                if result.rowcount == 0:
+                new_balance = await session.scalar(_SPEND, {"m": member_id, "need": -delta, "now": at})
+                if new_balance is None:
                     raise InsufficientPoints(await balance(session, member_id), -delta)
     except IntegrityError:
         raise AlreadyRecorded(f"{source}:{ref_id}") from None
-    return await balance(session, member_id)
+    return new_balance
 
 
 async def ledger_sum(session: AsyncSession, member_id: str) -> int:
