@@ -41,19 +41,10 @@ async def run_console(config: Config) -> int:
     await console.start(sink)
     try:
         await console.run(sink)
-        await app.dispatcher.join()
-        await _drain_briefly(app)
+        await app.drain()
     finally:
         await app.stop()
     return 0
-
-
-async def _drain_briefly(app: BotApp, limit_s: float = 15.0) -> None:
-    """At exit, give replies already decided a moment to go out (console only)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while app.governor.busy and loop.time() < deadline:
-        await asyncio.sleep(0.2)
 
 
 async def run_wechaty(config: Config, endpoint: str, token: str | None, token_var: str) -> int:
@@ -89,6 +80,7 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
             starting.result()  # raises if the gateway refused us
             log.info("logged in as %s", transport.self_id)
             await stopping
+            await app.drain()
     finally:
         for task in (starting, stopping):
             task.cancel()

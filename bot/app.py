@@ -5,6 +5,7 @@ Transports are handed in by the entry point; nothing here imports a concrete one
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import random
@@ -122,6 +123,15 @@ class BotApp:
         await clock.run_pending()
         while self.governor.busy and (due := clock.next_due()) is not None:
             await clock.advance_to(due)
+
+    async def drain(self, limit_s: float = 15.0) -> None:
+        """Live shutdown: close coalescing windows and give what is already decided up to ``limit_s`` to go out."""
+        await self.dispatcher.join()
+        await self.governor.flush_coalesced()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while self.governor.busy and loop.time() < deadline:
+            await asyncio.sleep(0.2)  # real time: the real clock's timers are sending meanwhile
 
     async def stop(self) -> None:
         await self.dispatcher.join()

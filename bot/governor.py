@@ -176,6 +176,14 @@ class SendGovernor:
             bucket.timer = self._clock.call_later(window_s, flush, name=f"coalesce:{key}")
         bucket.items.append(item)
 
+    async def flush_coalesced(self) -> None:
+        """Render every open coalescing window now (at shutdown: better early than lost)."""
+        for key in list(self._buckets):
+            bucket = self._buckets.get(key)
+            if bucket is not None and bucket.timer is not None:
+                bucket.timer.cancel()
+                await bucket.timer.callback()
+
     @property
     def busy(self) -> bool:
         """True while something may still be sent without a quiet-hours wait (replay runs until this is False)."""

@@ -50,9 +50,11 @@ def test_console_session_end_to_end(tmp_path):
                       "[governor]\nmin_interval_s = 0\njitter_s = 0\nchat_switch_interval_s = 0\n"
                       "per_chat_interval_s = 0\nwarmup_s = 0\n", encoding="utf-8")
     run = subprocess.run([sys.executable, "-m", "bot", "console", "--config", str(config)], cwd=ROOT,
-                         input="/ping\n:quit\n", capture_output=True, text=True, timeout=60)
+                         input="/ping\n签到\n:quit\n", capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "[群 会员福利群（演示）] 小助手: @访客\u2005在的～" in run.stdout
+    # the check-in confirmation waits in a 30 s coalescing window: quitting closes the window, loses nothing
+    assert "签到成功 ✅\n访客 +5" in run.stdout
 
 
 def test_run_with_an_endpoint_but_no_token_says_what_is_missing(tmp_path):
