@@ -10,6 +10,7 @@ peak RSS ≤ 300 MB on the 2-core reference machine.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import asyncio
 import io
 import json
@@ -74,9 +75,12 @@ async def main() -> None:
     ap.add_argument("--members", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config.toml"))
+    ap.add_argument("--skills", default=None, help="comma-separated skills instead of the config's, e.g. ping")
     args = ap.parse_args()
 
     config = load_config(args.config)
+    if args.skills:
+        config = replace(config, bot=replace(config.bot, skills=tuple(args.skills.split(","))))
     timings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
