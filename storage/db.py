@@ -11,8 +11,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage.sqlite_inline import inline_creator
-
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -35,8 +33,10 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # inline SQLite calls instead of aiosqlite's worker-thread hops: see storage/sqlite_inline.py
-        engine = create_async_engine(url, async_creator=inline_creator(database or ":memory:"))
+        # aiosqlite's worker thread, not inline calls (tried: see git history of storage/sqlite_inline.py): a handler
+        # that awaits anything while its write transaction is open would make another chat's inline write
+        # busy-wait on SQLite's lock with the event loop blocked, so the holder could never commit.
+        engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
