@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.activity import ActivityLog
 from bot.caps import CapStore
-from bot.clock import Clock, VirtualClock
+from bot.clock import Clock, RealClock, VirtualClock
 from bot.commands import CommandRouter
 from bot.config import Config, ConfigError, skill_settings
 from bot.context import Services
@@ -70,7 +70,7 @@ class ErrorLog:
 class BotApp:
     def __init__(
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, web: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -80,8 +80,12 @@ class BotApp:
         self.errors = ErrorLog()
         self.engine: AsyncEngine | None = None
         self.skills: list[Skill] = []
+        self._web_wanted = web  # start the HTTP server (config [http]) with the bot: `python -m bot run`
+        self.web = None  # bot.web.server.WebServer once started
 
-    async def start(self) -> None:
+    async def start(self, *, serve: bool = True) -> None:
+        """``serve=False`` (command-line tools): storage, skills and their startups, but no scheduler run and no
+        HTTP server — jobs written then are run by the bot process."""
         cfg = self.config
         self.clock.on_error = self.errors
         self.engine = create_engine(self.db_url)
@@ -94,7 +98,7 @@ class BotApp:
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
         self.router = CommandRouter()
         hooks = []
-        for name in cfg.bot.skills:
+        for name in ("bot.optout", *cfg.bot.skills):  # opt-out is built in: no config may leave it out
             skill = load_skill(name)
             self.skills.append(skill)
             self.router.add_skill(skill)
@@ -109,7 +113,14 @@ class BotApp:
             for startup in skill.startups:
                 await startup(self.services)
         self.activity.start()
-        await self.scheduler.start(self.services)
+        if not serve:
+            return
+        await self.scheduler.start(self.services, poll_s=60.0 if isinstance(self.clock, RealClock) else None)
+        if self._web_wanted and cfg.http.enabled:
+            from bot.web.server import WebServer  # aiohttp only where a server is wanted
+
+            self.web = WebServer(self.services, cfg.http)
+            await self.web.start()
         log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
 
     def logged_in(self, bot_id: str | None) -> None:
@@ -134,6 +145,8 @@ class BotApp:
             await asyncio.sleep(0.2)  # real time: the real clock's timers are sending meanwhile
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
         await self.dispatcher.join()
         self.scheduler.stop()
         await self.clock.aclose()

@@ -44,6 +44,7 @@ class Scheduler:
         self._handlers: dict[str, JobHandler] = {}
         self._timer: TimerHandle | None = None
         self._timer_at: datetime | None = None
+        self._poll: TimerHandle | None = None
         self._running = False
         self._started = False
         self.services: Services | None = None
@@ -136,6 +137,14 @@ class Scheduler:
     async def cancel(self, key: str, session: AsyncSession | None = None) -> bool:
         return await self._set_status(key, "cancelled", session)
 
+    async def cancel_many(self, keys: list[str], session: AsyncSession) -> int:
+        """Cancel every active or paused job among ``keys`` in one statement (in the caller's transaction)."""
+        if not keys:
+            return 0
+        stmt = (update(ScheduledJob).where(ScheduledJob.key.in_(keys), ScheduledJob.status.in_(("active", "paused")))
+                .values(status="cancelled"))
+        return (await session.execute(stmt)).rowcount
+
     async def pause(self, key: str, session: AsyncSession | None = None) -> bool:
         return await self._set_status(key, "paused", session)
 
@@ -175,13 +184,26 @@ class Scheduler:
 
     # -- running ------------------------------------------------------------------------------------------------
 
-    async def start(self, services: Services) -> None:
+    async def start(self, services: Services, poll_s: float | None = None) -> None:
+        """``poll_s``: also look for new jobs this often — for jobs another process wrote (the CSV import), which
+        this process's timer cannot know about. Live only; virtual time needs no polling."""
         self.services = services
         self._started = True
         await self._rearm()
+        if poll_s:
+            async def poll() -> None:
+                if not self._started:
+                    return
+                await self._rearm()
+                self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
+
+            self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
 
     def stop(self) -> None:
         self._started = False
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
