@@ -283,7 +283,7 @@ async def cutoff(ctx: JobContext) -> None:
     gb_id = ctx.payload["group_buy_id"]
     s = ctx.session
     gb = await s.get(GroupBuy, gb_id)
-    if gb is None or gb.cutoff_at is None or gb.cutoff_at.isoformat() != ctx.payload.get("cutoff_at"):
+    if gb is None or gb.cutoff_at is None or gb.cutoff_at != datetime.fromisoformat(ctx.payload["cutoff_at"]):
         return  # the cut-off moved: its own job carries the new time
     rows = (await s.execute(select(Order.room_id, Order.member_id).where(
         Order.group_buy_id == gb_id, Order.status != "cancelled"))).all()
