@@ -36,7 +36,8 @@ class BotSettings:
     name: str = "小助手"  # how the bot refers to itself in replies
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders")  # skills/ modules, in order
+    # modules under skills/, in order
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[JobContext], Awaitable[None]]
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
+BATCH = 100  # jobs run per look at the table
 
 
 class ScheduleError(ValueError):
@@ -46,6 +47,7 @@ class Scheduler:
         self._timer_at: datetime | None = None
         self._poll: TimerHandle | None = None
         self._running = False
+        self._armed_while_running: datetime | None = None
         self._started = False
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
@@ -216,8 +218,12 @@ class Scheduler:
         event.listen(session.sync_session, "after_commit", lambda _s: self._arm(when), once=True)
 
     def _arm(self, when: datetime | None) -> None:
-        if when is None or not self._started or self._running:
-            return  # a running pass re-arms when it finishes
+        if when is None or not self._started:
+            return
+        if self._running:  # the running pass arms the timer when it finishes: remember the earliest asked for
+            if self._armed_while_running is None or when < self._armed_while_running:
+                self._armed_while_running = when
+            return
         if self._timer is not None and not self._timer.cancelled and self._timer_at is not None and self._timer_at <= when:
             return
         if self._timer is not None:
@@ -234,31 +240,48 @@ class Scheduler:
             self._arm(nxt)
 
     async def _run_due(self) -> None:
+        """Run what is due, then arm the timer for the next job. One indexed query per pass, bounded by BATCH:
+        the rows it returns past the due ones give the next run time, so a tick's work follows the due jobs,
+        not the size of the table."""
         self._timer = None
         self._timer_at = None
         if self._running:
             return
         self._running = True
+        self._armed_while_running = None
+        next_at: datetime | None = None
         try:
             while True:
                 now = self._clock.now()
                 async with self._sessions() as s:
-                    ids = (
+                    rows = (
                         await s.execute(
-                            select(ScheduledJob.id)
-                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at <= now)
+                            select(ScheduledJob.id, ScheduledJob.next_run_at)
+                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at.is_not(None))
                             .order_by(ScheduledJob.next_run_at, ScheduledJob.id)
-                            .limit(100)
+                            .limit(BATCH + 1)
                         )
-                    ).scalars().all()
-                if not ids:
+                    ).all()
+                due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
+                if not due:
+                    next_at = rows[0].next_run_at if rows else None
                     break
-                for job_id in ids:
-                    await self._run_one(job_id, now)
+                for job_id in due:
+                    await self._run_one(job_id, now)  # new run times (recurring, retries) are remembered by _arm
+                if len(due) == BATCH:
+                    continue  # maybe more are due
+                candidates = [r.next_run_at for r in rows[len(due):len(due) + 1]]
+                if self._armed_while_running is not None:
+                    candidates.append(self._armed_while_running)
+                    self._armed_while_running = None
+                next_at = min(candidates, default=None)
+                if next_at is None or next_at > self._clock.now():
+                    break
         finally:
             self._running = False
         if self._started:
-            await self._rearm()
+            self._arm(next_at)
+            self._arm(self._armed_while_running)  # asked for by a job that ran after the last look
 
     async def _run_one(self, job_id: int, now: datetime) -> None:
         assert self.services is not None
@@ -277,6 +300,7 @@ class Scheduler:
                 job.next_run_at = following
                 job.status = "active" if following else "missed"
                 await s.commit()
+                self._arm(following)
                 return
             handler = self._handlers.get(job.handler)
             if handler is None:
@@ -299,6 +323,7 @@ class Scheduler:
                         job.status = "done"
                 # else the handler re-scheduled its own key (same session): its new definition stands
                 await s.commit()
+                self._arm(job.next_run_at if job.status == "active" else None)
                 self.fired.append((key, due))
                 self.services.activity.record("job", skill=handler_name.split(".")[0],
                                               detail={"job": key, "outcome": "ok", "due": due.isoformat()})
@@ -320,6 +345,8 @@ class Scheduler:
                 job.status = "failed"
             else:
                 job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.attempts)
+        if job.status == "active":
+            self._arm(job.next_run_at)
 
     def _report(self, exc: Exception, key: str) -> None:
         self._clock.on_error(exc, {"job": key})

@@ -107,7 +107,8 @@ async def test_bad_input_gets_a_polite_answer_and_changes_nothing(db_url, comman
         await h.settle()
         assert answer in h.transport.texts()[-1]
         async with h.app.services.sessions() as s:
-            assert (await s.execute(select(ScheduledJob).where(ScheduledJob.handler == "schedule.send"))).first() is None
+            jobs = await s.execute(select(ScheduledJob).where(ScheduledJob.handler == "schedule.send"))
+            assert jobs.first() is None
 
 
 async def test_tier_targets_work_once_a_resolver_is_registered(db_url):
