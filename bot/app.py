@@ -119,8 +119,14 @@ class BotApp:
         if self._web_wanted and cfg.http.enabled:
             from bot.web.server import WebServer  # aiohttp only where a server is wanted
 
-            self.web = WebServer(self.services, cfg.http)
-            await self.web.start()
+            web = WebServer(self.services, cfg.http)
+            try:
+                await web.start()
+                self.web = web
+            except OSError as exc:  # the chat side matters more than the API: run on, say so loudly
+                log.error("HTTP server not started on %s:%s: %s (set [http] port, or enabled = false)",
+                          cfg.http.host, cfg.http.port, exc.strerror or exc)
+                await web.stop()
         log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
 
     def logged_in(self, bot_id: str | None) -> None:

@@ -144,3 +144,25 @@ async def test_without_a_configured_secret_the_api_is_closed(server, monkeypatch
     monkeypatch.delenv("BOT_API_HMAC_SECRET")
     async with client.post("/api/orders", json=ORDER, headers=bearer()) as r:
         assert r.status == 503 and "BOT_API_TOKEN" in (await r.json())["error"]
+
+
+async def test_a_taken_port_is_reported_and_the_bot_runs_on(db_url, caplog):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        config = replace(make_config({"bot": {"skills": ["ping"]}}, min_interval_s=1.0), http=HttpSettings(port=port))
+        clock = VirtualClock(START, config.tz)
+        transport = RecordingTransport(clock)
+        app = BotApp(config, clock, transport.send, db_url=db_url, web=True)
+        await app.start()
+        try:
+            assert app.web is None
+            assert f"HTTP server not started on 127.0.0.1:{port}" in caplog.text
+        finally:
+            await app.stop()
+    finally:
+        taken.close()
