@@ -108,9 +108,9 @@ def tick_work(db: Path) -> dict:
         total = conn.execute("SELECT count(*) FROM scheduled_jobs WHERE status = 'active'").fetchone()[0]
         times = [r[0] for r in conn.execute("SELECT next_run_at FROM scheduled_jobs WHERE status = 'active' "
                                             "ORDER BY next_run_at LIMIT 101")]
-        plan = " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + DUE_SQL, (times[0],)))
+        plan = " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + DUE_SQL, ("2000-01-01",)))
         out = {"active_jobs": total, "plan": plan}
-        for due in (0, 10, 100):
+        for due in (d for d in (0, 10, 100) if d <= len(times)):
             # "now" at the due-th earliest job: exactly `due` jobs are due
             now = times[due - 1] if due else "2000-01-01 00:00:00.000000"
             steps = [0]

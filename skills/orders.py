@@ -110,6 +110,7 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     order = await s.get(Order, upd.order_id)
     if seen is not None:
         return OrderResult("duplicate", upd.order_id, order.status if order else upd.status)
+    is_new = order is None
     if order is None:
         if not upd.member_id and not upd.external_member_id:
             raise OrderFieldError("member_id", "is required for a new order (or external_member_id)")
@@ -135,7 +136,7 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     s.add(OrderEvent(order_id=upd.order_id, status=upd.status, source=source, received_at=now, applied=True))
     if upd.group_buy_id and upd.cutoff_at is not None:
         await _group_buy(services, s, upd.group_buy_id, upd.cutoff_at, now)
-    await _plan_reminders(services, s, order, now)
+    await _plan_reminders(services, s, order, now, new=is_new)
     await s.flush()
     services.activity.record("order", member_id=order.member_id, room_id=order.room_id, skill="orders",
                              detail={"order_id": order.id, "status": order.status, "amount": _yuan(order.amount_cents),
@@ -143,12 +144,12 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     return OrderResult("applied", order.id, order.status)
 
 
-async def _plan_reminders(services: Services, s: AsyncSession, order: Order, now: datetime) -> None:
+async def _plan_reminders(services: Services, s: AsyncSession, order: Order, now: datetime, new: bool) -> None:
     cfg = _settings(services)
     scheduler = services.scheduler
     wanted = APPLIES.get(order.status, ())
-    cancel = [f"order:{order.id}:{kind}" for kind in ORDER_REMINDERS if kind not in wanted]
-    await scheduler.cancel_many(cancel, s)
+    if not new:  # a new order has no reminders to cancel yet
+        await scheduler.cancel_many([f"order:{order.id}:{kind}" for kind in ORDER_REMINDERS if kind not in wanted], s)
 
     async def at(kind: str, when: datetime) -> None:
         await scheduler.schedule(f"order:{order.id}:{kind}", "orders.remind", at=max(when, now), session=s,

@@ -52,8 +52,8 @@ class WebServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        addresses = self._runner.addresses
+        self.port = addresses[0][1] if addresses else self.settings.port
         log.info("HTTP server on http://%s:%s (health: /health)", self.settings.host, self.port)
 
     async def stop(self) -> None:
