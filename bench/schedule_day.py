@@ -38,6 +38,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+
 from bot.config import parse_config  # noqa: E402
 from bot.replayer import run_replay  # noqa: E402
 from storage.db import create_engine, migrate  # noqa: E402
@@ -156,6 +159,24 @@ def day_script(known: list[tuple[str, str]], rooms: int, events: int, rng: rando
     return [line for _, line in lines]
 
 
+async def roundtrip_us(url: str, n: int = 500) -> float:
+    """What one trivial statement costs through the bot's database stack right now (SQLAlchemy + aiosqlite's
+    worker thread): the unit the day's time is made of, and very sensitive to how busy the machine is."""
+    from sqlalchemy import text
+
+    from storage.db import session_factory
+
+    engine = create_engine(url)
+    async with session_factory(engine)() as s:
+        await s.execute(text("SELECT 1"))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await s.execute(text("SELECT 1"))
+        elapsed = time.perf_counter() - t0
+    await engine.dispose()
+    return round(elapsed / n * 1e6, 1)
+
+
 class _CountingSink(io.TextIOBase):
     lines = 0
 
@@ -188,13 +209,21 @@ async def main() -> None:
         known += preload(db, args.orders - small, random.Random(args.seed + 2), offset=small)
         work_all = tick_work(db)
         print(f"preloaded {args.orders} orders in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        baseline_us = await roundtrip_us(url)
         lines = day_script(known, args.rooms, args.events, rng)
         out = _CountingSink()
+        statements = [0]
+
+        def count(*_args) -> None:
+            statements[0] += 1
+
+        event.listen(Engine, "before_cursor_execute", count)
         print(f"replaying {len(lines)} events over one day, {args.rooms} rooms", file=sys.stderr)
         t0 = time.perf_counter()
         status = await run_replay(cfg, enumerate(lines, start=1), db_url=url, out=out,
                                   until=DAY + timedelta(days=1))
         wall = time.perf_counter() - t0
+        event.remove(Engine, "before_cursor_execute", count)
         with sqlite3.connect(db) as conn:
             kinds = dict(conn.execute("SELECT kind, count(*) FROM activity GROUP BY kind"))
             reminders = dict(conn.execute(
@@ -221,6 +250,8 @@ async def main() -> None:
         "dropped": dropped,
         "duplicate_reminders": dupes,
         "jobs_run": kinds.get("job", 0),
+        "db_roundtrip_us": baseline_us,
+        "statements": statements[0],
         "tick_work": {f"{work_small['active_jobs']}_jobs": work_small, f"{work_all['active_jobs']}_jobs": work_all},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cores": os.cpu_count(),

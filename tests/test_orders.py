@@ -239,3 +239,28 @@ def test_csv_import_reports_bad_rows_by_line_and_imports_the_rest(tmp_path):
             assert job.status == "active" and job.next_run_at == datetime(2030, 1, 1, 11, 30, tzinfo=TZ)
 
     asyncio.run(check())
+
+
+async def test_the_live_scheduler_picks_up_reminders_another_process_wrote(db_url):
+    """The CSV import runs beside the bot: its jobs are rows the bot's timer knows nothing about; the live
+    scheduler looks for new jobs every poll_s."""
+    from bot.app import BotApp
+
+    async with Harness(cfg(), db_url) as h:
+        h.app.scheduler.stop()
+        await h.app.scheduler.start(h.app.services, poll_s=60.0)
+
+        async def refuse(message):
+            raise AssertionError("the importing process sends nothing")
+
+        importer = BotApp(cfg(), h.clock, refuse, db_url=db_url)
+        await importer.start(serve=False)
+        await importer.services.order_handler(parse_order({"order_id": "X1", "member_id": "u1", "amount": 5,
+                                                           "status": "shipped", "tracking": "EMS1"}), "csv")
+        await importer.activity.aclose()
+        await importer.engine.dispose()
+        await h.clock.advance(30)
+        assert h.sent == []
+        await h.clock.advance(40)
+        await h.settle()
+        assert len(dms(h)) == 1 and "EMS1" in dms(h)[0][1]
