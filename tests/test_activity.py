@@ -1,5 +1,5 @@
-"""The activity store over a real migrated SQLite file, both write paths: through the async session and through
-the SQLite batch-writer thread (what the app uses on SQLite)."""
+"""The activity store over a real migrated SQLite file, written as the app writes it (multi-row statements on
+the process's one inline connection)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from bot.activity import ActivityLog
 from bot.clock import VirtualClock
 from bot.config import ActivitySettings
 from bot.events import Person
-from storage.bulk import SqliteBatchWriter
 from storage.db import create_engine, migrate, session_factory
 from storage.models import Activity, Member, MemberName, Room, RoomMember
 from tests.support import START
@@ -49,19 +48,18 @@ class Store:
             await conn.execute(text(statement))
 
 
-async def _make_store(db_url: str, writer: str, **settings) -> Store:
+async def _make_store(db_url: str, **settings) -> Store:
     engine = create_engine(db_url)
     await migrate(engine)
     sessions = session_factory(engine)
     clock = VirtualClock(START)
-    batch = SqliteBatchWriter(db_url) if writer == "batch" else None
-    log = ActivityLog(sessions, clock, ActivitySettings(**{"flush_max_rows": 5, **settings}), batch)
+    log = ActivityLog(sessions, clock, ActivitySettings(**{"flush_max_rows": 5, **settings}))
     return Store(log, engine, sessions, clock)
 
 
-@pytest.fixture(params=["session", "batch"])
-async def store(db_url, request):
-    st = await _make_store(db_url, request.param)
+@pytest.fixture
+async def store(db_url):
+    st = await _make_store(db_url)
     yield st
     await st.log.aclose()
     await st.engine.dispose()
@@ -132,7 +130,7 @@ async def test_aclose_writes_everything(store):
 
 
 async def test_background_flusher_writes_on_its_own(db_url):
-    st = await _make_store(db_url, "batch", flush_interval_s=0.01)
+    st = await _make_store(db_url, flush_interval_s=0.01)
     try:
         st.log.start()
         st.log.record("message", detail={"x": 1})
