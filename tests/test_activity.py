@@ -20,6 +20,8 @@ from storage.db import create_engine, migrate, session_factory
 from storage.models import Activity, Member, MemberName, Room, RoomMember
 from tests.support import START
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 
 def t(seconds: float) -> datetime:
     return (START + timedelta(seconds=seconds)).astimezone(UTC)
@@ -166,11 +168,11 @@ async def test_members_rooms_and_names(store):
     await log.flush()
     log.seen(Person("u1", ""), t(8000), "g1", None)
     await log.flush()
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert (m.id, m.name, m.first_seen, m.last_seen) == ("u1", "李老师", t(0), t(8000))
     names = {(n.member_id, n.name): n.first_seen for n in await store.all(MemberName)}
     assert names == {("u1", "小李"): t(0), ("u1", "李老师"): t(4000), ("u2", "阿王"): t(20)}
-    room = (await store.all(Room))[0]
+    room = (await store.all(Room, Room.id))[0]
     assert (room.topic, room.first_seen, room.last_seen) == ("读书会", t(0), t(8000))
 
 
@@ -183,7 +185,7 @@ async def test_last_seen_is_batched_to_the_hour(store):
     log.seen(Person("u1", "a"), t(3600), "g1", "x")
     assert log.backlog > 0
     await log.flush()
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert m.last_seen == t(3600)
 
 
@@ -295,7 +297,7 @@ async def test_failed_flush_keeps_first_seen_names_and_topics_of_the_failed_batc
     assert await task == 0
     await store.sql("ALTER TABLE activity_away RENAME TO activity")
     assert await log.flush() == 1
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert (m.name, m.first_seen, m.last_seen) == ("小李", t(0), t(7200))
     r = (await store.all(Room))[0]
     assert (r.topic, r.first_seen, r.last_seen) == ("读书会", t(0), t(7200))
