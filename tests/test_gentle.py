@@ -1,13 +1,17 @@
 """Gentleness rules in the send governor: the minimum gap between a room's proactive messages, lively rooms,
-and opt-out (/退订, TD, /订阅). The real app on a virtual clock over a real SQLite file."""
+and opt-out (/退订, TD, /订阅). The real app on a virtual clock over a real database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from tests.support import START, TZ, Harness, make_config
 from tests.test_governor import NEVER_QUIET, res, rows_of
+
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
 
 
 def room(text: str, room_id: str = "g1") -> OutgoingMessage:

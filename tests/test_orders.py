@@ -16,6 +16,8 @@ from storage.models import Activity
 from storage.models_orders import Order, OrderEvent, ReminderSent
 from tests.support import TZ, Harness, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,6 +19,8 @@ from bot.config import HttpSettings
 from storage.models_orders import Order, OrderEvent
 from tests.support import START, RecordingTransport, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 TOKEN = "test-token-0123456789"
 SECRET = "hmac-secret-abcdef"
 ORDER = {"order_id": "W1", "member_id": "u1", "amount": 99.5, "status": "created", "items": ["大米 5kg"],

@@ -14,6 +14,8 @@ from storage.models import Activity, ScheduledJob
 from tests.support import TZ, Harness, make_config
 from tests.test_governor import NEVER_QUIET
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=TZ)
