@@ -48,6 +48,9 @@ class Scheduler:
         self._poll: TimerHandle | None = None
         self._running = False
         self._armed_while_running: datetime | None = None
+        self._due_query = (select(ScheduledJob.id, ScheduledJob.next_run_at)
+                           .where(ScheduledJob.status == "active", ScheduledJob.next_run_at.is_not(None))
+                           .order_by(ScheduledJob.next_run_at, ScheduledJob.id))
         self._started = False
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
@@ -240,9 +243,9 @@ class Scheduler:
             self._arm(nxt)
 
     async def _run_due(self) -> None:
-        """Run what is due, then arm the timer for the next job. One indexed query per pass, bounded by BATCH:
-        the rows it returns past the due ones give the next run time, so a tick's work follows the due jobs,
-        not the size of the table."""
+        """Run what is due, then arm the timer for the next job. One indexed query per pass, bounded by BATCH
+        (it starts with a few rows and asks for more only when all of them are due): the first row past the due
+        ones gives the next run time, so a tick's work follows the due jobs, not the size of the table."""
         self._timer = None
         self._timer_at = None
         if self._running:
@@ -250,19 +253,16 @@ class Scheduler:
         self._running = True
         self._armed_while_running = None
         next_at: datetime | None = None
+        limit = 8  # usually one job is due: a few rows suffice, more only when all of them are due
         try:
             while True:
                 now = self._clock.now()
                 async with self._sessions() as s:
-                    rows = (
-                        await s.execute(
-                            select(ScheduledJob.id, ScheduledJob.next_run_at)
-                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at.is_not(None))
-                            .order_by(ScheduledJob.next_run_at, ScheduledJob.id)
-                            .limit(BATCH + 1)
-                        )
-                    ).all()
+                    rows = (await s.execute(self._due_query.limit(limit))).all()
                 due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
+                if len(due) == len(rows) == limit and limit <= BATCH:
+                    limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
+                    continue
                 if not due:
                     next_at = rows[0].next_run_at if rows else None
                     break
@@ -270,6 +270,7 @@ class Scheduler:
                     await self._run_one(job_id, now)  # new run times (recurring, retries) are remembered by _arm
                 if len(due) == BATCH:
                     continue  # maybe more are due
+                limit = 8
                 candidates = [r.next_run_at for r in rows[len(due):len(due) + 1]]
                 if self._armed_while_running is not None:
                     candidates.append(self._armed_while_running)
