@@ -6,6 +6,7 @@ are waiting (by the event that filled it), and a background task writes whatever
 same batches, so ordinary chatter costs no database round trip.
 
 Activity kinds: message, command, refused, sent, send_dropped, send_failed, join, leave, error, job.
+Skills add their own: opt_out, schedule, order and reminder (the orders contract is in README.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Replay: the scriptable contract of shared/docs/replay.md.
 
-Events come as JSON lines; every action the bot takes goes to stdout as a JSON line, flushed per line; logs and
-diagnostics go to stderr. The clock is virtual: it moves to each event's ``at`` (never backwards), and everything
+Events come as JSON lines (message, join, leave, tick, and order: README.md); every action the bot takes goes to
+stdout as a JSON line, flushed per line; logs and diagnostics go to stderr. The clock is virtual: it moves to each event's ``at`` (never backwards), and everything
 that falls due in between happens at its own instant first.
 """
 
