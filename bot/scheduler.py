@@ -287,7 +287,11 @@ class Scheduler:
     async def _run_one(self, job_id: int, now: datetime) -> None:
         assert self.services is not None
         async with self._sessions() as s:
-            job = await s.get(ScheduledJob, job_id)
+            # The claim: the row stays locked until this run's effects and bookkeeping commit, and another process
+            # racing for it skips it (PostgreSQL). Once committed, next_run_at has moved on, so it isn't due there
+            # either. (SQLite renders no lock: one process, one writer.)
+            job = (await s.execute(select(ScheduledJob).where(ScheduledJob.id == job_id)
+                                   .with_for_update(skip_locked=True))).scalar_one_or_none()
             if job is None or job.status != "active" or job.next_run_at is None or job.next_run_at > now:
                 return
             due = job.next_run_at
