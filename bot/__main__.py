@@ -33,7 +33,7 @@ async def run_console(config: Config, web: bool = False) -> int:
     console = ConsoleTransport(config, clock)
     app = BotApp(config, clock, console.send, web=web)
     await app.start()
-    app.services.bot_id = console.self_id
+    app.set_account(config.bot.account_id or console.self_id)
 
     async def sink(event) -> None:
         app.dispatcher.submit(event)

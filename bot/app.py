@@ -93,6 +93,7 @@ class BotApp:
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         self.governor = SendGovernor(self._send, self.clock, cfg.governor, CapStore(sessions), self.activity, self.rng)
         self.scheduler = Scheduler(sessions, self.clock)
+        self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
         self.router = CommandRouter()
         hooks = []
@@ -128,8 +129,14 @@ class BotApp:
         log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
 
     def logged_in(self, bot_id: str | None) -> None:
-        self.services.bot_id = bot_id
+        self.set_account(bot_id)
         self.governor.on_login()
+
+    def set_account(self, bot_id: str | None) -> None:
+        """The account this process speaks as: its own messages are ignored, its rooms noted (storage.shared)."""
+        self.services.bot_id = bot_id
+        self.activity.account_id = bot_id
+        self.scheduler.set_account(bot_id)
 
     async def settle(self) -> None:
         """Virtual time only: run the clock on until nothing the bot has decided to send is still waiting."""

@@ -38,6 +38,9 @@ class BotSettings:
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
     # modules under skills/, in order
     skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders")
+    # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
+    # process when several accounts replay against one database.
+    account_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class RoomSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     url: str = "sqlite+aiosqlite:///data/bot.db"
+    # Several bot processes (one per WeChat account) share this database (PostgreSQL): a room's jobs (lottery
+    # draws, group-buy cut-offs) then run only in a process whose account is in that room.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,8 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         problems.append(f"bot.timezone: unknown time zone {cfg.bot.timezone!r} (e.g. \"Asia/Shanghai\")")
     if "://" not in cfg.storage.url:
         problems.append(f"storage.url: {cfg.storage.url!r} is not an SQLAlchemy URL (e.g. sqlite+aiosqlite:///data/bot.db)")
+    elif cfg.storage.shared and cfg.storage.url.startswith("sqlite"):
+        problems.append("storage.shared: several bot processes need PostgreSQL (SQLite has one writer, one process)")
     elif not cfg.storage.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         problems.append("storage.url: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB "
                         f"(the supported async backends), not {cfg.storage.url.split('://')[0]!r}")

@@ -64,7 +64,7 @@ async def run_replay(
     # a fixed seed: the same script gives the same actions, jitter included
     app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0))
     await app.start()
-    app.services.bot_id = output.self_id  # no warm-up: a replay starts mid-life, not at a fresh login
+    app.set_account(config.bot.account_id or output.self_id)  # no warm-up: a replay starts mid-life, not at a fresh login
 
     if on_event is not None:
         from time import perf_counter

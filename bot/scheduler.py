@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
 from bot.context import JobContext
-from storage.models import ScheduledJob
+from storage.models import AccountRoom, ScheduledJob
 
 if TYPE_CHECKING:
     from bot.context import Services
@@ -52,6 +52,9 @@ class Scheduler:
                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at.is_not(None))
                            .order_by(ScheduledJob.next_run_at, ScheduledJob.id))
         self._started = False
+        # A database shared by several accounts: a room's jobs run only where this account is in the room.
+        self.shared = False
+        self.account_id: str | None = None
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
 
@@ -90,6 +93,7 @@ class Scheduler:
         daily: str | None = None,
         cron: str | None = None,
         payload: dict | None = None,
+        room_id: str | None = None,
         misfire_grace_s: int = 3600,
         session: AsyncSession | None = None,
         ensure: bool = False,
@@ -127,6 +131,7 @@ class Scheduler:
                 s.add(job)
             job.handler, job.payload, job.schedule, job.spec = handler, payload or {}, schedule_kind, spec
             job.next_run_at, job.status, job.misfire_grace_s, job.last_error = next_run, "active", misfire_grace_s, None
+            job.room_id = room_id
             job.attempts = 0  # a replaced job gets a fresh set of tries
             await s.flush()
 
@@ -237,10 +242,27 @@ class Scheduler:
     async def _rearm(self) -> None:
         async with self._sessions() as s:
             nxt = (
-                await s.execute(select(func.min(ScheduledJob.next_run_at)).where(ScheduledJob.status == "active"))
+                await s.execute(self._runnable(select(func.min(ScheduledJob.next_run_at))
+                                               .where(ScheduledJob.status == "active")))
             ).scalar()
         if nxt is not None:
             self._arm(nxt)
+
+    def set_account(self, account_id: str | None) -> None:
+        """The account this process speaks as (known at login): look again for what it may now run."""
+        changed = account_id != self.account_id
+        self.account_id = account_id
+        if changed and self.shared:
+            self._arm(self._clock.now())
+
+    def _runnable(self, stmt):  # type: ignore[no-untyped-def]
+        """Only jobs this process may run: all of them, unless the database is shared by several accounts."""
+        if not self.shared:
+            return stmt
+        if not self.account_id:  # not logged in yet: no room is known to be ours
+            return stmt.where(ScheduledJob.room_id.is_(None))
+        mine = select(AccountRoom.room_id).where(AccountRoom.account_id == self.account_id)
+        return stmt.where(or_(ScheduledJob.room_id.is_(None), ScheduledJob.room_id.in_(mine)))
 
     async def _run_due(self) -> None:
         """Run what is due, then arm the timer for the next job. One indexed query per pass, bounded by BATCH
@@ -258,7 +280,7 @@ class Scheduler:
             while True:
                 now = self._clock.now()
                 async with self._sessions() as s:
-                    rows = (await s.execute(self._due_query.limit(limit))).all()
+                    rows = (await s.execute(self._runnable(self._due_query).limit(limit))).all()
                 due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
                 if len(due) == len(rows) == limit and limit <= BATCH:
                     limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
