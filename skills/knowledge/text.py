@@ -1,0 +1,118 @@
+"""Text analysis for retrieval: normalise, apply the operators' synonyms, cut words, drop particles, char n-grams.
+
+Questions are short and phrased a hundred ways, so one text gives three views that the index fuses:
+- words: jieba tokens (with the operators' user dictionary) minus question particles and filler;
+- chars: character unigrams and bigrams of what is left, which survive segmentation mistakes and typos in one
+  character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款);
+- sounds: the pinyin of the remaining characters' bigrams, for homophone typos (怀款/还款 → huaikuan/huankuan no,
+  but 借贝/借呗 → jiebei), the commonest typo in pinyin input.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import jieba
+from pypinyin import lazy_pinyin
+
+jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict" chatter is not ours to log
+
+# Question particles, politeness and filler: they tell us a message is a question, not what it is about.
+PARTICLES = frozenset("""
+吗 嘛 么 呢 吧 啊 呀 哇 哦 噢 喔 哈 啦 嘞 咯 诶 欸 额 嗯 哎 唉 了 的 地 得 着 过 请问 请 问下 问一下 问问
+一下 下 麻烦 您好 你好 在吗 亲 亲亲 谢谢 多谢 您 你 我 我们 你们 咱 咱们 他 她 它 俺 这个 那个 这 那 就 都
+也 又 才 很 挺 蛮 吧 一个 个 呐 哟 想 想要 要 能 能够 会 可以 可 帮 帮忙 帮我 给 把 被 让 跟 和 与 及 或
+我要 我想 想问 请教 有没有 是不是 怎么 怎么样 怎样 咋 咋样 如何 啥 什么 为什么 为啥 怎么办 是 有 在 到 去 用 可不可以 能不能 会不会
+""".split())
+
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width to half-width), lower case, punctuation and spaces out."""
+    return _PUNCT.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+@dataclass
+class Synonyms:
+    """Groups of interchangeable words; the first of a group is what all of them become."""
+
+    canonical: dict[str, str] = field(default_factory=dict)
+    _pattern: re.Pattern | None = None
+
+    def add_group(self, words: Iterable[str]) -> None:
+        words = [normalize(w) for w in words if normalize(w)]
+        for w in words[1:]:
+            if w != words[0]:
+                self.canonical[w] = words[0]
+        self._pattern = None
+
+    def apply(self, text: str) -> str:
+        if not self.canonical:
+            return text
+        if self._pattern is None:  # longest first, so 顺丰快递 wins over 快递
+            alts = sorted(self.canonical, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, alts)))
+        return self._pattern.sub(lambda m: self.canonical[m.group(0)], text)
+
+
+_base_lock = threading.Lock()
+_base: jieba.Tokenizer | None = None
+
+
+def _base_tokenizer() -> jieba.Tokenizer:
+    """jieba's own dictionary, loaded once per process (about half a second)."""
+    global _base
+    with _base_lock:
+        if _base is None:
+            tok = jieba.Tokenizer()
+            tok.initialize()
+            _base = tok
+        return _base
+
+
+def new_tokenizer(words: Iterable[tuple[str, int | None]]) -> jieba.Tokenizer:
+    """A tokenizer with jieba's dictionary plus ``words``; the shared base is copied, never changed, so a reload
+    with a shorter user dictionary really forgets the removed words."""
+    base = _base_tokenizer()
+    tok = jieba.Tokenizer()
+    tok.FREQ = dict(base.FREQ)
+    tok.total = base.total
+    tok.initialized = True
+    for word, freq in words:
+        tok.add_word(word, freq)
+    return tok
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    text: str  # normalised, synonyms applied
+    words: tuple[str, ...]
+    chars: tuple[str, ...]
+    sounds: tuple[str, ...]
+
+
+class Analyzer:
+    def __init__(self, synonyms: Synonyms | None = None, user_words: Iterable[tuple[str, int | None]] = ()) -> None:
+        self.synonyms = synonyms or Synonyms()
+        words = list(user_words) + [(w, None) for w in set(self.synonyms.canonical.values())]
+        self.tokenizer = new_tokenizer(words)
+        self._lock = threading.Lock()  # jieba's Tokenizer is not documented as thread-safe
+
+    def analyse(self, text: str) -> Analysed:
+        norm = self.synonyms.apply(normalize(text))
+        with self._lock:
+            tokens = self.tokenizer.lcut(norm, HMM=False)
+        words = [t for t in tokens if t not in PARTICLES]
+        if not words:  # a question made only of particles ("是什么") keeps them rather than become nothing
+            words = tokens
+        rest = "".join(words)
+        chars = list(rest) + [rest[i:i + 2] for i in range(len(rest) - 1)]
+        py = lazy_pinyin(rest, errors="default") if rest else []
+        sounds = [py[i] + py[i + 1] for i in range(len(py) - 1)] or py
+        return Analysed(norm, tuple(words), tuple(chars), tuple(sounds))
