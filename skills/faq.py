@@ -112,6 +112,13 @@ async def start(services: Services) -> None:
     await kb.reload()
 
 
+@skill.on_shutdown
+async def stop(services: Services) -> None:
+    st = services.skill_state.get("faq:state")
+    if st is not None and st.llm is not None:
+        await st.llm.aclose()
+
+
 async def _embed(llm: LlmClient, snap: Snapshot) -> None:
     snap.index.dense = await llm.embed(snap.index.questions) if snap.index.questions else None
 
