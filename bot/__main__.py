@@ -20,7 +20,7 @@ log = logging.getLogger("bot")
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("sqlalchemy", "aiosqlite", "alembic", "asyncio", "bm25s"):
+    for noisy in ("sqlalchemy", "aiosqlite", "alembic", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

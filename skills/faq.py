@@ -74,6 +74,7 @@ _CN_DIGITS = {c: i for i, c in enumerate("一二三四五六七八九", 1)}
 @dataclass
 class Pending:
     entries: list[str]  # entry ids offered, in order
+    scores: list[float]  # their confidences, for the record of the one picked
     question: str
     expires: datetime
 
@@ -218,7 +219,8 @@ def _offer_choice(ctx: EventContext, st: FaqState, event: MessageReceived, quest
     lines = ["你是想问："] + [f"{i}. {h.entry.question}" for i, h in enumerate(hits, 1)]
     lines.append("回复数字告诉我就好～都不是的话，换个说法再问问我。")
     st.pending[(event.room_id, event.sender.id)] = Pending(
-        [h.entry.id for h in hits], question, ctx.now + timedelta(seconds=st.settings.choice_ttl_s))
+        [h.entry.id for h in hits], [h.confidence for h in hits], question,
+        ctx.now + timedelta(seconds=st.settings.choice_ttl_s))
     ctx.reply("\n".join(lines))
 
 
@@ -245,7 +247,8 @@ async def _picked_choice(ctx: EventContext, st: FaqState, event: MessageReceived
         ctx.reply("这个问题的答案刚刚更新了，麻烦再问我一次～")
         return True
     ctx.addressed = True
-    _answer(ctx, st, pending.question, Hit(entry, 1.0, 1.0, entry.question), "choice", addressed=True)
+    score = pending.scores[n - 1]
+    _answer(ctx, st, pending.question, Hit(entry, score, score, entry.question), "choice", addressed=True)
     return True
 
 

@@ -26,7 +26,7 @@ from skills.knowledge.text import Analyzer
 VIEWS = ("words", "chars", "sounds")
 # How much each view counts (stage 1 and stage 2); fitted on the dev split, see bench/faq_eval.py.
 RECALL_WEIGHTS = {"words": 0.4, "chars": 0.4, "sounds": 0.2}
-RERANK_WEIGHTS = {"words": 0.4, "chars": 0.4, "sounds": 0.2}
+RERANK_WEIGHTS = {"words": 0.3, "chars": 0.6, "sounds": 0.1}
 CANDIDATES = 30
 K1, B = 1.5, 0.75  # Okapi BM25's usual constants
 # confidence = sigmoid(A * best + B * lead + C)
