@@ -99,3 +99,10 @@ def test_kb_check_command_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "物流.md:1:" in bad.stdout
+
+
+def test_user_words_are_used_and_forgotten_when_removed():
+    from skills.knowledge.text import Analyzer
+
+    assert "晨光冷萃杯" in Analyzer(user_words=[("晨光冷萃杯", 50)]).analyse("晨光冷萃杯多少钱").words
+    assert "晨光冷萃杯" not in Analyzer().analyse("晨光冷萃杯多少钱").words  # the next load has no such word

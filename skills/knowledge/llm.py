@@ -10,7 +10,6 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
-from openai import AsyncOpenAI
 
 from skills.knowledge.entries import Entry
 
@@ -35,6 +34,8 @@ class LlmSettings:
 
 class LlmClient:
     def __init__(self, settings: LlmSettings, api_key: str | None) -> None:
+        from openai import AsyncOpenAI  # here, not at the top: the package costs ~47 MB and the LLM is optional
+
         self.settings = settings
         self.client = AsyncOpenAI(base_url=settings.base_url or None, api_key=api_key or "not-needed",
                                   timeout=settings.timeout_s, max_retries=0)

@@ -1,11 +1,11 @@
 """Text analysis for retrieval: normalise, apply the operators' synonyms, cut words, drop particles, char n-grams.
 
-Questions are short and phrased a hundred ways, so one text gives three views that the index fuses:
+Questions are short and phrased a hundred ways, so one text gives two views that the index fuses:
 - words: jieba tokens (with the operators' user dictionary) minus question particles and filler;
 - chars: character unigrams and bigrams of what is left, which survive segmentation mistakes and typos in one
-  character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款);
-- sounds: the pinyin of the remaining characters' bigrams, for homophone typos (怀款/还款 → huaikuan/huankuan no,
-  but 借贝/借呗 → jiebei), the commonest typo in pinyin input.
+  character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款).
+A third view, pinyin bigrams for homophone typos, was tried: it moved no figure on the dev split and pypinyin
+costs 55 MB of memory at import, so it was left out.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import jieba
-from pypinyin import lazy_pinyin
 
 jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict" chatter is not ours to log
 
@@ -33,12 +31,6 @@ PARTICLES = frozenset("""
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 
-
-@lru_cache(maxsize=65536)
-def _sound(char: str) -> str:
-    """A character's toneless pinyin (its commonest reading). Per character and cached: pypinyin on a whole
-    phrase costs ~0.25 ms, the dominant cost of building a 30,000-question index."""
-    return lazy_pinyin(char, errors="default")[0]
 
 
 def normalize(text: str) -> str:
@@ -69,31 +61,41 @@ class Synonyms:
         return self._pattern.sub(lambda m: self.canonical[m.group(0)], text)
 
 
-_base_lock = threading.Lock()
-_base: jieba.Tokenizer | None = None
+_lock = threading.Lock()  # guards the one tokenizer: jieba's Tokenizer is not documented as thread-safe
+_tokenizer: jieba.Tokenizer | None = None
+_base_total = 0
+_applied: dict[str, int | None] = {}  # user words added, with what jieba's dictionary had for them before
 
 
 def _base_tokenizer() -> jieba.Tokenizer:
-    """jieba's own dictionary, loaded once per process (about half a second)."""
-    global _base
-    with _base_lock:
-        if _base is None:
+    """jieba's own dictionary, loaded once per process (about half a second and 65 MB)."""
+    global _tokenizer, _base_total
+    with _lock:
+        if _tokenizer is None:
             tok = jieba.Tokenizer()
             tok.initialize()
-            _base = tok
-        return _base
+            _tokenizer, _base_total = tok, tok.total
+        return _tokenizer
 
 
-def new_tokenizer(words: Iterable[tuple[str, int | None]]) -> jieba.Tokenizer:
-    """A tokenizer with jieba's dictionary plus ``words``; the shared base is copied, never changed, so a reload
-    with a shorter user dictionary really forgets the removed words."""
-    base = _base_tokenizer()
-    tok = jieba.Tokenizer()
-    tok.FREQ = dict(base.FREQ)
-    tok.total = base.total
-    tok.initialized = True
-    for word, freq in words:
-        tok.add_word(word, freq)
+def set_user_words(words: Iterable[tuple[str, int | None]]) -> jieba.Tokenizer:
+    """Make the process's tokenizer jieba's dictionary plus exactly ``words``: the previous user words are put
+    back as they were, so a reload with a shorter user dictionary really forgets the removed ones. One shared
+    tokenizer, not a copy per knowledge base: a copy of the dictionary costs 15 MB, twice during a reload.
+    (Queries on the old index during a reload may see the new words: harmless for the moment it lasts.)"""
+    tok = _base_tokenizer()
+    with _lock:
+        for word, before in _applied.items():
+            if before is None:
+                tok.FREQ[word] = 0  # jieba's own way to delete a word (del_word); its prefixes stay, harmlessly
+            else:
+                tok.FREQ[word] = before
+        _applied.clear()
+        tok.total = _base_total
+        for word, freq in words:
+            if word not in _applied:
+                _applied[word] = tok.FREQ.get(word) or None
+            tok.add_word(word, freq)
     return tok
 
 
@@ -102,19 +104,17 @@ class Analysed:
     text: str  # normalised, synonyms applied
     words: tuple[str, ...]
     chars: tuple[str, ...]
-    sounds: tuple[str, ...]
 
 
 class Analyzer:
     def __init__(self, synonyms: Synonyms | None = None, user_words: Iterable[tuple[str, int | None]] = ()) -> None:
         self.synonyms = synonyms or Synonyms()
-        words = list(user_words) + [(w, None) for w in set(self.synonyms.canonical.values())]
-        self.tokenizer = new_tokenizer(words)
-        self._lock = threading.Lock()  # jieba's Tokenizer is not documented as thread-safe
+        words = list(user_words) + [(w, None) for w in sorted(set(self.synonyms.canonical.values()))]
+        self.tokenizer = set_user_words(words)
 
     def analyse(self, text: str) -> Analysed:
         norm = self.synonyms.apply(normalize(text))
-        with self._lock:
+        with _lock:
             tokens = self.tokenizer.lcut(norm, HMM=False)
         return self._finish(norm, tokens)
 
@@ -122,7 +122,7 @@ class Analyzer:
         """Many texts with one jieba call over all of them, a line each (normalised text has no whitespace, so
         the line breaks come back as separate tokens): jieba's per-call overhead was a quarter of a build."""
         norms = [self.synonyms.apply(normalize(t)) for t in texts]
-        with self._lock:
+        with _lock:
             tokens = self.tokenizer.lcut("\n".join(norms), HMM=False)
         out: list[Analysed] = []
         start = 0
@@ -139,7 +139,5 @@ class Analyzer:
         if not words:  # a question made only of particles ("是什么") keeps them rather than become nothing
             words = tokens
         rest = "".join(words)
-        chars = [*rest, *map(str.__add__, rest, rest[1:])]
-        py = list(map(_sound, rest))
-        sounds = list(map(str.__add__, py, py[1:])) or py
-        return Analysed(norm, tuple(words), tuple(chars), tuple(sounds))
+        chars = (*rest, *map(str.__add__, rest, rest[1:]))
+        return Analysed(norm, tuple(words), chars)
