@@ -57,7 +57,15 @@ async def test_an_unsure_group_question_without_mention_stays_quiet(h):
     await h.say("u1", "你们店里的猫叫什么名字？")
     await h.settle()
     assert h.sent == []
-    assert await activity(h, "faq_miss") == [{"q": "你们店里的猫叫什么名字？", "reason": "low"}]
+    assert await activity(h, "faq_miss") == []  # nowhere near an entry: chatter, not a miss
+
+
+async def test_a_near_miss_in_a_group_is_recorded_for_the_operators(kb_dir, db_url):
+    async with Harness(faq_config(kb_dir, group_threshold=0.999, choice_threshold=0.3), db_url) as h:
+        await h.say("u1", "请问可以开发票吗？")
+        await h.settle()
+        assert h.sent == []
+        assert await activity(h, "faq_miss") == [{"q": "请问可以开发票吗？", "reason": "low"}]
 
 
 async def test_mentioned_in_a_group_answers_like_1on1_and_does_not_repeat(h):

@@ -27,7 +27,8 @@ VIEWS = ("words", "chars")
 RECALL_WEIGHTS = {"words": 0.5, "chars": 0.5}
 RERANK_WEIGHTS = {"words": 0.3, "chars": 0.7}
 CANDIDATES = 30
-K1, B = 1.5, 0.75  # Okapi BM25's usual constants
+K1, B = 1.5, 0.75
+CACHE_SIZE = 4096  # recent query texts per index  # Okapi BM25's usual constants
 # confidence = sigmoid(A * best + B * lead + C)
 CALIBRATION = (5.58, 6.18, -5.02)
 DENSE_WEIGHT = 0.5  # with embeddings: similarity = (1 - w) * lexical + w * cosine
@@ -130,6 +131,7 @@ class Index:
         self.doc_entry = np.asarray(doc_entry, dtype=np.int32)
         self.views = {v: _View([getattr(a, v) for a in analysed]) for v in VIEWS} if analysed else {}
         self.scoped = np.asarray([bool(e.rooms) for e in entries], dtype=bool)
+        self._cache: dict[tuple, list[Hit]] = {}
         self.dense: np.ndarray | None = None  # optional: unit vectors per question (see skills/knowledge/llm.py)
 
     def __len__(self) -> int:
@@ -144,6 +146,20 @@ class Index:
                dense_query: np.ndarray | None = None) -> list[Hit]:
         if not self.views:
             return []
+        if dense_query is not None:
+            return self._search(text, k, room_id, room_tags, dense_query)
+        # Group chatter repeats ("有人在吗", "周末有活动吗"): the same text is scored once per index. The scope is in
+        # the key only when some entry is scoped, so unscoped bases share one result across rooms.
+        key = (text, k, room_id, room_tags) if self.scoped.any() else (text, k)
+        hits = self._cache.get(key)
+        if hits is None:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))  # oldest first: plain FIFO is enough here
+            hits = self._cache[key] = self._search(text, k, room_id, room_tags, None)
+        return hits
+
+    def _search(self, text: str, k: int, room_id: str | None, room_tags: tuple[str, ...],
+                dense_query: np.ndarray | None) -> list[Hit]:
         q = self.analyzer.analyse(text)
         n = len(self.doc_entry)
         queries = {v: self.views[v].query(getattr(q, v)) for v in VIEWS}
