@@ -55,6 +55,6 @@ def test_retrieval_figures_on_the_dev_split():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
-    # measured 2026-11-23: ant 0.459, lcqmc 0.961 (README, FAQ figures); these floors catch a regression
-    assert report["lcqmc"]["top1"] >= 0.955 and report["ant"]["top1"] >= 0.44
+    # measured 2026-11-23: ant 0.473, lcqmc 0.965 (README, FAQ figures); these floors catch a regression
+    assert report["lcqmc"]["top1"] >= 0.96 and report["ant"]["top1"] >= 0.45
     assert report["lcqmc"]["precision"] >= 0.95

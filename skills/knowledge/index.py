@@ -143,10 +143,10 @@ class Index:
         return self.doc_text
 
     def search(self, text: str, k: int = 3, *, room_id: str | None = None, room_tags: tuple[str, ...] = (),
-               dense_query: np.ndarray | None = None) -> list[Hit]:
+               dense_query: np.ndarray | None = None, cached: bool = True) -> list[Hit]:
         if not self.views:
             return []
-        if dense_query is not None:
+        if dense_query is not None or not cached:
             return self._search(text, k, room_id, room_tags, dense_query)
         # Group chatter repeats ("有人在吗", "周末有活动吗"): the same text is scored once per index. The scope is in
         # the key only when some entry is scoped, so unscoped bases share one result across rooms.
