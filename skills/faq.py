@@ -329,7 +329,8 @@ async def kb_test(ctx: CommandContext) -> None:
     if not question:
         raise UsageError("请在命令后面写上要测试的问题。")
     st = state(ctx.services)
-    hits = st.kb.search(question, 3, room_id=ctx.room_id)
+    room_tags = ctx.config.rooms[ctx.room_id].tags if ctx.room_id in ctx.config.rooms else ()
+    hits = st.kb.search(question, 3, room_id=ctx.room_id, room_tags=room_tags)
     if not hits:
         ctx.reply("没有匹配到任何条目。")
         return
@@ -381,8 +382,13 @@ async def kb_add(ctx: CommandContext) -> None:
     stamp = ctx.services.clock.local(ctx.now).strftime("%Y-%m-%d %H:%M")
     block = f"\n## {question}\n<!-- {who}（{ctx.sender.id}）{stamp} 用 /kb add 添加 -->\n{answer}\n"
     header = "" if path.exists() else "# 群里用 /kb add 添加的问答\n\n<!-- 可以直接编辑这个文件，保存后几秒内生效。 -->\n"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(header + block)
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(header + block)
+    except OSError as exc:
+        log.error("faq: /kb add could not write %s: %s", path, exc)
+        ctx.reply(f"写入 {st.settings.add_file} 失败（{exc.strerror}），请检查知识库目录的写权限。")
+        return
     result = await st.kb.reload()
     if result.ok:
         ctx.reply(f"已添加「{question}」，现在共 {result.entries} 条问答。")

@@ -249,3 +249,12 @@ async def test_the_bot_ignores_its_own_messages(h):
     await h.handle(MessageReceived(at=h.clock.now(), sender=Person("bot", "小助手"), text="什么时候发货？", room_id="g1"))
     await h.settle()
     assert h.sent == []
+
+
+async def test_kb_add_that_cannot_write_says_so_and_keeps_serving(h, kb_dir):
+    (kb_dir / "群内添加.md").mkdir()  # where the entry would go is not a writable file (root ignores modes)
+    await h.say("admin1", "/kb add 新问题 | 新答案", room=None)
+    await h.say("u1", "什么时候发货", room=None, after_s=3)
+    await h.settle()
+    assert texts_to(h, "admin1")[0].startswith("写入 群内添加.md 失败")
+    assert texts_to(h, "u1") == ["工作日 16:00 前付款当天发出。"]
