@@ -36,7 +36,8 @@ class BotSettings:
     name: str = "小助手"  # how the bot refers to itself in replies
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "faq")  # modules under skills/, in order
+    # modules under skills/, in order
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "faq")
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,31 @@ class GovernorSettings:
     transactional: KindPolicy = KindPolicy(quiet_hours="defer", max_delay_s=12 * 3600)
     room_daily_caps: dict[str, int] = field(default_factory=lambda: {"total": 3, "promotional": 1})
     member_daily_caps: dict[str, int] = field(default_factory=lambda: {"total": 1, "promotional": 1})
+    # Gentleness in groups: light and promotional messages to one room are at least this far apart (transactional
+    # ones are never held, but they count as the room's last proactive message).
+    room_min_gap_s: float = 5400.0
+    # A room with lively_messages member messages within lively_window_s is in a conversation: a scheduled
+    # message waits for it to calm down, at most lively_max_defer_s, so the bot doesn't cut in.
+    lively_messages: int = 6  # 0: off
+    lively_window_s: float = 300.0
+    lively_max_defer_s: float = 1800.0
 
 
 @dataclass(frozen=True)
 class WechatySettings:
     endpoint: str = ""  # host:port of a Wechaty puppet service; empty → console. Token: env only.
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The bot's aiohttp server (health check, orders API), started by `python -m bot run`."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # keep it private; put a TLS proxy in front for the outside world
+    port: int = 8080
+    token_env: str = "BOT_API_TOKEN"  # environment variable holding the bearer token for /api/*
+    hmac_secret_env: str = "BOT_API_HMAC_SECRET"  # ...or the secret for X-Signature: sha256=<hex of body HMAC>
+    max_body_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,7 @@ class Config:
     activity: ActivitySettings = ActivitySettings()
     governor: GovernorSettings = GovernorSettings()
     wechaty: WechatySettings = WechatySettings()
+    http: HttpSettings = HttpSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -192,6 +214,10 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         for k in getattr(cfg.governor, table):
             if k not in ("total", "light", "promotional"):
                 problems.append(f"governor.{table}.{k}: unknown kind (use total, light or promotional)")
+    if cfg.governor.lively_messages == 1:
+        problems.append("governor.lively_messages: 0 (off) or at least 2 (1 would call every room lively)")
+    if cfg.http.port > 65535:
+        problems.append(f"http.port: must be a port number (0 picks a free one), not {cfg.http.port}")
     if problems:
         raise ConfigError(path, problems)
     return cfg

@@ -15,6 +15,7 @@ from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import Config, GovernorSettings, parse_config
 from bot.events import MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.transports.base import NotConnectedError
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
@@ -38,8 +39,11 @@ class RecordingTransport:
     sent: list[Sent] = field(default_factory=list)
     fail_with: list[Exception] = field(default_factory=list)
     self_id: str = "bot"
+    offline: bool = False  # disconnected: every send raises NotConnectedError
 
     async def send(self, message: OutgoingMessage) -> str | None:
+        if self.offline:
+            raise NotConnectedError("gateway down (test)")
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.sent.append(Sent(self.clock.now(), message))
@@ -50,9 +54,10 @@ class RecordingTransport:
 
 
 def fast_governor(**overrides) -> GovernorSettings:
-    """Pacing small enough that tests read clearly; each test overrides what it checks."""
+    """Pacing small enough that tests read clearly; each test overrides what it checks (the room gap and the
+    lively-room hold are off here: tests of them turn them on)."""
     base = GovernorSettings(min_interval_s=1.0, jitter_s=0.0, chat_switch_interval_s=1.0, per_chat_interval_s=1.0,
-                            max_per_minute=1000, warmup_s=0.0)
+                            max_per_minute=1000, warmup_s=0.0, room_min_gap_s=0.0, lively_messages=0)
     return replace(base, **overrides)
 
 
