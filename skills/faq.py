@@ -166,7 +166,7 @@ async def on_message(ctx: EventContext) -> None:
     if not addressed and not looks_like_question(text):
         return  # ordinary chatter: never answered, never recorded as a miss
     room_tags = ctx.config.rooms[event.room_id].tags if event.room_id in ctx.config.rooms else ()
-    dense = await _embed_query(st, text)
+    dense = await _embed_query(ctx, st, text)
     hits = st.kb.search(text, max(st.settings.choices, st.settings.llm.context_entries), room_id=event.room_id,
                         room_tags=room_tags, dense_query=dense)
     top = hits[0] if hits else None
@@ -194,10 +194,11 @@ async def on_message(ctx: EventContext) -> None:
         _handoff(ctx, st, event, text, "handoff")
 
 
-async def _embed_query(st: FaqState, text: str):
+async def _embed_query(ctx: EventContext, st: FaqState, text: str):
     snap = st.kb.current
     if st.llm is None or snap is None or snap.index.dense is None:
         return None
+    await ctx.release_session()  # never hold the database across a network call
     try:
         return (await st.llm.embed([text]))[0]
     except Exception as exc:  # timeout, refused connection, bad reply: lexical retrieval alone
@@ -282,6 +283,7 @@ async def _llm_answer(ctx: EventContext, st: FaqState, question: str, hits: list
     """True when the LLM path decided (answered, or refused and handed off); False to fall back."""
     top = hits[0]
     context = [h.entry for h in hits[:st.settings.llm.context_entries]]
+    await ctx.release_session()  # never hold the database across a network call
     try:
         text = await st.llm.phrase(question, context)
     except Exception as exc:  # timeout or error: the retrieved answer (or the handoff) as if there were no LLM
