@@ -1,8 +1,8 @@
 """Batched INSERT / upsert for the activity store's flushes, on SQLite and PostgreSQL.
 
-SQLite gets one multi-row ``INSERT … VALUES (…),(…)`` per chunk, encoded on the loop and executed on the worker
-thread of the process's one SQLite connection (storage/sqlite_inline.py) inside the session's transaction: one
-hand-off per batch, and the loop keeps handling chatter meanwhile. PostgreSQL (asyncpg) gets ordinary SQLAlchemy statements.
+SQLite gets one multi-row ``INSERT … VALUES (…),(…)`` per chunk, executed straight on the process's one inline
+sqlite3 connection (storage/sqlite_inline.py) inside the session's transaction: a 1,000-row batch is a few
+milliseconds of SQLite work and no thread hand-offs (the fsync of WAL checkpoints happens on its own thread). PostgreSQL (asyncpg) gets ordinary SQLAlchemy statements.
 The upsert SQL is the same for both.
 """
 
@@ -102,8 +102,8 @@ async def write_with_session(session: AsyncSession, writes: list[Write]) -> None
         raw = (await conn.get_raw_connection()).driver_connection
         dt_cache: dict[datetime, str] = {}
         statements = [s for w in writes for s in sqlite_statements(w, dt_cache)]
-        if isinstance(raw, InlineConnection):  # the usual case: one hand-off to its worker for the whole batch
-            await raw.execute_bulk(statements)
+        if isinstance(raw, InlineConnection):  # the usual case: straight to sqlite3, no adapter per statement
+            raw.execute_bulk(statements)
         else:
             for sql, params in statements:
                 await conn.exec_driver_sql(sql, params)

@@ -21,11 +21,9 @@ aiosqlite dialect's adapter drives it: this mimics the parts of aiosqlite's API 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -109,7 +107,6 @@ class InlineConnection:
         self._connection = conn  # SQLAlchemy checks it is set before commit/rollback
         self._tx = _ImmediateQueue()
         self._checkpointer = checkpointer
-        self._bulk: ThreadPoolExecutor | None = None
 
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
@@ -117,23 +114,13 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
-    async def execute_bulk(self, statements: list[tuple[str, tuple]]) -> None:
-        """Run prepared statements in the open transaction on a worker thread (the activity store's batches).
+    def execute_bulk(self, statements: list[tuple[str, tuple]]) -> None:
+        """Run prepared statements in the open transaction (the activity store's batches), inline.
 
-        Inserting a batch is milliseconds of SQLite work that releases the GIL: on the worker it overlaps with
-        handling chatter. Safe because the caller's session holds the pool's one connection until it returns.
+        Tried on a worker thread: the loop then sat idle waiting for it (GIL hand-offs, and every command needing
+        the database queued behind the batch) longer than the SQLite work itself took.
         """
-        if self._bulk is None:
-            self._bulk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-bulk")
-        done = asyncio.get_running_loop().run_in_executor(self._bulk, _execute_all, self._conn, statements)
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # the caller's session would roll back under the worker's feet: let the worker finish first
-            while not done.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([done])
-            raise
+        _execute_all(self._conn, statements)
 
     async def commit(self) -> None:
         self._conn.commit()
@@ -145,9 +132,6 @@ class InlineConnection:
         self.stop()
 
     def stop(self) -> None:
-        if self._bulk is not None:
-            self._bulk.shutdown(wait=True)
-            self._bulk = None
         if self._checkpointer is not None:
             self._checkpointer.stop()  # first: the last connection to close checkpoints what is left
             self._checkpointer = None
