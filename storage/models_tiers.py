@@ -1,0 +1,130 @@
+"""Tables of member tiers (skills/tiers.py) and the rollups the tier pass and the dashboard read.
+
+The activity log keeps only its time index (extra indexes slowed its hot batch inserts), so everything per member
+or per room is answered from these small tables, built by the nightly pass from day-sized ``at`` range scans.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models import Base
+from storage.types import BigIntPK, UTCDateTime
+
+
+class MemberTier(Base):
+    """Each member's tier and RFM scores as of the last pass, with the figures they came from."""
+
+    __tablename__ = "member_tiers"
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16))  # new | core | active | casual | silent | lost
+    since: Mapped[datetime] = mapped_column(UTCDateTime())  # when the member entered this tier
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_active_day: Mapped[str | None] = mapped_column(String(10), nullable=True)  # local date, ISO
+    active_days_7: Mapped[int] = mapped_column(Integer, default=0)
+    active_days_window: Mapped[int] = mapped_column(Integer, default=0)
+    messages_window: Mapped[int] = mapped_column(Integer, default=0)
+    checkins_window: Mapped[int] = mapped_column(Integer, default=0)
+    orders_window: Mapped[int] = mapped_column(Integer, default=0)
+    amount_window: Mapped[float] = mapped_column(Float, default=0.0)  # yuan
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    r: Mapped[int] = mapped_column(Integer, default=1)  # 1–4 by quartile; 4 is best
+    f: Mapped[int] = mapped_column(Integer, default=1)
+    m: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_member_tiers_tier", "tier"), {"sqlite_with_rowid": False})
+
+
+class TierChange(Base):
+    """Append-only history: one row each time a member's tier changes (from_tier is None the first time)."""
+
+    __tablename__ = "tier_changes"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(String(128))
+    from_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_tier: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_tier_changes_member_at", "member_id", "at"), Index("ix_tier_changes_at", "at"))
+
+
+class TierDaily(Base):
+    """How many members were in each tier after the pass of a local day: the 'tiers over time' chart."""
+
+    __tablename__ = "tier_daily"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    members: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class MemberDay(Base):
+    """Rollup: one row per member and local day with any activity of theirs (all rooms together)."""
+
+    __tablename__ = "member_days"
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    actions: Mapped[int] = mapped_column(Integer, default=0)  # rows of the active kinds
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    checkins: Mapped[int] = mapped_column(Integer, default=0)
+
+    # (member, day) order: the tier pass reads it grouped by member without sorting
+    __table_args__ = (Index("ix_member_days_day", "day"), {"sqlite_with_rowid": False})
+
+
+class RoomDay(Base):
+    """Rollup: per local day and room (room_id '*' for all rooms and 1-on-1 together) what the dashboard charts."""
+
+    __tablename__ = "room_days"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    active_members: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    checkins: Mapped[int] = mapped_column(Integer, default=0)
+    faq_answered: Mapped[int] = mapped_column(Integer, default=0)
+    faq_missed: Mapped[int] = mapped_column(Integer, default=0)
+    joins: Mapped[int] = mapped_column(Integer, default=0)
+    leaves: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class TierOrder(Base):
+    """Orders as the activity store reports them (kind "order"), one row per order id at its latest status.
+
+    ``placed_at`` is when it first reached paid (or later); an order counts as placed if that is set and its
+    latest status isn't cancelled.
+    """
+
+    __tablename__ = "tier_orders"
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(128))
+    room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[float] = mapped_column(Float, default=0.0)
+    group_buy: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_tier_orders_member", "member_id"), {"sqlite_with_rowid": False})
+
+
+class TierRun(Base):
+    """One row per tier pass: when, how long, what changed, and up to which local day the rollups are final."""
+
+    __tablename__ = "tier_runs"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    day: Mapped[str] = mapped_column(String(10))  # the local day of the pass
+    rolled_through: Mapped[str | None] = mapped_column(String(10), nullable=True)  # last complete day rolled up
+    # the largest activity id when rolling started: rows after it (even late ones, with an older ``at``) tell the
+    # next pass which days to roll again
+    activity_id: Mapped[int] = mapped_column(Integer, default=0)
+    members: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)

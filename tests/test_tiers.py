@@ -1,0 +1,211 @@
+"""Member tiers on the real bot: the pass over seeded activity, history, targeting, and the admin commands."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.config import ConfigError
+from skills.tiers import run_pass
+from storage.models_tiers import MemberTier, TierChange, TierDaily, TierOrder, TierRun
+from storage.tiers import members_in_tier, quartile_scores
+from tests.support import Harness
+from tests.tiers_support import TODAY_NOON, Seeder, ago, tiers_config
+
+
+async def seed_population(h: Harness) -> None:
+    async with h.app.services.sessions() as s:
+        sd = Seeder(s)
+        sd.room("g1", "会员一群")
+        sd.room("g2", "会员二群")
+        sd.member("newbie", "小新", joined=ago(2))
+        sd.say("newbie", 1)
+        sd.member("act", "阿活", joined=ago(60), points=10)
+        sd.say("act", 0, 1, 3, 5)
+        sd.member("core1", "核心甲", joined=ago(60), rooms=("g1", "g2"))
+        sd.say("core1", 1, 2, 4)
+        sd.order("core1", "o1", ago(20), "created", "paid", "completed", amount=120)
+        sd.order("core1", "o2", ago(5), "created", "paid", amount=80.5)
+        sd.member("rich", "积分王", joined=ago(80), points=500)
+        sd.say("rich", 10)
+        sd.member("casual", "路人", joined=ago(90))
+        sd.say("casual", 5)
+        sd.member("quiet", "潜水员", joined=ago(90), rooms=("g2",))
+        sd.say("quiet", 20, room="g2")
+        sd.member("gone", "老朋友", joined=ago(100))
+        sd.say("gone", 40)
+        sd.member("never", "从不说话", joined=ago(45))
+        sd.member("refund", "退款君", joined=ago(70))
+        sd.say("refund", 0, 2, 6)
+        sd.order("refund", "o3", ago(10), "created", "paid", "cancelled", amount=300)
+        sd.order("refund", "o4", ago(8), "created", "paid", amount=50)
+        sd.order("refund", "o5", ago(3), "created", amount=70)  # never paid: not placed
+        sd.event("checkin", "act", ago(1), detail={"date": "x", "streak": 1, "points": 5, "balance": 10})
+        await sd.commit()
+
+
+@pytest.fixture
+async def h(db_url, tmp_path):
+    async with Harness(tiers_config(export_dir=str(tmp_path / "exports")), db_url, start=TODAY_NOON) as harness:
+        await harness.clock.run_pending()  # the first-start pass (empty database)
+        await seed_population(harness)
+        yield harness
+
+
+async def tiers(h: Harness) -> dict[str, MemberTier]:
+    async with h.app.services.sessions() as s:
+        return {t.member_id: t for t in (await s.execute(select(MemberTier))).scalars()}
+
+
+async def test_every_member_gets_the_tier_the_rules_say(h):
+    result = await run_pass(h.app.services)
+    got = {m: t.tier for m, t in (await tiers(h)).items()}
+    assert got == {"newbie": "new", "act": "active", "core1": "core", "rich": "core", "casual": "casual",
+                   "quiet": "silent", "gone": "lost", "never": "lost", "refund": "active"}
+    assert result.members == 9 and result.counts["core"] == 2
+    t = (await tiers(h))
+    assert (t["core1"].orders_window, t["core1"].amount_window) == (2, 200.5)
+    assert (t["refund"].orders_window, t["refund"].amount_window) == (1, 50.0)  # cancelled and unpaid left out
+    assert t["act"].active_days_7 == 4 and t["act"].checkins_window == 1 and t["act"].last_active_day == "2026-11-23"
+
+
+async def test_rfm_scores_follow_the_quartiles(h):
+    await run_pass(h.app.services)
+    t = await tiers(h)
+    assert t["core1"].m == 4 and t["refund"].m >= 3 and t["act"].m == 1  # spent most, next, nothing
+    assert t["act"].r == 4 and t["gone"].r <= 2 and t["never"].r == 1
+    assert t["refund"].f == 4 and t["never"].f == 1  # 6 active days (orders count), none
+    assert quartile_scores([0, 0, 0, 0]) == [1, 1, 1, 1]
+    assert quartile_scores([1, 2, 3, 4, 5, 6, 7, 8]) == [1, 1, 2, 2, 3, 3, 4, 4]
+
+
+async def test_orders_are_projected_from_the_activity_contract(h):
+    await run_pass(h.app.services)
+    async with h.app.services.sessions() as s:
+        orders = {o.order_id: o for o in (await s.execute(select(TierOrder))).scalars()}
+    assert orders["o1"].status == "completed" and orders["o1"].placed_at == ago(20) + timedelta(minutes=1)
+    assert orders["o3"].status == "cancelled" and orders["o5"].placed_at is None
+    await run_pass(h.app.services)  # the same days rolled again: same projection
+    async with h.app.services.sessions() as s:
+        again = {o.order_id: (o.status, o.amount, o.placed_at) for o in (await s.execute(select(TierOrder))).scalars()}
+    assert again == {k: (o.status, o.amount, o.placed_at) for k, o in orders.items()}
+
+
+async def test_changes_are_recorded_with_their_time_and_the_nightly_job_runs(h):
+    await run_pass(h.app.services)
+    first_at = h.clock.now()
+    # 25 quiet days later the nightly job (03:30) has run: the active members have gone quiet
+    await h.clock.advance(25 * 86400)
+    got = {m: t.tier for m, t in (await tiers(h)).items()}
+    assert got["act"] == "silent" and got["newbie"] == "silent" and got["quiet"] == "lost"
+    async with h.app.services.sessions() as s:
+        history = (await s.execute(select(TierChange).where(TierChange.member_id == "act")
+                                   .order_by(TierChange.id))).scalars().all()
+        runs = (await s.execute(select(TierRun))).scalars().all()
+        days = (await s.execute(select(TierDaily.day).distinct())).scalars().all()
+    assert [(c.from_tier, c.to_tier) for c in history] == [(None, "active"), ("active", "casual"),
+                                                          ("casual", "silent")]
+    assert history[0].at == first_at
+    assert all(h.clock.local(c.at).strftime("%H:%M") == "03:30" for c in history[1:])
+    assert len(runs) == 27 and len(days) == 26  # first start + the pass above + 25 nights; one snapshot per day
+
+
+async def test_members_in_tier_for_other_skills(h):
+    await run_pass(h.app.services)
+    async with h.app.services.sessions() as s:
+        assert await members_in_tier(s, "core") == ["core1", "rich"]
+        assert await members_in_tier(s, "core", room_id="g2") == ["core1"]
+        assert await members_in_tier(s, ("silent", "lost"), room_id="g2") == ["quiet"]
+        assert await members_in_tier(s, "lost", room_id="nowhere") == []
+        with pytest.raises(ValueError, match="unknown tier"):
+            await members_in_tier(s, "vip")
+
+
+# -- commands ---------------------------------------------------------------------------------------------------------
+
+async def test_stats_for_the_room(h):
+    await run_pass(h.app.services)
+    await h.say("admin1", "/stats")
+    await h.settle()
+    text = h.sent[-1].text
+    assert "成员：8 人" in text  # g1's members (quiet is only in g2)
+    assert "今日活跃：2 人" in text  # act and refund spoke today (the admin's /stats is not activity of a member yet)
+    assert "核心 2" in text and "流失 2" in text
+
+
+async def test_stats_in_an_empty_room_and_refused_to_members(h):
+    await h.say("admin1", "/统计", room="empty")
+    await h.say("act", "/stats")
+    await h.settle()
+    # the admin's own /统计 is the room's only activity: still a clear answer
+    assert "本群数据" in h.sent[0].text or "还没有" in h.sent[0].text
+    assert h.sent[1].text.endswith("抱歉，这个命令只有管理员可以使用。")
+
+
+async def test_tier_of_a_member_by_mention_and_by_id(h):
+    await run_pass(h.app.services)
+    await h.say("admin1", "/tier @核心甲\u2005", mention_ids=("core1",))
+    await h.say("admin1", "/分层 refund", room=None)
+    await h.say("admin1", "/tier 积分王", room=None)
+    await h.settle()
+    core, refund, rich = h.transport.texts()
+    assert "分层：核心" in core and "RFM：R" in core and "近 90 天 2 单（¥200.50）" in core
+    assert "分层：活跃" in refund and "累计 1 单（¥50.00）" in refund
+    assert "积分：500" in rich
+
+
+async def test_tier_of_unknown_or_bad_input(h):
+    await h.say("admin1", "/tier nobody'; DROP TABLE members;--", room=None)
+    await h.say("admin1", "/tier", room=None)
+    await h.say("admin1", "/tier @a\u2005 @b\u2005", mention_ids=("act", "rich"))
+    await h.settle()
+    unknown, empty, two = h.transport.texts()
+    assert "没有找到这位成员" in unknown
+    assert "请 @ 要查询的成员" in empty and "用法：/tier @成员" in empty
+    assert "一次只能查一位成员" in two
+    async with h.app.services.sessions() as s:
+        assert len(await members_in_tier(s, ["lost", "new", "core", "active", "casual", "silent"])) == 0
+
+
+async def test_tier_of_a_member_seen_after_the_last_pass_says_when_it_comes(h):
+    await h.say("admin1", "/tier newbie", room=None)  # the fixture seeded after the first-start pass
+    await h.settle()
+    assert "分层：暂无（每天 03:30 更新，上次 11月23日 12:00）" in h.sent[0].text and "积分：0" in h.sent[0].text
+
+
+async def test_export_members_writes_a_csv(h, tmp_path):
+    await run_pass(h.app.services)
+    async with h.app.services.sessions() as s:
+        sd = Seeder(s)
+        sd.member("evil", "=HYPERLINK(\"x\")", joined=ago(1))
+        await sd.commit()
+    await h.say("admin1", "/export members", room=None)
+    await h.say("admin1", "/导出 订单", room=None)
+    await h.settle()
+    ok, bad = h.transport.texts()
+    assert ok.startswith("已导出 10 位成员：")
+    path = Path(ok.split("：", 1)[1])
+    assert path.parent == (tmp_path / "exports").resolve() and not list(path.parent.glob("*.part"))
+    with path.open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    by_id = {r["member_id"]: r for r in rows}
+    assert by_id["core1"]["tier"] == "core" and by_id["core1"]["orders_window"] == "2"
+    assert by_id["rich"]["points"] == "500" and by_id["core1"]["rooms"] == "2"
+    assert by_id["evil"]["name"].startswith("'=")  # not a formula in a spreadsheet
+    assert "目前可以导出的是成员名单" in bad
+
+
+def test_thresholds_are_validated_with_their_key():
+    from bot.app import check_skills
+
+    problems = check_skills(tiers_config(silent_after_days=40, lost_after_days=30, nightly_at="25:00"))
+    assert any("skills.tiers.nightly_at" in p for p in problems)
+    with pytest.raises(ConfigError, match="skills.tiers.active_min_days"):
+        from bot.config import skill_settings
+        from skills.tiers import TierSettings
+
+        skill_settings(tiers_config(active_min_days=9), "tiers", TierSettings)
