@@ -98,6 +98,15 @@ class WechatySettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """The operators' web dashboard (bot/web/dashboard.py), served under /dashboard by the bot's web server."""
+
+    token_env: str = "DASHBOARD_TOKEN"  # the environment variable holding the login token (unset: dashboard off)
+    chart_days: int = 30  # days shown on the overview's charts
+    page_size: int = 50  # rows per page of member search
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = "config.toml"
     bot: BotSettings = BotSettings()
@@ -105,6 +114,7 @@ class Config:
     activity: ActivitySettings = ActivitySettings()
     governor: GovernorSettings = GovernorSettings()
     wechaty: WechatySettings = WechatySettings()
+    dashboard: DashboardSettings = DashboardSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -192,6 +202,12 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         for k in getattr(cfg.governor, table):
             if k not in ("total", "light", "promotional"):
                 problems.append(f"governor.{table}.{k}: unknown kind (use total, light or promotional)")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.dashboard.token_env):
+        problems.append(f"dashboard.token_env: the name of an environment variable, not {cfg.dashboard.token_env!r}")
+    if not 1 <= cfg.dashboard.chart_days <= 366:
+        problems.append("dashboard.chart_days: must be between 1 and 366")
+    if not 1 <= cfg.dashboard.page_size <= 500:
+        problems.append("dashboard.page_size: must be between 1 and 500")
     if problems:
         raise ConfigError(path, problems)
     return cfg

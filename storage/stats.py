@@ -281,12 +281,20 @@ async def knowledge_misses(session: AsyncSession, now: datetime, days: int, limi
         q = " ".join(str(d.get("q") or "").split())[:200]
         if not q:
             continue
-        g = grouped.setdefault(q.lower(), [q, 0, at, str(d.get("reason") or "")[:40]])
+        g = grouped.setdefault(_question_key(q), [q, 0, at, str(d.get("reason") or "")[:40]])
         g[1] += 1
         if at >= g[2]:
             g[0], g[2], g[3] = q, at, str(d.get("reason") or "")[:40]
     ranked = sorted(grouped.values(), key=lambda g: (-g[1], -g[2].timestamp()))
     return [Miss(*g) for g in ranked[:limit]]
+
+
+_PUNCT = " ?？!！。.,，~～…、"
+
+
+def _question_key(q: str) -> str:
+    """The same question asked with or without its question mark, in any case, counts as one."""
+    return q.strip(_PUNCT).casefold() or q
 
 
 async def jobs_table(session: AsyncSession, limit: int = 500) -> list[ScheduledJob]:

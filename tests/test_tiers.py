@@ -14,45 +14,14 @@ from skills.tiers import run_pass
 from storage.models_tiers import MemberTier, TierChange, TierDaily, TierOrder, TierRun
 from storage.tiers import members_in_tier, quartile_scores
 from tests.support import Harness
-from tests.tiers_support import TODAY_NOON, Seeder, ago, tiers_config
-
-
-async def seed_population(h: Harness) -> None:
-    async with h.app.services.sessions() as s:
-        sd = Seeder(s)
-        sd.room("g1", "会员一群")
-        sd.room("g2", "会员二群")
-        sd.member("newbie", "小新", joined=ago(2))
-        sd.say("newbie", 1)
-        sd.member("act", "阿活", joined=ago(60), points=10)
-        sd.say("act", 0, 1, 3, 5)
-        sd.member("core1", "核心甲", joined=ago(60), rooms=("g1", "g2"))
-        sd.say("core1", 1, 2, 4)
-        sd.order("core1", "o1", ago(20), "created", "paid", "completed", amount=120)
-        sd.order("core1", "o2", ago(5), "created", "paid", amount=80.5)
-        sd.member("rich", "积分王", joined=ago(80), points=500)
-        sd.say("rich", 10)
-        sd.member("casual", "路人", joined=ago(90))
-        sd.say("casual", 5)
-        sd.member("quiet", "潜水员", joined=ago(90), rooms=("g2",))
-        sd.say("quiet", 20, room="g2")
-        sd.member("gone", "老朋友", joined=ago(100))
-        sd.say("gone", 40)
-        sd.member("never", "从不说话", joined=ago(45))
-        sd.member("refund", "退款君", joined=ago(70))
-        sd.say("refund", 0, 2, 6)
-        sd.order("refund", "o3", ago(10), "created", "paid", "cancelled", amount=300)
-        sd.order("refund", "o4", ago(8), "created", "paid", amount=50)
-        sd.order("refund", "o5", ago(3), "created", amount=70)  # never paid: not placed
-        sd.event("checkin", "act", ago(1), detail={"date": "x", "streak": 1, "points": 5, "balance": 10})
-        await sd.commit()
+from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
 
 
 @pytest.fixture
 async def h(db_url, tmp_path):
     async with Harness(tiers_config(export_dir=str(tmp_path / "exports")), db_url, start=TODAY_NOON) as harness:
         await harness.clock.run_pending()  # the first-start pass (empty database)
-        await seed_population(harness)
+        await seed_population(harness.app.services)
         yield harness
 
 
