@@ -36,7 +36,7 @@ class BotSettings:
     name: str = "小助手"  # how the bot refers to itself in replies
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery")  # modules under skills/, in order
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "tiers")  # modules under skills/, in order
 
 
 @dataclass(frozen=True)

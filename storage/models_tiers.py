@@ -64,17 +64,18 @@ class TierDaily(Base):
 
 
 class MemberDay(Base):
-    """Rollup: one row per member and local day with any activity of theirs (all rooms together)."""
+    """Rollup: one row per local day and member with any activity of theirs (all rooms together)."""
 
     __tablename__ = "member_days"
-    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     actions: Mapped[int] = mapped_column(Integer, default=0)  # rows of the active kinds
     messages: Mapped[int] = mapped_column(Integer, default=0)
     checkins: Mapped[int] = mapped_column(Integer, default=0)
 
-    # (member, day) order: the tier pass reads it grouped by member without sorting
-    __table_args__ = (Index("ix_member_days_day", "day"), {"sqlite_with_rowid": False})
+    # (day, member) order: a day is written (and rewritten) as one contiguous run at the end of the B-tree, so
+    # rolling up a day costs the same however long the history; no second index to keep up.
+    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class RoomDay(Base):

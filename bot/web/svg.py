@@ -32,14 +32,15 @@ def _frame(chart_id: str, title: str, inner: str, top: float, unit: str = "") ->
 
 
 def _nice_top(values: list[float]) -> float:
+    """A top for the y axis whose quarters are round numbers (1, 2 or 5 × 10^k, at least 1)."""
     top = max([v for v in values if v is not None] or [0])
-    if top <= 0:
-        return 1
-    magnitude = 10 ** (len(str(int(top))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if top <= step * magnitude:
-            return step * magnitude
-    return top
+    step = 1.0
+    while 4 * step < top:
+        for factor in (2, 2.5, 2):  # 1 → 2 → 5 → 10 → 20 ...
+            step *= factor
+            if 4 * step >= top:
+                break
+    return 4 * step
 
 
 def _x_labels(keys: list[str], x_of) -> str:

@@ -57,15 +57,14 @@ def upgrade() -> None:
     sqlite_with_rowid=False
     )
     op.create_table('member_days',
-    sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('actions', sa.Integer(), nullable=False),
     sa.Column('messages', sa.Integer(), nullable=False),
     sa.Column('checkins', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('member_id', 'day'),
+    sa.PrimaryKeyConstraint('day', 'member_id'),
     sqlite_with_rowid=False
     )
-    op.create_index('ix_member_days_day', 'member_days', ['day'])
     op.create_table('room_days',
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('room_id', sa.String(length=128), nullable=False),
