@@ -16,14 +16,17 @@ from storage.types import BigIntPK, UTCDateTime
 
 
 class MemberTier(Base):
-    """Each member's tier and RFM scores as of the last pass, with the figures they came from."""
+    """Each member's tier and RFM scores as of the last pass (tier_runs has when), with the figures behind them.
+
+    Dates are ISO strings of local days: a pass compares 100,000 rows with what it computed, and only rows that
+    differ are written.
+    """
 
     __tablename__ = "member_tiers"
     member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     tier: Mapped[str] = mapped_column(String(16))  # new | core | active | casual | silent | lost
-    since: Mapped[datetime] = mapped_column(UTCDateTime())  # when the member entered this tier
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())  # the pass that put the member in this tier
+    joined_day: Mapped[str | None] = mapped_column(String(10), nullable=True)  # local date of the first join, ISO
     last_active_day: Mapped[str | None] = mapped_column(String(10), nullable=True)  # local date, ISO
     active_days_7: Mapped[int] = mapped_column(Integer, default=0)
     active_days_window: Mapped[int] = mapped_column(Integer, default=0)

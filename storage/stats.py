@@ -17,7 +17,7 @@ from storage.models import Activity, Member, MemberName, Room, RoomMember, Sched
 from storage.models_lottery import Lottery, LotteryEntry
 from storage.models_points import PointsBalance
 from storage.models_tiers import MemberTier, RoomDay, TierChange, TierDaily, TierOrder
-from storage.rollup import ACTIVE_KINDS, ALL_ROOMS, day_bounds
+from storage.rollup import ACTIVE_KINDS, ALL_ROOMS, DIRECT, day_bounds
 from storage.tiers import TIERS
 
 MAX_QUERY = 64  # longest member search string
@@ -162,16 +162,17 @@ async def tiers_by_day(session: AsyncSession, now: datetime, tz: ZoneInfo, days:
     return sorted(by_day.items())
 
 
-async def funnel(session: AsyncSession, now: datetime, window_days: int) -> list[tuple[str, int]]:
-    """Members who joined in the window, and how many of them spoke, checked in, ordered, ordered again."""
-    since = now - timedelta(days=window_days)
+async def funnel(session: AsyncSession, now: datetime, tz: ZoneInfo, window_days: int) -> list[tuple[str, int]]:
+    """Members who joined in the window (the tiers' window, as of the last pass), and how many of them spoke,
+    checked in, ordered, ordered again in it."""
+    since = (now.astimezone(tz).date() - timedelta(days=window_days - 1)).isoformat()
     row = (await session.execute(select(
         func.count(),
         func.coalesce(func.sum(case((MemberTier.messages_window > 0, 1), else_=0)), 0),
         func.coalesce(func.sum(case((MemberTier.checkins_window > 0, 1), else_=0)), 0),
         func.coalesce(func.sum(case((MemberTier.orders_window >= 1, 1), else_=0)), 0),
         func.coalesce(func.sum(case((MemberTier.orders_window >= 2, 1), else_=0)), 0),
-    ).where(MemberTier.joined_at >= since))).one()
+    ).where(MemberTier.joined_day >= since))).one()
     labels = ("joined", "spoke", "checked_in", "ordered", "ordered_again")
     return list(zip(labels, (int(v) for v in row)))
 
@@ -182,7 +183,7 @@ async def overview(session: AsyncSession, now: datetime, tz: ZoneInfo, days: int
     counts = await tier_counts(session)
     members = await session.scalar(select(func.count()).select_from(Member)) or 0
     return Overview(await daily_series(session, now, tz, days), await tiers_by_day(session, now, tz, days),
-                    await funnel(session, now, window_days), counts, int(members))
+                    await funnel(session, now, tz, window_days), counts, int(members))
 
 
 # -- dashboard: rooms, members, misses, jobs, lotteries ---------------------------------------------------------------
@@ -205,7 +206,7 @@ async def rooms_table(session: AsyncSession, now: datetime, tz: ZoneInfo, limit:
     week = {r[0]: r[1:] for r in (await session.execute(
         select(RoomDay.room_id, func.max(RoomDay.active_members), func.sum(RoomDay.messages),
                func.sum(RoomDay.checkins))
-        .where(RoomDay.day >= first, RoomDay.room_id != ALL_ROOMS).group_by(RoomDay.room_id)))}
+        .where(RoomDay.day >= first, RoomDay.room_id.not_in((ALL_ROOMS, DIRECT))).group_by(RoomDay.room_id)))}
     rooms = (await session.execute(select(Room).order_by(Room.last_seen.desc()).limit(limit))).scalars()
     return [RoomRow(r.id, r.topic, int(members.get(r.id, 0)), *(int(v or 0) for v in week.get(r.id, (0, 0, 0))),
                     r.last_seen) for r in rooms]
@@ -315,7 +316,7 @@ async def lotteries_table(session: AsyncSession, limit: int = 200) -> list[tuple
 # -- export -----------------------------------------------------------------------------------------------------------
 
 EXPORT_COLUMNS = ("member_id", "name", "tier", "tier_since", "r", "f", "m", "last_active_day", "last_seen",
-                  "joined_at", "points", "orders_window", "amount_window", "rooms")
+                  "joined_day", "points", "orders_window", "amount_window", "rooms")
 
 
 async def export_rows(session: AsyncSession, tz: ZoneInfo):
@@ -323,7 +324,7 @@ async def export_rows(session: AsyncSession, tz: ZoneInfo):
     rooms = select(RoomMember.member_id, func.count().label("n")).where(RoomMember.active.is_(True)) \
         .group_by(RoomMember.member_id).subquery()
     stmt = (select(Member.id, Member.name, MemberTier.tier, MemberTier.since, MemberTier.r, MemberTier.f,
-                   MemberTier.m, MemberTier.last_active_day, Member.last_seen, MemberTier.joined_at,
+                   MemberTier.m, MemberTier.last_active_day, Member.last_seen, MemberTier.joined_day,
                    func.coalesce(PointsBalance.balance, 0), MemberTier.orders_window, MemberTier.amount_window,
                    func.coalesce(rooms.c.n, 0))
             .outerjoin(MemberTier, MemberTier.member_id == Member.id)

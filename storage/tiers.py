@@ -36,6 +36,7 @@ from storage.models import Activity, Member, RoomMember
 from storage.models_points import PointsBalance
 from storage.models_tiers import MemberDay, MemberTier, TierChange, TierDaily, TierOrder, TierRun
 from storage.rollup import roll_days
+from storage.upsert import insert_for
 
 TIERS = ("core", "new", "active", "casual", "silent", "lost")
 TIER_NAMES = {"core": "核心", "new": "新成员", "active": "活跃", "casual": "一般", "silent": "沉默", "lost": "流失"}
@@ -138,34 +139,31 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
 
     async with sessions() as s:
         figures = await _figures(s, rules, today, tz)
-        balances = [f.points for f in figures]
-        threshold = points_threshold(balances, len(figures), rules.core_points_top_pct)
-        r = quartile_scores([-(today - f.last_active_day).days if f.last_active_day else -10**9 for f in figures])
-        fq = quartile_scores([f.active_days_window for f in figures])
-        m = quartile_scores([f.amount_window for f in figures])
-        previous = dict((await s.execute(select(MemberTier.member_id, MemberTier.tier))).all())
-        since = dict((await s.execute(select(MemberTier.member_id, MemberTier.since))).all())
-    rows, changes = [], []
+        old = {r[0]: tuple(r[1:]) for r in await s.execute(select(MemberTier.member_id, *_COMPARED))}
+    threshold = points_threshold([f.points for f in figures], len(figures), rules.core_points_top_pct)
+    r = quartile_scores([-(today - f.last_active_day).days if f.last_active_day else -10**9 for f in figures])
+    fq = quartile_scores([f.active_days_window for f in figures])
+    m = quartile_scores([f.amount_window for f in figures])
+    writes, changes = [], []
     counts: Counter[str] = Counter()
     for i, f in enumerate(figures):
         tier = classify(rules, f, today, threshold is not None and f.points >= threshold)
         counts[tier] += 1
-        before = previous.get(f.member_id)
-        if before != tier:
-            changes.append({"member_id": f.member_id, "from_tier": before, "to_tier": tier, "at": now})
-        rows.append({
-            "member_id": f.member_id, "tier": tier, "since": now if before != tier else since[f.member_id],
-            "computed_at": now, "joined_at": _day_start(f.joined_day, tz) if f.joined_day else None,
-            "last_active_day": f.last_active_day.isoformat() if f.last_active_day else None,
-            "active_days_7": f.active_days_7, "active_days_window": f.active_days_window,
-            "messages_window": f.messages_window, "checkins_window": f.checkins_window,
-            "orders_window": f.orders_window, "amount_window": round(f.amount_window, 2), "points": f.points,
-            "r": r[i], "f": fq[i], "m": m[i],
-        })
+        row = (tier, f.joined_day.isoformat() if f.joined_day else None,
+               f.last_active_day.isoformat() if f.last_active_day else None, f.active_days_7, f.active_days_window,
+               f.messages_window, f.checkins_window, f.orders_window, round(f.amount_window, 2), f.points,
+               r[i], fq[i], m[i])
+        before = old.get(f.member_id)
+        if before == row:
+            continue  # most members on most nights: nothing to write
+        if before is None or before[0] != tier:
+            changes.append({"member_id": f.member_id, "from_tier": before[0] if before else None, "to_tier": tier,
+                            "at": now})
+        writes.append({"member_id": f.member_id, "since": now, **dict(zip(_COMPARED_NAMES, row))})
     async with sessions() as s, s.begin():
-        await s.execute(delete(MemberTier))
-        for chunk in _chunks(rows, 5000):
-            await s.execute(MemberTier.__table__.insert(), chunk)
+        upsert = _upsert(s.bind.dialect.name)
+        for chunk in _chunks(writes, 5000):
+            await s.execute(upsert, chunk)
         for chunk in _chunks(changes, 5000):
             await s.execute(TierChange.__table__.insert(), chunk)
         await s.execute(delete(TierDaily).where(TierDaily.day == today.isoformat()))
@@ -174,8 +172,24 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
                             [{"day": today.isoformat(), "tier": t, "members": n} for t, n in counts.items()])
         duration_ms = int((time.perf_counter() - started) * 1000)
         s.add(TierRun(at=now, day=today.isoformat(), rolled_through=(today - timedelta(days=1)).isoformat(),
-                      members=len(rows), changed=len(changes), duration_ms=duration_ms, activity_id=top_id))
-    return PassResult(len(rows), len(changes), days_rolled, duration_ms, dict(counts), rollup_ms)
+                      members=len(figures), changed=len(changes), duration_ms=duration_ms, activity_id=top_id))
+    return PassResult(len(figures), len(changes), days_rolled, duration_ms, dict(counts), rollup_ms)
+
+
+_COMPARED = (MemberTier.tier, MemberTier.joined_day, MemberTier.last_active_day, MemberTier.active_days_7,
+             MemberTier.active_days_window, MemberTier.messages_window, MemberTier.checkins_window,
+             MemberTier.orders_window, MemberTier.amount_window, MemberTier.points, MemberTier.r, MemberTier.f,
+             MemberTier.m)
+_COMPARED_NAMES = tuple(c.key for c in _COMPARED)
+
+
+def _upsert(dialect: str):
+    """Insert or update a member's row; ``since`` moves only when the tier changes (SET sees the old row)."""
+    t = MemberTier.__table__
+    ins = insert_for(dialect, t)
+    return ins.on_conflict_do_update(index_elements=["member_id"], set_={
+        **{name: getattr(ins.excluded, name) for name in _COMPARED_NAMES},
+        "since": case((t.c.tier != ins.excluded.tier, ins.excluded.since), else_=t.c.since)})
 
 
 def _days(start: date, end: date) -> list[date]:

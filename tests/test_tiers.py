@@ -178,3 +178,48 @@ def test_thresholds_are_validated_with_their_key():
         from skills.tiers import TierSettings
 
         skill_settings(tiers_config(active_min_days=9), "tiers", TierSettings)
+
+
+async def test_rolling_a_range_equals_rolling_each_day_across_dst(db_url):
+    """The range rollup computes local days in SQL at a fixed offset; days with a DST change are rolled alone."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from storage.db import create_engine, migrate, session_factory
+    from storage.models import Activity
+    from storage.models_tiers import MemberDay, RoomDay
+    from storage.rollup import roll_day, roll_days
+
+    ny = ZoneInfo("America/New_York")  # DST starts 2026-03-08 02:00 local
+    engine = create_engine(db_url)
+    await migrate(engine)
+    sessions = session_factory(engine)
+    instants = [datetime(2026, 3, d, h, m, tzinfo=UTC) for d in (6, 7, 8, 9, 10) for h, m in ((4, 30), (5, 30), (16, 0))]
+    async with sessions() as s, s.begin():
+        await s.execute(Activity.__table__.insert(), [
+            {"at": at, "room_id": "g1" if i % 3 else None, "member_id": f"m{i % 4}", "kind": "message", "skill": None,
+             "detail": None} for i, at in enumerate(instants)])
+    days = [date(2026, 3, d) for d in range(5, 12)]
+
+    async def snapshot():
+        async with sessions() as s:
+            return ((await s.execute(select(MemberDay.day, MemberDay.member_id, MemberDay.messages)
+                                     .order_by(MemberDay.day, MemberDay.member_id))).all(),
+                    (await s.execute(select(RoomDay.day, RoomDay.room_id, RoomDay.active_members, RoomDay.messages)
+                                     .order_by(RoomDay.day, RoomDay.room_id))).all())
+
+    assert await roll_days(sessions, days, ny) == 7
+    ranged = await snapshot()
+    for d in days:
+        async with sessions() as s, s.begin():
+            await roll_day(s, d, ny)
+    assert await snapshot() == ranged
+    member_rows, room_rows = ranged
+    assert {r.day for r in member_rows} == {"2026-03-05", "2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09",
+                                            "2026-03-10"}
+    by_day = {r.day: r.messages for r in room_rows if r.room_id == "*"}
+    # before the change 04:30 UTC is 23:30 the day before (EST); from 03-09 on it is 00:30 the same day (EDT)
+    assert by_day == {"2026-03-05": 1, "2026-03-06": 3, "2026-03-07": 3, "2026-03-08": 2, "2026-03-09": 3,
+                      "2026-03-10": 3}
+    assert sum(by_day.values()) == len(instants)
+    await engine.dispose()
