@@ -116,6 +116,7 @@ async def prepare(url: str) -> None:
 
 async def measure(path: Path, requests: int) -> dict:
     url = f"sqlite+aiosqlite:///{path}"
+    await prepare(url)  # a kept database from an older version gets the current schema
     con = sqlite3.connect(path)
     for table in ROLLUPS:  # a reused database starts from nothing too
         con.execute(f"DELETE FROM {table}")  # noqa: S608 (our own table names)

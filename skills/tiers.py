@@ -86,7 +86,8 @@ async def startup(services: Services) -> None:
 
 async def run_pass(services: Services) -> PassResult:
     settings = settings_of(services)
-    return await recompute(services.sessions, services.clock.now(), services.config.tz, settings.rules)
+    return await recompute(services.sessions, services.clock.now(), services.config.tz, settings.rules,
+                           room_days=services.config.dashboard.chart_days + 7)
 
 
 @skill.job("recompute")

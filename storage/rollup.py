@@ -1,8 +1,8 @@
 """Rollups of the activity log by local day: member_days, room_days and the orders projection (tier_orders).
 
-Each day is rebuilt whole (delete, then INSERT … SELECT grouped in the database) from one range scan of the
-activity log's ``at`` index, the only index it has, so rebuilding a day is idempotent and the hot write path pays
-nothing. A day is its own short transaction: the activity writer never waits long for SQLite's write lock.
+Each day is rebuilt whole (delete, then INSERT … SELECT grouped in the database) from range scans of the activity
+log's ``at`` index, the only index it has, so rebuilding a day is idempotent and the hot write path pays nothing.
+A few days make one short transaction: the activity writer never waits long for SQLite's write lock.
 
 Orders come only from the activity store (kind "order", detail {"order_id", "status", "amount", "group_buy"}):
 ``tier_orders`` keeps each order at its latest status and the instant it first reached paid.
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, literal, literal_column, select
+from sqlalchemy import case, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import Activity
@@ -42,69 +42,42 @@ def _count(kind: str):
 DIRECT = ""  # room_days row of the 1-on-1 chats
 
 
-def local_day_expr(dialect: str, offset_minutes: int):
-    """The local date of ``activity.at`` (naive UTC) as 'YYYY-MM-DD', for a zone at a fixed UTC offset.
+async def roll_day(session: AsyncSession, day: date, tz: ZoneInfo, rooms: bool = True) -> None:
+    """Rebuild the rollups of one local day (call again for the same day: same result).
 
-    The one dialect-specific expression of the rollups (like the upsert in storage/upsert.py); days across which
-    the offset changes (DST) are rolled one at a time with the date as a literal instead.
+    One day per statement, the day as a literal: the database groups a day's rows by member (a small sort), where
+    grouping a whole range by (local day, member) sorted millions of rows and cost twice as much.
     """
-    if dialect == "sqlite":
-        return func.date(Activity.at, f"{offset_minutes:+d} minutes")
-    if dialect == "postgresql":
-        return func.to_char(Activity.at + literal_column(f"interval '{int(offset_minutes)} minutes'"), "YYYY-MM-DD")
-    raise ValueError(f"the bot's storage supports SQLite and PostgreSQL, not {dialect}")
-
-
-def _offset(day: date, tz: ZoneInfo) -> int | None:
-    """The zone's UTC offset in minutes all through ``day``, or None if it changes during the day."""
     start, end = day_bounds(day, tz)
-    a, b = start.astimezone(tz).utcoffset(), (end - timedelta(microseconds=1)).astimezone(tz).utcoffset()
-    return int(a.total_seconds() // 60) if a == b else None
-
-
-async def roll_range(session: AsyncSession, first: date, last: date, tz: ZoneInfo) -> None:
-    """Rebuild the rollups of the local days ``first`` … ``last`` (one statement per table for the whole range)."""
-    offsets = {_offset(first + timedelta(days=i), tz) for i in range((last - first).days + 1)}
-    if len(offsets) != 1 or None in offsets:
-        raise ValueError("roll_range needs days of one UTC offset: use roll_days")
-    day = local_day_expr(session.bind.dialect.name, offsets.pop()).label("day")
-    await _roll(session, first, last, tz, day)
-
-
-async def roll_day(session: AsyncSession, day: date, tz: ZoneInfo) -> None:
-    """Rebuild the rollups of one local day (call again for the same day: same result)."""
-    await _roll(session, day, day, tz, literal(day.isoformat()).label("day"))
-
-
-async def _roll(session: AsyncSession, first: date, last: date, tz: ZoneInfo, day) -> None:
-    start, _ = day_bounds(first, tz)
-    _, end = day_bounds(last, tz)
-    d0, d1 = first.isoformat(), last.isoformat()
-    in_range = (Activity.at >= start, Activity.at < end)
-    await session.execute(delete(MemberDay).where(MemberDay.day >= d0, MemberDay.day <= d1))
-    await session.execute(delete(RoomDay).where(RoomDay.day >= d0, RoomDay.day <= d1))
+    d = day.isoformat()
+    in_day = (Activity.at >= start, Activity.at < end)
+    await session.execute(delete(MemberDay).where(MemberDay.day == d))
     per_member = (
-        select(day, Activity.member_id, func.count(), _count("message"), _count("checkin"))
-        .where(*in_range, Activity.member_id.is_not(None), Activity.kind.in_(ACTIVE_KINDS))
-        .group_by(day, Activity.member_id)
+        select(literal(d), Activity.member_id, func.count(), _count("message"), _count("checkin"))
+        .where(*in_day, Activity.member_id.is_not(None), Activity.kind.in_(ACTIVE_KINDS))
+        .group_by(Activity.member_id)
     )
     await session.execute(MemberDay.__table__.insert().from_select(
         ["day", "member_id", "actions", "messages", "checkins"], per_member))
-    active = func.count(func.distinct(case((Activity.kind.in_(ACTIVE_KINDS), Activity.member_id), else_=None)))
-    room = func.coalesce(Activity.room_id, DIRECT)
-    per_room = (select(day, room, active, _count("message"), _count("checkin"), _count("faq_answer"),
-                       _count("faq_miss"), _count("join"), _count("leave"))
-                .where(*in_range).group_by(day, room))
-    await session.execute(RoomDay.__table__.insert().from_select(ROOM_COLUMNS, per_room))
-    # Everything together: sums of the rooms (1-on-1 included); active members from member_days, since one member
-    # active in two rooms is one active member.
-    r = RoomDay.__table__.c
-    members_that_day = (select(func.count()).select_from(MemberDay.__table__)
-                        .where(MemberDay.__table__.c.day == r.day).scalar_subquery())
-    totals = (select(r.day, literal(ALL_ROOMS), members_that_day, func.sum(r.messages), func.sum(r.checkins),
-                     func.sum(r.faq_answered), func.sum(r.faq_missed), func.sum(r.joins), func.sum(r.leaves))
-              .where(r.day >= d0, r.day <= d1).group_by(r.day))
-    await session.execute(RoomDay.__table__.insert().from_select(ROOM_COLUMNS, totals))
+    if rooms:
+        await session.execute(delete(RoomDay).where(RoomDay.day == d))
+        active = func.count(func.distinct(case((Activity.kind.in_(ACTIVE_KINDS), Activity.member_id), else_=None)))
+        room = func.coalesce(Activity.room_id, DIRECT)
+        per_room = (select(literal(d), room, active, _count("message"), _count("checkin"), _count("faq_answer"),
+                           _count("faq_miss"), _count("join"), _count("leave"))
+                    .where(*in_day).group_by(room))
+        await session.execute(RoomDay.__table__.insert().from_select(ROOM_COLUMNS, per_room))
+        # Everything together: the rooms' sums (1-on-1 included); active members from member_days, since one
+        # member active in two rooms is one active member. No second scan of the log.
+        r = RoomDay.__table__.c
+        members_that_day = select(func.count()).select_from(MemberDay.__table__).where(
+            MemberDay.__table__.c.day == d).scalar_subquery()
+        totals = (select(literal(d), literal(ALL_ROOMS), members_that_day, func.coalesce(func.sum(r.messages), 0),
+                         func.coalesce(func.sum(r.checkins), 0), func.coalesce(func.sum(r.faq_answered), 0),
+                         func.coalesce(func.sum(r.faq_missed), 0), func.coalesce(func.sum(r.joins), 0),
+                         func.coalesce(func.sum(r.leaves), 0))
+                  .where(r.day == d))
+        await session.execute(RoomDay.__table__.insert().from_select(ROOM_COLUMNS, totals))
     await _project_orders(session, start, end)
 
 
@@ -169,21 +142,11 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 
 async def roll_days(sessions: async_sessionmaker[AsyncSession], days: list[date], tz: ZoneInfo,
-                    chunk_days: int = 7) -> int:
-    """Rebuild ``days`` (consecutive), up to ``chunk_days`` per transaction so the activity writer never waits
-    long for SQLite's write lock; a day across a UTC offset change is rolled on its own. Returns days rolled."""
-    runs: list[list[date]] = []
-    for day in days:
-        off = _offset(day, tz)
-        if runs and off is not None and _offset(runs[-1][-1], tz) == off and len(runs[-1]) < chunk_days \
-                and runs[-1][-1] + timedelta(days=1) == day:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    for run in runs:
+                    rooms_from: date | None = None, days_per_transaction: int = 7) -> int:
+    """Rebuild ``days``, a few per transaction so the activity writer never waits long for SQLite's write lock.
+    Room rollups only from ``rooms_from`` on (they feed charts of recent weeks). Returns the days rolled."""
+    for i in range(0, len(days), days_per_transaction):
         async with sessions() as s, s.begin():
-            if _offset(run[0], tz) is None:
-                await roll_day(s, run[0], tz)
-            else:
-                await roll_range(s, run[0], run[-1], tz)
+            for day in days[i:i + days_per_transaction]:
+                await roll_day(s, day, tz, rooms=rooms_from is None or day >= rooms_from)
     return len(days)

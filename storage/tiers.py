@@ -110,12 +110,18 @@ class PassResult:
     days_rolled: int
     duration_ms: int
     counts: dict[str, int]
-    rollup_ms: int = 0  # of duration_ms, the part spent rolling up days
+    rollup_ms: int = 0  # of duration_ms: rolling up days...
+    read_ms: int = 0  # ...reading every member's figures...
+    written: int = 0  # ...and how many member rows differed and were written
 
 
 async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, tz: ZoneInfo, rules: TierRules,
-                    ) -> PassResult:
-    """One tier pass at ``now``: roll up what is new, classify everyone, record the changes."""
+                    room_days: int = 37) -> PassResult:
+    """One tier pass at ``now``: roll up what is new, classify everyone, record the changes.
+
+    ``room_days``: how far back per-room daily figures are (re)built, for the dashboard's charts; the member
+    rollups always cover the tiers' window.
+    """
     started = time.perf_counter()
     today = now.astimezone(tz).date()
     async with sessions() as s:
@@ -134,12 +140,14 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
     if since is not None:
         start = min(start, since.astimezone(tz).date())
     start = max(start, floor)
-    days_rolled = await roll_days(sessions, _days(start, today), tz)  # today too, partially; redone next pass
+    # today too, partially (redone next pass); room figures only for the weeks the dashboard charts
+    days_rolled = await roll_days(sessions, _days(start, today), tz, rooms_from=today - timedelta(days=room_days))
     rollup_ms = int((time.perf_counter() - started) * 1000)
 
     async with sessions() as s:
         figures = await _figures(s, rules, today, tz)
         old = {r[0]: tuple(r[1:]) for r in await s.execute(select(MemberTier.member_id, *_COMPARED))}
+    read_ms = int((time.perf_counter() - started) * 1000) - rollup_ms
     threshold = points_threshold([f.points for f in figures], len(figures), rules.core_points_top_pct)
     r = quartile_scores([-(today - f.last_active_day).days if f.last_active_day else -10**9 for f in figures])
     fq = quartile_scores([f.active_days_window for f in figures])
@@ -173,7 +181,8 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
         duration_ms = int((time.perf_counter() - started) * 1000)
         s.add(TierRun(at=now, day=today.isoformat(), rolled_through=(today - timedelta(days=1)).isoformat(),
                       members=len(figures), changed=len(changes), duration_ms=duration_ms, activity_id=top_id))
-    return PassResult(len(figures), len(changes), days_rolled, duration_ms, dict(counts), rollup_ms)
+    return PassResult(len(figures), len(changes), days_rolled, duration_ms, dict(counts), rollup_ms, read_ms,
+                      len(writes))
 
 
 _COMPARED = (MemberTier.tier, MemberTier.joined_day, MemberTier.last_active_day, MemberTier.active_days_7,

@@ -180,8 +180,8 @@ def test_thresholds_are_validated_with_their_key():
         skill_settings(tiers_config(active_min_days=9), "tiers", TierSettings)
 
 
-async def test_rolling_a_range_equals_rolling_each_day_across_dst(db_url):
-    """The range rollup computes local days in SQL at a fixed offset; days with a DST change are rolled alone."""
+async def test_rollups_count_local_days_across_dst_and_rolling_again_changes_nothing(db_url):
+    """Day bounds come from the zone (23- and 25-hour days included); a day rolled twice gives the same rows."""
     from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo
 
@@ -219,7 +219,7 @@ async def test_rolling_a_range_equals_rolling_each_day_across_dst(db_url):
                                             "2026-03-10"}
     by_day = {r.day: r.messages for r in room_rows if r.room_id == "*"}
     # before the change 04:30 UTC is 23:30 the day before (EST); from 03-09 on it is 00:30 the same day (EDT)
-    assert by_day == {"2026-03-05": 1, "2026-03-06": 3, "2026-03-07": 3, "2026-03-08": 2, "2026-03-09": 3,
+    assert by_day == {"2026-03-11": 0, "2026-03-05": 1, "2026-03-06": 3, "2026-03-07": 3, "2026-03-08": 2, "2026-03-09": 3,
                       "2026-03-10": 3}
     assert sum(by_day.values()) == len(instants)
     await engine.dispose()
