@@ -20,6 +20,7 @@ window, M = placed order amount in the window. Equal values get the same score.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import math
 import time
@@ -155,6 +156,8 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
     writes, changes = [], []
     counts: Counter[str] = Counter()
     for i, f in enumerate(figures):
+        if i % 5000 == 4999:
+            await asyncio.sleep(0)  # a pass over 100,000 members must not hold up the chats for a second
         tier = classify(rules, f, today, threshold is not None and f.points >= threshold)
         counts[tier] += 1
         row = (tier, f.joined_day.isoformat() if f.joined_day else None,
@@ -234,7 +237,9 @@ async def _figures(s: AsyncSession, rules: TierRules, today: date, tz: ZoneInfo)
                                    .group_by(RoomMember.member_id))).all())
     points = dict((await s.execute(select(PointsBalance.member_id, PointsBalance.balance))).all())
     out = []
-    for member_id, first_seen in (await s.execute(select(Member.id, Member.first_seen))):
+    for i, (member_id, first_seen) in enumerate(await s.execute(select(Member.id, Member.first_seen))):
+        if i % 5000 == 4999:
+            await asyncio.sleep(0)
         d = days.get(member_id)
         last_active = date.fromisoformat(d[0]) if d else None
         j = joined.get(member_id)
