@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy import BigInteger, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
@@ -128,7 +128,7 @@ class TierRun(Base):
     rolled_through: Mapped[str | None] = mapped_column(String(10), nullable=True)  # last complete day rolled up
     # the largest activity id when rolling started: rows after it (even late ones, with an older ``at``) tell the
     # next pass which days to roll again
-    activity_id: Mapped[int] = mapped_column(Integer, default=0)
+    activity_id: Mapped[int] = mapped_column(BigInteger, default=0)
     members: Mapped[int] = mapped_column(Integer, default=0)
     changed: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)

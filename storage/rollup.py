@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, literal, select
+from sqlalchemy import case, delete, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import Activity
@@ -62,7 +62,8 @@ async def roll_day(session: AsyncSession, day: date, tz: ZoneInfo, rooms: bool =
     if rooms:
         await session.execute(delete(RoomDay).where(RoomDay.day == d))
         active = func.count(func.distinct(case((Activity.kind.in_(ACTIVE_KINDS), Activity.member_id), else_=None)))
-        room = func.coalesce(Activity.room_id, DIRECT)
+        # a SQL literal, not a bound parameter: PostgreSQL must see the same expression in GROUP BY
+        room = func.coalesce(Activity.room_id, literal_column("''"))
         per_room = (select(literal(d), room, active, _count("message"), _count("checkin"), _count("faq_answer"),
                            _count("faq_miss"), _count("join"), _count("leave"))
                     .where(*in_day).group_by(room))

@@ -95,7 +95,7 @@ def upgrade() -> None:
     sa.Column('at', storage.types.UTCDateTime(), nullable=False),
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('rolled_through', sa.String(length=10), nullable=True),
-    sa.Column('activity_id', sa.Integer(), nullable=False),
+    sa.Column('activity_id', sa.BigInteger(), nullable=False),
     sa.Column('members', sa.Integer(), nullable=False),
     sa.Column('changed', sa.Integer(), nullable=False),
     sa.Column('duration_ms', sa.Integer(), nullable=False),
