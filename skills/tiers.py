@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.context import CommandContext, JobContext, Services
+from bot.context import CommandContext, EventContext, JobContext, Services
 from bot.events import MessageReceived
 from bot.parser import parse
 from bot.skill import Skill, UsageError
 from storage import stats
 from storage.models_tiers import TierRun
-from storage.tiers import TIER_NAMES, TIERS, PassResult, TierRules, last_run, recompute, tier_counts
+from storage.tiers import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
+                           tier_counts)
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -42,6 +43,7 @@ class TierSettings:
     nightly_at: str = "03:30"  # local time of the nightly pass
     misfire_grace_h: float = 12.0  # a bot that was down at nightly_at still runs the pass this long after
     export_dir: str = "data/exports"  # /export members writes its CSV here
+    welcome_back: str = ""  # said (with an @) when a lost member speaks in a group again; {name}; empty: off
 
     def __post_init__(self) -> None:
         if not _HHMM.match(self.nightly_at):
@@ -56,6 +58,10 @@ class TierSettings:
             raise ValueError("window_days: must be at least active_window_days")
         if not self.export_dir.strip():
             raise ValueError("export_dir: must name a folder")
+        try:
+            self.welcome_back.format(name="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"welcome_back: the only placeholder is {{name}} ({exc})") from None
 
     @property
     def rules(self) -> TierRules:
@@ -67,6 +73,7 @@ class TierSettings:
 
 skill = Skill("tiers", "成员分层与数据", settings=TierSettings)
 NIGHTLY_KEY = "tiers.nightly"
+LOST = "tiers.lost"  # skill_state key: ids of the lost members not welcomed back yet (only with welcome_back set)
 
 
 def settings_of(services: Services) -> TierSettings:
@@ -82,12 +89,22 @@ async def startup(services: Services) -> None:
         ran = await last_run(s)
     if ran is None:  # first start: tiers now rather than tomorrow night
         await services.scheduler.schedule("tiers.first", "tiers.recompute", at=services.clock.now(), ensure=True)
+    await _load_lost(services)
+
+
+async def _load_lost(services: Services) -> None:
+    if not settings_of(services).welcome_back:
+        return
+    async with services.sessions() as s:
+        services.skill_state[LOST] = set(await members_in_tier(s, "lost"))
 
 
 async def run_pass(services: Services) -> PassResult:
     settings = settings_of(services)
-    return await recompute(services.sessions, services.clock.now(), services.config.tz, settings.rules,
-                           room_days=services.config.dashboard.chart_days + 7)
+    result = await recompute(services.sessions, services.clock.now(), services.config.tz, settings.rules,
+                             room_days=services.config.dashboard.chart_days + 7)
+    await _load_lost(services)
+    return result
 
 
 @skill.job("recompute")
@@ -97,6 +114,19 @@ async def nightly(ctx: JobContext) -> None:
     ctx.services.activity.record("tier_pass", skill=skill.name, detail={
         "members": result.members, "changed": result.changed, "days_rolled": result.days_rolled,
         "ms": result.duration_ms, "counts": result.counts})
+
+
+# -- welcome back (optional) ------------------------------------------------------------------------------------------
+
+@skill.on_message(priority=300)
+async def welcome_back(ctx: EventContext) -> None:
+    """Runs for every message: one set lookup, and nothing at all while welcome_back is off."""
+    lost = ctx.services.skill_state.get(LOST)
+    if not lost or ctx.room_id is None or ctx.addressed or ctx.sender is None or ctx.sender.id not in lost:
+        return
+    lost.discard(ctx.sender.id)  # once; the next pass moves the member out of "lost" anyway
+    ctx.record("welcome_back", {"tier": "lost"})
+    ctx.reply(settings_of(ctx.services).welcome_back.format(name=ctx.sender.name or ""))
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------

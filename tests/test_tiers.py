@@ -223,3 +223,23 @@ async def test_rollups_count_local_days_across_dst_and_rolling_again_changes_not
                       "2026-03-10": 3}
     assert sum(by_day.values()) == len(instants)
     await engine.dispose()
+
+
+async def test_a_lost_member_who_speaks_again_is_welcomed_back_once(db_url):
+    async with Harness(tiers_config(welcome_back="好久不见，{name}！欢迎回来～"), db_url, start=TODAY_NOON) as h:
+        await h.clock.run_pending()
+        await seed_population(h.app.services)
+        await run_pass(h.app.services)
+        await h.say("gone", "大家好", name="老朋友")
+        await h.say("gone", "还记得我吗", name="老朋友", after_s=60)
+        await h.say("act", "早", after_s=60)
+        await h.say("never", "/ping", after_s=60)  # a command is answered as usual, not greeted
+        await h.settle()
+        assert h.transport.texts()[0] == "@老朋友\u2005好久不见，老朋友！欢迎回来～"
+        assert len(h.transport.texts()) == 2 and "好久不见" not in h.transport.texts()[1]
+
+
+def test_welcome_back_template_is_checked():
+    from bot.app import check_skills
+
+    assert any("skills.tiers.welcome_back" in p for p in check_skills(tiers_config(welcome_back="hi {nmae}")))
