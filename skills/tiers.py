@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.context import CommandContext, EventContext, JobContext, Services
 from bot.events import MessageReceived
 from bot.parser import parse
@@ -89,27 +91,31 @@ async def startup(services: Services) -> None:
         ran = await last_run(s)
     if ran is None:  # first start: tiers now rather than tomorrow night
         await services.scheduler.schedule("tiers.first", "tiers.recompute", at=services.clock.now(), ensure=True)
-    await _load_lost(services)
-
-
-async def _load_lost(services: Services) -> None:
-    if not settings_of(services).welcome_back:
-        return
     async with services.sessions() as s:
-        services.skill_state[LOST] = set(await members_in_tier(s, "lost"))
+        await _load_lost(services, s)
 
 
-async def run_pass(services: Services) -> PassResult:
+async def _load_lost(services: Services, session: AsyncSession) -> None:
+    if settings_of(services).welcome_back:
+        services.skill_state[LOST] = set(await members_in_tier(session, "lost"))
+
+
+async def run_pass(services: Services, session: AsyncSession | None = None) -> PassResult:
+    """One tier pass now, in ``session`` (a job's) or a session of its own."""
+    if session is None:
+        async with services.sessions() as s:
+            return await run_pass(services, s)
     settings = settings_of(services)
-    result = await recompute(services.sessions, services.clock.now(), services.config.tz, settings.rules,
+    result = await recompute(session, services.clock.now(), services.config.tz, settings.rules,
                              room_days=services.config.dashboard.chart_days + 7)
-    await _load_lost(services)
+    await _load_lost(services, session)
     return result
 
 
 @skill.job("recompute")
 async def nightly(ctx: JobContext) -> None:
-    result = await run_pass(ctx.services)
+    # the job's own session: the scheduler holds it while the job runs, so a second one would wait for it
+    result = await run_pass(ctx.services, ctx.session)
     # counts only: no member data in the activity detail of a job
     ctx.services.activity.record("tier_pass", skill=skill.name, detail={
         "members": result.members, "changed": result.changed, "days_rolled": result.days_rolled,

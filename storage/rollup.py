@@ -2,7 +2,7 @@
 
 Each day is rebuilt whole (delete, then INSERT … SELECT grouped in the database) from range scans of the activity
 log's ``at`` index, the only index it has, so rebuilding a day is idempotent and the hot write path pays nothing.
-A few days make one short transaction: the activity writer never waits long for SQLite's write lock.
+Each day is its own short transaction: the activity writer never waits long for SQLite's write lock.
 
 Orders come only from the activity store (kind "order", detail {"order_id", "status", "amount", "group_buy"}):
 ``tier_orders`` keeps each order at its latest status and the instant it first reached paid.
@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, delete, func, literal, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity
 from storage.models_tiers import MemberDay, RoomDay, TierOrder
@@ -142,12 +142,11 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[i:i + size]
 
 
-async def roll_days(sessions: async_sessionmaker[AsyncSession], days: list[date], tz: ZoneInfo,
-                    rooms_from: date | None = None, days_per_transaction: int = 7) -> int:
-    """Rebuild ``days``, a few per transaction so the activity writer never waits long for SQLite's write lock.
-    Room rollups only from ``rooms_from`` on (they feed charts of recent weeks). Returns the days rolled."""
-    for i in range(0, len(days), days_per_transaction):
-        async with sessions() as s, s.begin():
-            for day in days[i:i + days_per_transaction]:
-                await roll_day(s, day, tz, rooms=rooms_from is None or day >= rooms_from)
+async def roll_days(session: AsyncSession, days: list[date], tz: ZoneInfo, rooms_from: date | None = None) -> int:
+    """Rebuild ``days``, committing after each: a pass over months of history never keeps the database (and, with
+    one SQLite connection, everyone waiting for it) for more than one day's statements. Room rollups only from
+    ``rooms_from`` on (they feed charts of recent weeks). Returns the days rolled."""
+    for day in days:
+        await roll_day(session, day, tz, rooms=rooms_from is None or day >= rooms_from)
+        await session.commit()
     return len(days)

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity, Member, RoomMember
 from storage.models_points import PointsBalance
@@ -116,24 +116,26 @@ class PassResult:
     written: int = 0  # ...and how many member rows differed and were written
 
 
-async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, tz: ZoneInfo, rules: TierRules,
-                    room_days: int = 37) -> PassResult:
+async def recompute(s: AsyncSession, now: datetime, tz: ZoneInfo, rules: TierRules, room_days: int = 37,
+                    ) -> PassResult:
     """One tier pass at ``now``: roll up what is new, classify everyone, record the changes.
+
+    Runs in the caller's session (a scheduled job's, say: never a second session beside it) and commits as it goes:
+    each rolled day, then the results. Every step can be redone, so a pass cut short is simply run again.
 
     ``room_days``: how far back per-room daily figures are (re)built, for the dashboard's charts; the member
     rollups always cover the tiers' window.
     """
     started = time.perf_counter()
     today = now.astimezone(tz).date()
-    async with sessions() as s:
-        last = (await s.execute(select(TierRun.rolled_through, TierRun.activity_id)
-                                .order_by(TierRun.id.desc()).limit(1))).first()
-        top_id = await s.scalar(select(func.max(Activity.id))) or 0
-        # The earliest day among rows written since the last pass, found by id (the primary key): ordering the
-        # inner query by id keeps the database from walking the whole ``at`` index for the min.
-        newer = (select(Activity.at).where(Activity.id > (last.activity_id if last else 0))
-                 .order_by(Activity.id).limit(5_000_000).subquery())
-        since = await s.scalar(select(func.min(newer.c.at)))
+    last = (await s.execute(select(TierRun.rolled_through, TierRun.activity_id)
+                            .order_by(TierRun.id.desc()).limit(1))).first()
+    top_id = await s.scalar(select(func.max(Activity.id))) or 0
+    # The earliest day among rows written since the last pass, found by id (the primary key): ordering the
+    # inner query by id keeps the database from walking the whole ``at`` index for the min.
+    newer = (select(Activity.at).where(Activity.id > (last.activity_id if last else 0))
+             .order_by(Activity.id).limit(5_000_000).subquery())
+    since = await s.scalar(select(func.min(newer.c.at)))
     floor = today - timedelta(days=rules.window_days + 1)  # older days can't change a tier
     start = today
     if last is not None and last.rolled_through:
@@ -142,12 +144,12 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
         start = min(start, since.astimezone(tz).date())
     start = max(start, floor)
     # today too, partially (redone next pass); room figures only for the weeks the dashboard charts
-    days_rolled = await roll_days(sessions, _days(start, today), tz, rooms_from=today - timedelta(days=room_days))
+    days_rolled = await roll_days(s, _days(start, today), tz, rooms_from=today - timedelta(days=room_days))
     rollup_ms = int((time.perf_counter() - started) * 1000)
 
-    async with sessions() as s:
-        figures = await _figures(s, rules, today, tz)
-        old = {r[0]: tuple(r[1:]) for r in await s.execute(select(MemberTier.member_id, *_COMPARED))}
+    figures = await _figures(s, rules, today, tz)
+    old = {r[0]: tuple(r[1:]) for r in await s.execute(select(MemberTier.member_id, *_COMPARED))}
+    await s.commit()  # a read transaction must not stay open while Python classifies
     read_ms = int((time.perf_counter() - started) * 1000) - rollup_ms
     threshold = points_threshold([f.points for f in figures], len(figures), rules.core_points_top_pct)
     r = quartile_scores([-(today - f.last_active_day).days if f.last_active_day else -10**9 for f in figures])
@@ -171,19 +173,20 @@ async def recompute(sessions: async_sessionmaker[AsyncSession], now: datetime, t
             changes.append({"member_id": f.member_id, "from_tier": before[0] if before else None, "to_tier": tier,
                             "at": now})
         writes.append({"member_id": f.member_id, "since": now, **dict(zip(_COMPARED_NAMES, row))})
-    async with sessions() as s, s.begin():
-        upsert = _upsert(s.bind.dialect.name)
-        for chunk in _chunks(writes, 5000):
-            await s.execute(upsert, chunk)
-        for chunk in _chunks(changes, 5000):
-            await s.execute(TierChange.__table__.insert(), chunk)
-        await s.execute(delete(TierDaily).where(TierDaily.day == today.isoformat()))
-        if counts:
-            await s.execute(TierDaily.__table__.insert(),
-                            [{"day": today.isoformat(), "tier": t, "members": n} for t, n in counts.items()])
-        duration_ms = int((time.perf_counter() - started) * 1000)
-        s.add(TierRun(at=now, day=today.isoformat(), rolled_through=(today - timedelta(days=1)).isoformat(),
-                      members=len(figures), changed=len(changes), duration_ms=duration_ms, activity_id=top_id))
+    # the results, in one transaction
+    upsert = _upsert(s.bind.dialect.name)
+    for chunk in _chunks(writes, 5000):
+        await s.execute(upsert, chunk)
+    for chunk in _chunks(changes, 5000):
+        await s.execute(TierChange.__table__.insert(), chunk)
+    await s.execute(delete(TierDaily).where(TierDaily.day == today.isoformat()))
+    if counts:
+        await s.execute(TierDaily.__table__.insert(),
+                        [{"day": today.isoformat(), "tier": t, "members": n} for t, n in counts.items()])
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    s.add(TierRun(at=now, day=today.isoformat(), rolled_through=(today - timedelta(days=1)).isoformat(),
+                  members=len(figures), changed=len(changes), duration_ms=duration_ms, activity_id=top_id))
+    await s.commit()
     return PassResult(len(figures), len(changes), days_rolled, duration_ms, dict(counts), rollup_ms, read_ms,
                       len(writes))
 

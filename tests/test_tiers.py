@@ -208,7 +208,8 @@ async def test_rollups_count_local_days_across_dst_and_rolling_again_changes_not
                     (await s.execute(select(RoomDay.day, RoomDay.room_id, RoomDay.active_members, RoomDay.messages)
                                      .order_by(RoomDay.day, RoomDay.room_id))).all())
 
-    assert await roll_days(sessions, days, ny) == 7
+    async with sessions() as s:
+        assert await roll_days(s, days, ny) == 7
     ranged = await snapshot()
     for d in days:
         async with sessions() as s, s.begin():
