@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.config import ActivitySettings
 from bot.events import Person
 from storage.models import Activity, Member, MemberName, Room, RoomMember
-from storage.bulk import SqliteBatchWriter, Write, write_with_session
+from storage.bulk import Write, write_with_session
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,8 @@ class _Pending:
 class ActivityLog:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: ActivitySettings,
-        batch_writer: SqliteBatchWriter | None = None,
     ) -> None:
         self._sessions = sessions
-        self._batch_writer = batch_writer
         self._clock = clock
         self.settings = settings
         self._pending = _Pending()
@@ -211,11 +209,8 @@ class ActivityLog:
                 return 0
             try:
                 writes = self._plan(batch)
-                if self._batch_writer is not None:
-                    await self._batch_writer.write(writes)
-                else:
-                    async with self._sessions() as session, session.begin():
-                        await write_with_session(session, writes)
+                async with self._sessions() as session, session.begin():
+                    await write_with_session(session, writes)
             except Exception as exc:
                 self.last_flush_error = exc
                 self._requeue(batch)
@@ -331,5 +326,3 @@ class ActivityLog:
         await self.flush()
         if self.backlog:
             log.error("activity store: %d rows could not be written at shutdown", self.backlog)
-        if self._batch_writer is not None:
-            self._batch_writer.close()

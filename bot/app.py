@@ -23,7 +23,6 @@ from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
 from bot.scheduler import Scheduler
 from bot.skill import Skill
-from storage.bulk import SqliteBatchWriter
 from storage.db import create_engine, migrate, session_factory
 
 log = logging.getLogger("bot")
@@ -87,8 +86,7 @@ class BotApp:
         self.engine = create_engine(self.db_url)
         await migrate(self.engine)
         sessions = session_factory(self.engine)
-        batch_writer = SqliteBatchWriter(self.db_url) if self.engine.dialect.name == "sqlite" else None
-        self.activity = ActivityLog(sessions, self.clock, cfg.activity, batch_writer)
+        self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         self.governor = SendGovernor(self._send, self.clock, cfg.governor, CapStore(sessions), self.activity, self.rng)
         self.scheduler = Scheduler(sessions, self.clock)
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)

@@ -12,7 +12,7 @@ from dataclasses import fields
 
 from bot.context import CommandContext, EventContext
 from bot.events import MessageReceived
-from bot.parser import normalize, parse, strip_mentions
+from bot.parser import MAX_COMMAND_TEXT, normalize, parse_stripped, strip_mentions
 from bot.skill import CommandSpec, Skill, UsageError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ class CommandRouter:
         """Run the command in the message, if any. True when the message was a command (handled or refused)."""
         event = ctx.event
         assert isinstance(event, MessageReceived)
-        parsed = parse(event.text)
+        text = event.text
+        body, mentions = strip_mentions(text) if text and len(text) <= MAX_COMMAND_TEXT else ("", ())
+        parsed = parse_stripped(body, mentions) if body else None
         if parsed is not None:
             words = [parsed.name, *parsed.args]
             found = self.lookup(words)
@@ -72,7 +74,6 @@ class CommandRouter:
             spec, used = found
             args = tuple(words[used:])
         else:
-            body, _ = strip_mentions(event.text)
             spec = self._by_keyword.get(body.lower()) if len(body) <= 64 else None
             if spec is None:
                 return False

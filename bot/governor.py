@@ -25,9 +25,11 @@ from bot.caps import CapStore
 from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
-from bot.transports.base import RiskControlError
+from bot.transports.base import NotConnectedError, RiskControlError, UncertainDeliveryError
 
 log = logging.getLogger(__name__)
+
+OFFLINE_PROBE_S = 30.0  # while the transport is down and no login is reported, try one send this often
 
 SendFn = Callable[[OutgoingMessage], Awaitable[str | None]]
 
@@ -104,14 +106,28 @@ class SendGovernor:
         self._login_at: datetime | None = None
         self._backoff_level = 0
         self._backoff_until: datetime | None = None
+        self._offline_since: datetime | None = None  # the transport said it is disconnected: hold until login
+        self._probe_at = self._clock.now()
         self.sent_count = 0
         self.dropped: dict[str, int] = {}
 
     # -- public API ---------------------------------------------------------------------------------------------
 
     def on_login(self, at: datetime | None = None) -> None:
-        """Start the warm-up period: slower pacing right after (re)login."""
+        """Start the warm-up period: slower pacing right after (re)login; release what was held while offline."""
         self._login_at = at or self._clock.now()
+        if self._offline_since is not None:
+            log.info("transport back after %.0f s: %d messages waiting go out now (stale ones are dropped)",
+                     (self._login_at - self._offline_since).total_seconds(), self.pending)
+            self._offline_since = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._schedule()
+
+    @property
+    def offline(self) -> bool:
+        return self._offline_since is not None
 
     def submit(
         self,
@@ -236,6 +252,8 @@ class SendGovernor:
         t = max(now, item.not_before)
         if self._backoff_until is not None:
             t = max(t, self._backoff_until)
+        if self._offline_since is not None:  # no login since: only a probe now and then, in case none is reported
+            t = max(t, self._probe_at)
         chat = item.message.chat_key
         if self._last_send_at is not None:
             gap = s.min_interval_s + self._jitter
@@ -330,9 +348,23 @@ class SendGovernor:
             )
             self._enqueue_front(item)
             return
+        except NotConnectedError as exc:
+            if self._offline_since is None:
+                self._offline_since = now
+                log.warning("transport disconnected (%s): holding messages until it logs in again", exc)
+            self._probe_at = now + timedelta(seconds=OFFLINE_PROBE_S)
+            self._enqueue_front(item)
+            return
+        except UncertainDeliveryError as exc:  # it may have arrived: a retry could send it twice
+            log.error("send to %s may or may not have arrived (%s): not retried", item.message.chat_key, exc)
+            self._activity.record("send_failed", **self._where(item), skill=item.skill,
+                                  detail={"reason": "uncertain", "error": str(exc)[:200]})
+            self._drop(item, "uncertain")
+            return
         except Exception as exc:  # any other transport failure: retry a few times, then give up loudly
             self._retry_or_drop(item, now, exc, "transport", "transport_error")
             return
+        self._offline_since = None
         self._backoff_level = 0
         self._backoff_until = None
         self._after_send(item, now, platform_id)

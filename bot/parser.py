@@ -39,6 +39,8 @@ def normalize(text: str) -> str:
 def strip_mentions(text: str) -> tuple[str, tuple[str, ...]]:
     """Remove a leading @-mention and trailing @-mentions; return the text and the names, in order."""
     raw = text.translate(_TRANSLATE)
+    if "@" not in raw:  # most chatter: nothing to strip, and no regex scan to the end of the text
+        return _SPACES.sub(" ", raw).strip(), ()
     names: list[str] = []
     lead = _LEADING_MENTION.match(raw.lstrip())
     if lead:
@@ -86,7 +88,11 @@ def parse(text: str) -> ParsedCommand | None:
     """A slash command, or None when the text isn't one. Keywords are matched by the router on ``normalize``."""
     if not text or len(text) > MAX_COMMAND_TEXT:
         return None
-    body, mentions = strip_mentions(text)
+    return parse_stripped(*strip_mentions(text))
+
+
+def parse_stripped(body: str, mentions: tuple[str, ...]) -> ParsedCommand | None:
+    """``parse`` for a text already through ``strip_mentions`` (the router strips once for commands and keywords)."""
     if not body.startswith("/"):
         return None
     body = body[1:].lstrip()

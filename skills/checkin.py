@@ -18,6 +18,7 @@ from bot.parser import parse
 from bot.skill import Skill, UsageError
 from storage import checkin as store
 from storage.points import AlreadyRecorded, InsufficientPoints, change_points
+from storage.points import balance as points_balance
 
 MAX_ADJUST = 1_000_000  # one admin change; keeps a typo (or an int32 column) from blowing up
 
@@ -203,7 +204,7 @@ async def redeem(ctx: CommandContext) -> None:
 async def catalog(ctx: CommandContext, settings: CheckinSettings) -> None:
     names = list(settings.rewards)
     stock = await store.stock_of(ctx.session, names)
-    balance, _ = await store.standing(ctx.session, ctx.sender.id)
+    balance = await points_balance(ctx.session, ctx.sender.id)
     lines = ["可兑换的奖品："]
     for i, name in enumerate(names, start=1):
         left = stock.get(name, 0)

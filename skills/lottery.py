@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,8 +94,12 @@ def _local(services: Services, when: datetime) -> str:
     return f"{t.month}月{t.day}日 {t:%H:%M}"
 
 
+_OPEN_IN_ROOM = select(Lottery).where(Lottery.room_id == bindparam("room"), Lottery.status == "open")
+_COUNT = select(func.count()).select_from(LotteryEntry).where(LotteryEntry.lottery_id == bindparam("lottery"))
+
+
 async def _open_in_room(session: AsyncSession, room_id: str) -> Lottery | None:
-    return await session.scalar(select(Lottery).where(Lottery.room_id == room_id, Lottery.status == "open"))
+    return await session.scalar(_OPEN_IN_ROOM, {"room": room_id})  # built once: this runs on every /lottery status
 
 
 async def _entrants(session: AsyncSession, lottery_id: int) -> list[tuple[str, str]]:
@@ -105,8 +109,7 @@ async def _entrants(session: AsyncSession, lottery_id: int) -> list[tuple[str, s
 
 
 async def _count(session: AsyncSession, lottery_id: int) -> int:
-    return await session.scalar(select(func.count()).select_from(LotteryEntry)
-                                .where(LotteryEntry.lottery_id == lottery_id)) or 0
+    return await session.scalar(_COUNT, {"lottery": lottery_id}) or 0
 
 
 # -- start ----------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ per-day check-in rows, reward stock and redemptions around it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import bindparam, func, select, update
@@ -24,12 +25,29 @@ class OutOfStock(Exception):
 
 
 _CHECKIN_INSERT = Checkin.__table__.insert()  # built once: see storage/points.py
-_LAST_CHECKIN = (select(Checkin).where(Checkin.member_id == bindparam("m"))
+_LAST_CHECKIN = (select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
                  .order_by(Checkin.local_date.desc()).limit(1))
+_MY_BALANCE = select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m"))
+_ABOVE = select(func.count()).where(PointsBalance.balance > bindparam("b"))
+_ROOM_TOP = (select(PointsBalance.member_id, Member.name, PointsBalance.balance)
+             .join(RoomMember, RoomMember.member_id == PointsBalance.member_id)
+             .outerjoin(Member, Member.id == PointsBalance.member_id)
+             .where(RoomMember.room_id == bindparam("room"), RoomMember.active.is_(True), PointsBalance.balance > 0)
+             .order_by(PointsBalance.balance.desc(), PointsBalance.member_id)
+             .limit(bindparam("n")))
+_STOCK = select(RewardStock.item, RewardStock.stock).where(RewardStock.item.in_(bindparam("items", expanding=True)))
+_MEMBER_NAME = select(Member.name).where(Member.id == bindparam("m"))
 
 
-async def last_checkin(session: AsyncSession, member_id: str) -> Checkin | None:
-    return await session.scalar(_LAST_CHECKIN, {"m": member_id})
+@dataclass(frozen=True, slots=True)
+class LastCheckin:
+    local_date: str  # ISO date
+    streak: int
+
+
+async def last_checkin(session: AsyncSession, member_id: str) -> LastCheckin | None:
+    row = (await session.execute(_LAST_CHECKIN, {"m": member_id})).first()
+    return LastCheckin(row[0], row[1]) if row is not None else None
 
 
 async def record_checkin(
@@ -42,9 +60,9 @@ async def record_checkin(
     nothing changes. The ledger's unique (source, ref_id) is the guard; the checkins row rides on it.
     """
     try:
-        async with session.begin_nested():
+        async with session.begin_nested():  # one savepoint for both rows
             new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
-                                              ref_id=f"{member_id}:{day.isoformat()}", at=at)
+                                              ref_id=f"{member_id}:{day.isoformat()}", at=at, savepoint=False)
             await session.execute(_CHECKIN_INSERT, {
                 "member_id": member_id, "local_date": day.isoformat(), "streak": streak, "points": points,
                 "room_id": room_id, "at": at})
@@ -55,27 +73,21 @@ async def record_checkin(
 
 async def standing(session: AsyncSession, member_id: str) -> tuple[int, int | None]:
     """(balance, rank among all members by balance; ties share a rank; None without any points)."""
-    mine = await session.scalar(select(PointsBalance.balance).where(PointsBalance.member_id == member_id))
+    mine = await session.scalar(_MY_BALANCE, {"m": member_id})
     if not mine:
         return 0, None
-    above = await session.scalar(select(func.count()).where(PointsBalance.balance > mine))
+    above = await session.scalar(_ABOVE, {"b": mine})
     return mine, (above or 0) + 1
 
 
 async def room_top(session: AsyncSession, room_id: str, limit: int) -> list[tuple[str, str, int]]:
     """(member id, name, balance) of the room's current members with points, highest first."""
-    rows = await session.execute(
-        select(PointsBalance.member_id, Member.name, PointsBalance.balance)
-        .join(RoomMember, RoomMember.member_id == PointsBalance.member_id)
-        .outerjoin(Member, Member.id == PointsBalance.member_id)
-        .where(RoomMember.room_id == room_id, RoomMember.active.is_(True), PointsBalance.balance > 0)
-        .order_by(PointsBalance.balance.desc(), PointsBalance.member_id)
-        .limit(limit))
+    rows = await session.execute(_ROOM_TOP, {"room": room_id, "n": limit})
     return [(m, n or m, b) for m, n, b in rows]
 
 
 async def member_name(session: AsyncSession, member_id: str) -> str | None:
-    return await session.scalar(select(Member.name).where(Member.id == member_id))
+    return await session.scalar(_MEMBER_NAME, {"m": member_id})
 
 
 async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime) -> None:
@@ -89,7 +101,7 @@ async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime)
 
 
 async def stock_of(session: AsyncSession, items: list[str]) -> dict[str, int]:
-    rows = await session.execute(select(RewardStock.item, RewardStock.stock).where(RewardStock.item.in_(items)))
+    rows = await session.execute(_STOCK, {"items": items})
     return dict(rows.all())
 
 

@@ -11,19 +11,23 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage.sqlite_inline import SESSION_WAIT_S, SingleConnectionPool, inline_creator
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def sqlite_pragmas(dbapi_conn, _record=None) -> None:
-    """For every SQLite connection we open (the async engine's and the batch writer's)."""
+    """For every SQLite connection we open."""
     cur = dbapi_conn.cursor()
     # WAL: readers don't block the writer; NORMAL sync is durable across process crashes in WAL mode.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    # Only another process can hold the lock (this one has a single connection): wait a little, then fail the
+    # statement rather than keep the event loop blocked.
+    cur.execute("PRAGMA busy_timeout=2000")
     cur.close()
 
 
@@ -33,10 +37,11 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # aiosqlite's worker thread, not inline calls (tried: see git history of storage/sqlite_inline.py): a handler
-        # that awaits anything while its write transaction is open would make another chat's inline write
-        # busy-wait on SQLite's lock with the event loop blocked, so the holder could never commit.
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection, called inline on the loop's thread, handed out by a pool of one: see storage/sqlite_inline.py
+        engine = create_async_engine(
+            url, async_creator=inline_creator(database or ":memory:"), poolclass=SingleConnectionPool,
+            pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S,
+        )
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)

@@ -66,29 +66,39 @@ async def change_points(
     at: datetime,
     ref_id: str | None = None,
     actor_id: str | None = None,
+    savepoint: bool = True,
 ) -> int:
     """Record ``delta`` (positive: earn, negative: spend) and return the new balance.
 
     Raises AlreadyRecorded if ``(source, ref_id)`` was recorded before, InsufficientPoints if a spend would take the
-    balance below zero. Either way nothing changes (the work is done in a savepoint of the caller's transaction).
+    balance below zero. Either way nothing changes (the work is done in a savepoint of the caller's transaction;
+    ``savepoint=False`` when the caller already runs it inside its own savepoint, which then undoes it).
     """
     if delta == 0:
         raise ValueError("a points change of 0 records nothing")
     try:
-        # Core statements, not the ORM unit of work: this runs on every check-in and redemption
+        if not savepoint:
+            return await _change(session, member_id, delta, reason, source, at, ref_id, actor_id)
         async with session.begin_nested():
-            await session.execute(_LEDGER_INSERT, {
-                "member_id": member_id, "delta": delta, "reason": reason[:200], "source": source, "ref_id": ref_id,
-                "actor_id": actor_id, "at": at})
-            if delta > 0:
-                new_balance = await session.scalar(
-                    _earn(session.bind.dialect.name), {"member_id": member_id, "balance": delta, "updated_at": at})
-            else:
-                new_balance = await session.scalar(_SPEND, {"m": member_id, "need": -delta, "now": at})
-                if new_balance is None:
-                    raise InsufficientPoints(await balance(session, member_id), -delta)
+            return await _change(session, member_id, delta, reason, source, at, ref_id, actor_id)
     except IntegrityError:
         raise AlreadyRecorded(f"{source}:{ref_id}") from None
+
+
+async def _change(
+    session: AsyncSession, member_id: str, delta: int, reason: str, source: str, at: datetime, ref_id: str | None,
+    actor_id: str | None,
+) -> int:
+    # Core statements, not the ORM unit of work: this runs on every check-in and redemption
+    await session.execute(_LEDGER_INSERT, {
+        "member_id": member_id, "delta": delta, "reason": reason[:200], "source": source, "ref_id": ref_id,
+        "actor_id": actor_id, "at": at})
+    if delta > 0:
+        return await session.scalar(
+            _earn(session.bind.dialect.name), {"member_id": member_id, "balance": delta, "updated_at": at})
+    new_balance = await session.scalar(_SPEND, {"m": member_id, "need": -delta, "now": at})
+    if new_balance is None:
+        raise InsufficientPoints(await balance(session, member_id), -delta)
     return new_balance
 
 

@@ -2,12 +2,34 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backends import drop_postgres_database, postgres_or_skip
 from tests.support import Harness, make_config
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "all_backends: run this module's db_url tests on SQLite and PostgreSQL")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "db_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_backends"):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+def backend() -> str:
+    return "sqlite"  # modules marked all_backends get both (pytest_generate_tests)
+
+
+@pytest.fixture
+async def db_url(tmp_path, backend):
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    url = await postgres_or_skip()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import Config, GovernorSettings, parse_config
 from bot.events import MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.transports.base import NotConnectedError
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
@@ -38,8 +39,11 @@ class RecordingTransport:
     sent: list[Sent] = field(default_factory=list)
     fail_with: list[Exception] = field(default_factory=list)
     self_id: str = "bot"
+    offline: bool = False  # disconnected: every send raises NotConnectedError
 
     async def send(self, message: OutgoingMessage) -> str | None:
+        if self.offline:
+            raise NotConnectedError("gateway down (test)")
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.sent.append(Sent(self.clock.now(), message))

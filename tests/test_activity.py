@@ -1,5 +1,5 @@
-"""The activity store over a real migrated SQLite file, both write paths: through the async session and through
-the SQLite batch-writer thread (what the app uses on SQLite)."""
+"""The activity store over a real migrated SQLite file, written as the app writes it (multi-row statements on
+the process's one inline connection)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from bot.activity import ActivityLog
 from bot.clock import VirtualClock
 from bot.config import ActivitySettings
 from bot.events import Person
-from storage.bulk import SqliteBatchWriter
 from storage.db import create_engine, migrate, session_factory
 from storage.models import Activity, Member, MemberName, Room, RoomMember
 from tests.support import START
+
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
 
 
 def t(seconds: float) -> datetime:
@@ -49,19 +50,18 @@ class Store:
             await conn.execute(text(statement))
 
 
-async def _make_store(db_url: str, writer: str, **settings) -> Store:
+async def _make_store(db_url: str, **settings) -> Store:
     engine = create_engine(db_url)
     await migrate(engine)
     sessions = session_factory(engine)
     clock = VirtualClock(START)
-    batch = SqliteBatchWriter(db_url) if writer == "batch" else None
-    log = ActivityLog(sessions, clock, ActivitySettings(**{"flush_max_rows": 5, **settings}), batch)
+    log = ActivityLog(sessions, clock, ActivitySettings(**{"flush_max_rows": 5, **settings}))
     return Store(log, engine, sessions, clock)
 
 
-@pytest.fixture(params=["session", "batch"])
-async def store(db_url, request):
-    st = await _make_store(db_url, request.param)
+@pytest.fixture
+async def store(db_url):
+    st = await _make_store(db_url)
     yield st
     await st.log.aclose()
     await st.engine.dispose()
@@ -132,7 +132,7 @@ async def test_aclose_writes_everything(store):
 
 
 async def test_background_flusher_writes_on_its_own(db_url):
-    st = await _make_store(db_url, "batch", flush_interval_s=0.01)
+    st = await _make_store(db_url, flush_interval_s=0.01)
     try:
         st.log.start()
         st.log.record("message", detail={"x": 1})
@@ -168,11 +168,11 @@ async def test_members_rooms_and_names(store):
     await log.flush()
     log.seen(Person("u1", ""), t(8000), "g1", None)
     await log.flush()
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert (m.id, m.name, m.first_seen, m.last_seen) == ("u1", "李老师", t(0), t(8000))
     names = {(n.member_id, n.name): n.first_seen for n in await store.all(MemberName)}
     assert names == {("u1", "小李"): t(0), ("u1", "李老师"): t(4000), ("u2", "阿王"): t(20)}
-    room = (await store.all(Room))[0]
+    room = (await store.all(Room, Room.id))[0]
     assert (room.topic, room.first_seen, room.last_seen) == ("读书会", t(0), t(8000))
 
 
@@ -185,7 +185,7 @@ async def test_last_seen_is_batched_to_the_hour(store):
     log.seen(Person("u1", "a"), t(3600), "g1", "x")
     assert log.backlog > 0
     await log.flush()
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert m.last_seen == t(3600)
 
 
@@ -297,7 +297,7 @@ async def test_failed_flush_keeps_first_seen_names_and_topics_of_the_failed_batc
     assert await task == 0
     await store.sql("ALTER TABLE activity_away RENAME TO activity")
     assert await log.flush() == 1
-    m = (await store.all(Member))[0]
+    m = (await store.all(Member, Member.id))[0]
     assert (m.name, m.first_seen, m.last_seen) == ("小李", t(0), t(7200))
     r = (await store.all(Room))[0]
     assert (r.topic, r.first_seen, r.last_seen) == ("读书会", t(0), t(7200))

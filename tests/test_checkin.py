@@ -17,6 +17,8 @@ from storage.models_checkin import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from tests.support import START, TZ, Harness, fast_governor, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 WINDOW = 30.0
 
 

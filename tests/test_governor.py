@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from bot.config import KindPolicy, QuietHours
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor import SendOutcome, in_quiet_hours
-from bot.transports.base import RiskControlError
+from bot.transports.base import RiskControlError, UncertainDeliveryError
 from storage.models import Activity, ProactiveCount
 from tests.support import START, TZ, Harness, make_config
 
@@ -684,3 +684,59 @@ async def test_settle_waits_for_retries_but_not_for_quiet_hours(db_url):
         f = h.app.governor.submit(room("tip"), priority=Priority.SCHEDULED)
         await h.settle()  # deferred to 08:00 by quiet hours: not waited for
         assert not f.done() and h.app.governor.pending == 1
+
+
+# -- the transport disconnected ---------------------------------------------------------------------------------
+
+
+async def test_held_while_disconnected_then_each_sent_once_after_login(db_url):
+    async with Harness(make_config(min_interval_s=1.0, per_chat_interval_s=1.0), db_url) as h:
+        g = h.app.governor
+        h.transport.offline = True
+        first, second = g.submit(room("a")), g.submit(room("b"), priority=Priority.SCHEDULED)
+        await h.clock.advance_to(s(300))  # five minutes down: the probes every 30 s find it still down
+        assert h.transport.texts() == [] and g.offline and g.pending == 2
+        assert not first.done() and not second.done()  # held, no retries spent, nothing dropped
+        h.transport.offline = False
+        await h.clock.advance_to(s(310))
+        g.on_login()  # the transport logged in again
+        await drain(h)
+        assert [(x.text, x.at) for x in h.sent] == [("a", s(310)), ("b", s(311))]
+        assert res(first).sent and res(second).sent and not g.offline
+        assert [r for r in await rows_of(h, "send_failed")] == []
+
+
+async def test_a_reply_held_past_its_useful_life_is_dropped_not_sent_late(db_url):
+    async with Harness(make_config(reply_max_delay_s=600.0), db_url) as h:
+        g = h.app.governor
+        h.transport.offline = True
+        reply = g.submit(room("在的～"))
+        later = g.submit(room("light tip"), priority=Priority.SCHEDULED)
+        await h.clock.advance_to(s(900))
+        h.transport.offline = False
+        g.on_login()
+        await drain(h)
+        assert h.transport.texts() == ["light tip"]
+        assert (res(reply).sent, res(reply).reason) == (False, "stale") and res(later).sent
+
+
+async def test_probe_finds_the_transport_back_even_without_a_login_report(db_url):
+    async with Harness(make_config(), db_url) as h:
+        h.transport.offline = True
+        future = h.app.governor.submit(room("a"))
+        await h.clock.advance_to(s(40))
+        h.transport.offline = False
+        await h.clock.advance_to(s(100))
+        assert res(future).sent and h.sent[0].at == s(60)  # the probe 30 s after the failed one at 30 s
+
+
+async def test_uncertain_delivery_is_never_retried(db_url):
+    async with Harness(make_config(retry_attempts=3), db_url) as h:
+        h.transport.fail_with = [UncertainDeliveryError("send timed out after 30s")]
+        future = h.app.governor.submit(room("a"))
+        h.app.governor.submit(room("b"))
+        await h.clock.advance_to(s(600))
+        assert h.transport.texts() == ["b"]  # "a" may have arrived: sending it again could make it twice
+        assert (res(future).sent, res(future).reason) == (False, "uncertain")
+        (failed,) = await rows_of(h, "send_failed")
+        assert failed.detail["reason"] == "uncertain"

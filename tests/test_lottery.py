@@ -18,6 +18,8 @@ from storage.models_lottery import Lottery, LotteryEntry
 from storage.points import balance, change_points, ledger_sum
 from tests.support import START, Harness, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 ROOT = Path(__file__).resolve().parents[1]
 MENTION = "\u2005"
 RAW = {"bot": {"admins": ["admin1"], "skills": ["ping", "lottery"]},

@@ -8,6 +8,8 @@ from storage.db import create_engine, migrate, session_factory
 from storage.points import AlreadyRecorded, InsufficientPoints, balance, change_points, ledger_sum
 from tests.support import START
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 
 @pytest.fixture
 async def sessions(db_url):

@@ -13,6 +13,8 @@ from bot.scheduler import MAX_ATTEMPTS, ScheduleError
 from storage.models import Activity, Member, ScheduledJob
 from tests.support import TZ, Harness, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 
 def local(day: int, hour: int, minute: int = 0, second: int = 0, month: int = 11) -> datetime:
     return datetime(2026, month, day, hour, minute, second, tzinfo=TZ)

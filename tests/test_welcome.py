@@ -11,6 +11,8 @@ from storage.models_points import PointsLedger
 from storage.points import balance, ledger_sum
 from tests.support import START, Harness, make_config
 
+pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
+
 M = "\u2005"
 
 

@@ -17,6 +17,15 @@ class TransportError(Exception):
     """The send failed for a reason that may pass (connection lost, gateway down)."""
 
 
+class NotConnectedError(TransportError):
+    """Not sent: the transport is disconnected (it knew before trying). The governor holds every message until
+    the next login instead of spending retries, then sends each once (or drops it as stale)."""
+
+
+class UncertainDeliveryError(TransportError):
+    """The connection broke or timed out mid-send: the message may have arrived. Never retried (never twice)."""
+
+
 class RiskControlError(TransportError):
     """The platform pushed back on sending too much ("操作过于频繁"): the governor backs off."""
 

@@ -34,8 +34,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from grpclib.exceptions import StreamTerminatedError
+
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
-from bot.transports.base import EventSink, RiskControlError, TransportError, looks_like_risk_control
+from bot.transports.base import (
+    EventSink,
+    NotConnectedError,
+    RiskControlError,
+    TransportError,
+    UncertainDeliveryError,
+    looks_like_risk_control,
+)
 from bot.transports.wechaty_compat import RedactFilter, import_wechaty
 
 log = logging.getLogger(__name__)
@@ -142,7 +151,7 @@ class WechatyTransport:
     async def send(self, message: OutgoingMessage) -> str | None:
         puppet = self._puppet
         if puppet is None or puppet.channel is None:
-            raise TransportError("not connected to the Wechaty gateway")
+            raise NotConnectedError("not connected to the Wechaty gateway")
         try:
             message_id = await asyncio.wait_for(
                 puppet.message_send_text(message.conversation_id, message.text, list(message.mentions)),
@@ -150,8 +159,12 @@ class WechatyTransport:
             )
         except asyncio.CancelledError:
             raise
-        except TimeoutError as exc:
-            raise TransportError(f"send timed out after {self._send_timeout}s") from exc
+        except TimeoutError as exc:  # the gateway may have sent it and not answered yet
+            raise UncertainDeliveryError(f"send timed out after {self._send_timeout}s") from exc
+        except ConnectionRefusedError as exc:  # the request never left: the gateway is down
+            raise NotConnectedError(f"gateway {self._endpoint} refused the connection") from exc
+        except StreamTerminatedError as exc:  # the connection broke mid-call: it may have arrived
+            raise UncertainDeliveryError(f"connection to the gateway broke during the send: {exc}") from exc
         except Exception as exc:
             text = self._error_text(exc)
             # The gateway appends the Node stack trace; keep the first line for the error message.

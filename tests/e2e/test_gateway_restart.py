@@ -1,0 +1,101 @@
+"""The Wechaty gateway dies and comes back while the real bot process (`python -m bot run`) has a message due:
+the bot reconnects with back-off, and the message it had to send while the gateway was down goes out after the
+reconnect, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOM = "fans@chatroom"
+
+pytestmark = pytest.mark.skipif(node_missing_reason() is not None, reason=node_missing_reason() or "")
+
+CONFIG = """
+[bot]
+admins = ["alice"]
+skills = ["ping", "checkin"]
+
+[storage]
+url = "sqlite+aiosqlite:///{db}"
+
+[governor]
+min_interval_s = 0.05
+jitter_s = 0.0
+chat_switch_interval_s = 0.05
+per_chat_interval_s = 0.05
+warmup_s = 0
+
+[skills.checkin]
+coalesce_window_s = 3   # the confirmation falls due while the gateway is down
+"""
+
+
+async def populate(gw: MockGateway) -> None:
+    await gw.login("bot_self", "小助手")
+    for cid, name in (("alice", "Alice"), ("bob", "Bob")):
+        await gw.create_contact(cid, name)
+    await gw.create_room(ROOM, "会员福利群", ["alice", "bob"])
+
+
+async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconnect(tmp_path):
+    ensure_gateway_installed()
+    first = MockGateway()
+    await first.start()
+    await populate(first)
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(db=tmp_path / "bot.db"), encoding="utf-8")
+    env = {**os.environ, "WECHATY_PUPPET_SERVICE_ENDPOINT": first.endpoint,
+           "WECHATY_PUPPET_SERVICE_TOKEN": first.token, "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    logins: asyncio.Queue[float] = asyncio.Queue()
+    log: list[str] = []
+
+    async def read_log() -> None:
+        while line := await proc.stderr.readline():
+            log.append(line.decode(errors="replace"))
+            if "wechaty logged in as bot_self" in log[-1]:  # the transport, at every (re)login
+                logins.put_nowait(time.monotonic())
+
+    reader = asyncio.create_task(read_log())
+    second = None
+    try:
+        await asyncio.wait_for(logins.get(), 60)
+        await first.say("bob", "签到", room_id=ROOM)
+        await first.say("bob", "/ping", room_id=ROOM)  # answered at once: proves 签到 was handled before it
+        sent = await first.sent(at_least=1, timeout=20)
+        assert [s["text"].split("\u2005")[-1] for s in sent] == ["在的～"]
+
+        await first.stop()  # the gateway dies inside the 3 s check-in window
+        second = MockGateway(token=first.token, puppet_port=first.puppet_port)
+        await second.start()
+        await populate(second)
+        back_at = time.monotonic()
+        relogin = await asyncio.wait_for(logins.get(), 60)  # back-off: 1 s, 2 s, 4 s ...
+        confirmations = await second.sent(at_least=1, timeout=30)
+        assert len(confirmations) == 1 and "签到成功" in confirmations[0]["text"], confirmations
+        assert confirmations[0]["mention_ids"] == [] and "Bob +5" in confirmations[0]["text"]
+        assert relogin - back_at < 30
+        print(f"reconnected {relogin - back_at:.1f} s after the gateway came back")
+        assert any("holding messages until it logs in again" in line for line in log), "".join(log[-30:])
+
+        await second.say("bob", "/ping", room_id=ROOM)
+        after = await second.sent(at_least=2, timeout=20)
+        assert [s["text"].split("\u2005")[-1] for s in after[1:]] == ["在的～"]  # and nothing sent twice
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+        reader.cancel()
+        await first.stop()
+        if second is not None:
+            await second.stop()

@@ -1,0 +1,73 @@
+"""The database goes away for a while and comes back (PostgreSQL behind a proxy the test cuts): handlers fail
+politely, chatter and commands that need no database keep working, nothing is lost, and the bot recovers without
+a restart."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bot.commands import FAILED
+from bot.config import parse_config
+from storage.db import create_engine
+from storage.models import Activity
+from storage.models_points import PointsBalance, PointsLedger
+from tests.backends import drop_postgres_database, postgres_or_skip
+from tests.netfault import CuttableProxy
+from tests.support import Harness, fast_governor
+
+
+@pytest.fixture
+async def pg_behind_proxy():
+    url = await postgres_or_skip()
+    real = make_url(url)
+    proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    try:
+        yield real.set(port=proxy.port).render_as_string(hide_password=False), proxy
+    finally:
+        await proxy.close()
+        await drop_postgres_database(url)
+
+
+def config():
+    from dataclasses import replace
+
+    cfg = parse_config({"bot": {"admins": ["admin1"], "skills": ["ping", "checkin"]}})
+    return replace(cfg, governor=fast_governor())
+
+
+async def test_database_outage_then_recovery(pg_behind_proxy):
+    url, proxy = pg_behind_proxy
+    async with Harness(config(), url) as h:
+        await h.say("u1", "签到", room=None)
+        assert h.sent[-1].text.startswith("签到成功")
+
+        await proxy.cut()
+        await h.say("u2", "签到", room=None, after_s=10)
+        await h.say("u3", "/ping", room=None, after_s=10)
+        await h.say("u3", "今天天气不错", after_s=10)
+        await h.settle()
+        texts = [s.text for s in h.sent[1:]]
+        assert texts == [FAILED, "在的～"]  # a polite answer; what needs no database still works
+        assert await h.app.activity.flush() == 0 and h.app.activity.backlog > 0  # kept, not lost
+
+        await proxy.restore()
+        await h.say("u2", "签到", room=None, after_s=10)
+        await h.settle()
+        assert h.sent[-1].text.startswith("签到成功")
+        assert await h.app.activity.flush() > 0 and h.app.activity.backlog == 0
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            messages = (await conn.execute(select(func.count()).select_from(Activity)
+                                           .where(Activity.kind == "message"))).scalar()
+            balances = dict((await conn.execute(select(PointsBalance.member_id, PointsBalance.balance))).all())
+            ledger = dict((await conn.execute(select(PointsLedger.member_id, func.sum(PointsLedger.delta))
+                                              .group_by(PointsLedger.member_id))).all())
+    finally:
+        await engine.dispose()
+    assert messages == 5  # every message, the ones during the outage included
+    assert set(balances) == {"u1", "u2"} and balances == {k: int(v) for k, v in ledger.items()}
