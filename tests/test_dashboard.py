@@ -16,6 +16,9 @@ from storage.models_lottery import Lottery
 from tests.support import Harness
 from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, serve, tiers_config
 
+pytestmark = pytest.mark.all_backends  # the tiers' SQL runs on SQLite and PostgreSQL alike
+
+
 TOKEN = "test-token-0123456789"
 PAGES = ("", "/", "/rooms", "/members", "/members/core1", "/misses", "/jobs", "/lotteries")
 

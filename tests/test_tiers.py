@@ -16,6 +16,9 @@ from storage.tiers import members_in_tier, quartile_scores
 from tests.support import Harness
 from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
 
+pytestmark = pytest.mark.all_backends  # the tiers' SQL runs on SQLite and PostgreSQL alike
+
+
 
 @pytest.fixture
 async def h(db_url, tmp_path):
