@@ -42,7 +42,7 @@ NOW = datetime(2026, 11, 23, 21, 0, tzinfo=TZ)  # the evening of the last genera
 DAYS = 120
 ROOMS = 200
 TOKEN = "bench-token"
-ROLLUPS = ("member_days", "room_days", "tier_orders", "member_tiers", "tier_changes", "tier_daily", "tier_runs")
+ROLLUPS = ("member_days", "member_windows", "window_days", "room_days", "tier_orders", "member_tiers", "tier_changes", "tier_daily", "tier_runs")
 # what a busy community log looks like: mostly chatter, some commands and the bot's own sends, a little of the rest
 KINDS = [("message", 80), ("command", 5), ("sent", 6), ("checkin", 3), ("faq_answer", 1.5), ("faq_miss", 0.5),
          ("order", 2), ("join", 1), ("leave", 0.5), ("redeem", 0.5)]

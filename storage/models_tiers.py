@@ -81,6 +81,30 @@ class MemberDay(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
 
+class MemberWindow(Base):
+    """Per member, member_days summed over the tiers' windows, kept up to date day by day (see storage/windows.py):
+    the pass reads 100,000 rows here instead of grouping millions of member_days rows."""
+
+    __tablename__ = "member_windows"
+    member_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    days_window: Mapped[int] = mapped_column(Integer, default=0)  # active days in the window (90)
+    days_recent: Mapped[int] = mapped_column(Integer, default=0)  # active days in the last active_window_days (7)
+    messages_window: Mapped[int] = mapped_column(Integer, default=0)
+    checkins_window: Mapped[int] = mapped_column(Integer, default=0)
+    last_active_day: Mapped[str | None] = mapped_column(String(10), nullable=True)  # ever, not only in the window
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class WindowDay(Base):
+    """Which member_days days member_windows counts, and in which sums: the invariant that makes it exact."""
+
+    __tablename__ = "window_days"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    in_window: Mapped[int] = mapped_column(Integer, default=0)  # 0 or 1
+    in_recent: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RoomDay(Base):
     """Rollup: per local day and room (room_id '*' for all rooms and 1-on-1 together) what the dashboard charts."""
 

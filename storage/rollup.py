@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Activity
 from storage.models_tiers import MemberDay, RoomDay, TierOrder
 from storage.upsert import insert_for
+from storage.windows import uncount
 
 ACTIVE_KINDS = ("message", "checkin", "order", "redeem")  # what a member does (not what is done to them)
 ORDER_STATUSES = ("created", "paid", "shipped", "ready_for_pickup", "completed", "cancelled")
@@ -147,6 +148,7 @@ async def roll_days(session: AsyncSession, days: list[date], tz: ZoneInfo, rooms
     one SQLite connection, everyone waiting for it) for more than one day's statements. Room rollups only from
     ``rooms_from`` on (they feed charts of recent weeks). Returns the days rolled."""
     for day in days:
+        await uncount(session, day)  # the day's old rows leave the member sums with them (same transaction)
         await roll_day(session, day, tz, rooms=rooms_from is None or day >= rooms_from)
         await session.commit()
     return len(days)

@@ -35,8 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity, Member, RoomMember
 from storage.models_points import PointsBalance
-from storage.models_tiers import MemberDay, MemberTier, TierChange, TierDaily, TierOrder, TierRun
+from storage.models_tiers import MemberTier, MemberWindow, TierChange, TierDaily, TierOrder, TierRun
 from storage.rollup import roll_days
+from storage.windows import align
 from storage.upsert import insert_for
 
 TIERS = ("core", "new", "active", "casual", "silent", "lost")
@@ -145,6 +146,7 @@ async def recompute(s: AsyncSession, now: datetime, tz: ZoneInfo, rules: TierRul
     start = max(start, floor)
     # today too, partially (redone next pass); room figures only for the weeks the dashboard charts
     days_rolled = await roll_days(s, _days(start, today), tz, rooms_from=today - timedelta(days=room_days))
+    await align(s, today, rules.window_days, rules.active_window_days)
     rollup_ms = int((time.perf_counter() - started) * 1000)
 
     figures = await _figures(s, rules, today, tz)
@@ -222,14 +224,9 @@ def _day_start(day: date, tz: ZoneInfo) -> datetime:
 
 async def _figures(s: AsyncSession, rules: TierRules, today: date, tz: ZoneInfo) -> list[MemberFigures]:
     w0 = (today - timedelta(days=rules.window_days - 1)).isoformat()
-    d7 = (today - timedelta(days=rules.active_window_days - 1)).isoformat()
-    recent = func.sum(case((MemberDay.day >= d7, 1), else_=0))
-    days = {
-        r[0]: r[1:] for r in (await s.execute(
-            select(MemberDay.member_id, func.max(MemberDay.day), recent, func.count(), func.sum(MemberDay.messages),
-                   func.sum(MemberDay.checkins))
-            .where(MemberDay.day >= w0).group_by(MemberDay.member_id)))
-    }
+    w = MemberWindow.__table__.c
+    days = {r[0]: r[1:] for r in await s.execute(select(w.member_id, w.last_active_day, w.days_recent,
+                                                        w.days_window, w.messages_window, w.checkins_window))}
     w0_at = _day_start(date.fromisoformat(w0), tz)
     orders = {r[0]: (r[1], r[2]) for r in (await s.execute(
         select(TierOrder.member_id, func.count(), func.sum(TierOrder.amount))
@@ -244,7 +241,7 @@ async def _figures(s: AsyncSession, rules: TierRules, today: date, tz: ZoneInfo)
         if i % 5000 == 4999:
             await asyncio.sleep(0)
         d = days.get(member_id)
-        last_active = date.fromisoformat(d[0]) if d else None
+        last_active = date.fromisoformat(d[0]) if d and d[0] else None
         j = joined.get(member_id)
         joined_day = j.astimezone(tz).date() if j else None
         o = orders.get(member_id, (0, 0.0))

@@ -70,10 +70,15 @@ async def test_orders_are_projected_from_the_activity_contract(h):
 async def test_changes_are_recorded_with_their_time_and_the_nightly_job_runs(h):
     await run_pass(h.app.services)
     first_at = h.clock.now()
+    async with h.app.services.sessions() as s:  # written late (a flush after an outage): days already rolled up
+        sd = Seeder(s)
+        sd.say("act", 2, 6)
+        sd.say("never", 3)
+        await sd.commit()
     # 25 quiet days later the nightly job (03:30) has run: the active members have gone quiet
     await h.clock.advance(25 * 86400)
     got = {m: t.tier for m, t in (await tiers(h)).items()}
-    assert got["act"] == "silent" and got["newbie"] == "silent" and got["quiet"] == "lost"
+    assert got["act"] == "silent" and got["newbie"] == "silent" and got["quiet"] == "lost" and got["never"] == "silent"
     async with h.app.services.sessions() as s:
         history = (await s.execute(select(TierChange).where(TierChange.member_id == "act")
                                    .order_by(TierChange.id))).scalars().all()
@@ -84,6 +89,28 @@ async def test_changes_are_recorded_with_their_time_and_the_nightly_job_runs(h):
     assert history[0].at == first_at
     assert all(h.clock.local(c.at).strftime("%H:%M") == "03:30" for c in history[1:])
     assert len(runs) == 27 and len(days) == 26  # first start + the pass above + 25 nights; one snapshot per day
+    await assert_windows_exact(h, h.clock.local(h.clock.now()).date())
+
+
+async def assert_windows_exact(h: Harness, today, window: int = 90, recent: int = 7) -> None:
+    """member_windows, kept by adding and taking out days, equals summing member_days afresh."""
+    from storage.models_tiers import MemberDay, MemberWindow
+
+    async with h.app.services.sessions() as s:
+        days = (await s.execute(select(MemberDay))).scalars().all()
+        kept = {w.member_id: (w.days_window, w.days_recent, w.messages_window, w.checkins_window, w.last_active_day)
+                for w in (await s.execute(select(MemberWindow))).scalars()}
+    first, recent_from = (today - timedelta(days=window - 1)).isoformat(), (today - timedelta(days=recent - 1)).isoformat()
+    fresh: dict[str, list] = {}
+    for d in days:
+        f = fresh.setdefault(d.member_id, [0, 0, 0, 0, None])
+        if d.day >= first:
+            f[0] += 1
+            f[1] += d.day >= recent_from
+            f[2] += d.messages
+            f[3] += d.checkins
+        f[4] = max(f[4] or d.day, d.day)
+    assert kept == {m: tuple(f) for m, f in fresh.items()} and kept
 
 
 async def test_members_in_tier_for_other_skills(h):

@@ -64,6 +64,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('day', 'member_id'),
     sqlite_with_rowid=False
     )
+    op.create_table('member_windows',
+    sa.Column('member_id', sa.String(length=128), nullable=False),
+    sa.Column('days_window', sa.Integer(), nullable=False),
+    sa.Column('days_recent', sa.Integer(), nullable=False),
+    sa.Column('messages_window', sa.Integer(), nullable=False),
+    sa.Column('checkins_window', sa.Integer(), nullable=False),
+    sa.Column('last_active_day', sa.String(length=10), nullable=True),
+    sa.PrimaryKeyConstraint('member_id'),
+    sqlite_with_rowid=False
+    )
+    op.create_table('window_days',
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('in_window', sa.Integer(), nullable=False),
+    sa.Column('in_recent', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('day')
+    )
     op.create_table('room_days',
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('room_id', sa.String(length=128), nullable=False),
@@ -104,6 +120,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ('tier_runs', 'tier_orders', 'room_days', 'member_days', 'tier_daily', 'tier_changes',
+    for table in ('tier_runs', 'tier_orders', 'room_days', 'window_days', 'member_windows', 'member_days', 'tier_daily', 'tier_changes',
                   'member_tiers'):
         op.drop_table(table)
