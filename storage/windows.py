@@ -7,14 +7,15 @@ in the same transaction as the change to that day's ``window_days`` row, so afte
     member_windows = Σ over counted days of that day's member_days rows, in the sums the day is counted in
 
 A day about to be rolled up again is taken out first (``uncount``); ``align`` then makes the counted days match
-the windows of the pass's day, adding what entered and taking out what left. ``last_active_day`` only grows.
+the windows of the pass's day, adding what entered and taking out what left; with nothing counted yet it builds
+the sums in one grouped read. ``last_active_day`` is the latest day ever counted: it only grows.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import bindparam, case, delete, literal_column, select
+from sqlalchemy import bindparam, case, delete, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models_tiers import MemberDay, MemberWindow, WindowDay
@@ -46,6 +47,21 @@ async def _apply(session: AsyncSession, day: str, d_window: int, d_recent: int) 
     await session.execute(stmt, {"d": day})
 
 
+async def _build(session: AsyncSession, first: date, recent: date, today: date) -> None:
+    md = MemberDay.__table__.c
+    in_window = (md.day >= first.isoformat(), md.day <= today.isoformat())
+    sums = (select(md.member_id, func.count(), func.sum(case((md.day >= recent.isoformat(), 1), else_=0)),
+                   func.sum(md.messages), func.sum(md.checkins), func.max(md.day))
+            .where(*in_window).group_by(md.member_id))
+    await session.execute(delete(MemberWindow))
+    await session.execute(MemberWindow.__table__.insert().from_select(
+        ["member_id", "days_window", "days_recent", "messages_window", "checkins_window", "last_active_day"], sums))
+    days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+    await session.execute(_W.insert(), [{"day": d.isoformat(), "in_window": 1, "in_recent": int(d >= recent)}
+                                        for d in days])
+    await session.commit()
+
+
 async def uncount(session: AsyncSession, day: date) -> None:
     """Before ``day``'s member_days rows are rebuilt: take them out of the sums (in the same transaction)."""
     d = day.isoformat()
@@ -60,6 +76,9 @@ async def align(session: AsyncSession, today: date, window_days: int, recent_day
     """Make the counted days those of the windows ending ``today``; one day per transaction (commits)."""
     first, recent = today - timedelta(days=window_days - 1), today - timedelta(days=recent_days - 1)
     counted = {r.day: (r.in_window, r.in_recent) for r in await session.execute(select(_W))}
+    if not counted:  # the first pass (or after a reset): one grouped read instead of a day-by-day build
+        await _build(session, first, recent, today)
+        return
     wanted = {(first + timedelta(days=i)).isoformat(): (1, int(first + timedelta(days=i) >= recent))
               for i in range(window_days)}
     for d in sorted(set(counted) | set(wanted)):
