@@ -1,6 +1,7 @@
 """Replay throughput: 100,000 generated events through every enabled skill, activity logging on, SQLite file.
 
-    python bench/replay_throughput.py [--events 100000] [--rooms 200] [--members 20000] [--seed 1]
+    python bench/replay_throughput.py [--events 100000] [--rooms 200] [--members 20000] [--seed 1] [--skills ping]
+                                      [--db postgresql+asyncpg://postgres@127.0.0.1/empty_db]
 
 Prints progress to stderr and one JSON object on the last line of stdout:
 events_per_s, p50_ms, p99_ms, peak_rss_mb (plus the run's counts). Bar: ≥ 5,000 events/s, p99 ≤ 10 ms,
@@ -68,6 +69,22 @@ class _CountingSink(io.TextIOBase):
         return len(s)
 
 
+async def _counts(db_url: str) -> tuple[int, dict[str, int], int]:
+    from sqlalchemy import text
+
+    from storage.db import create_engine
+
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            activity_rows = (await conn.execute(text("select count(*) from activity"))).scalar()
+            by_kind = dict((await conn.execute(text("select kind, count(*) from activity group by kind"))).all())
+            members = (await conn.execute(text("select count(*) from members"))).scalar()
+    finally:
+        await engine.dispose()
+    return activity_rows, by_kind, members
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
@@ -76,6 +93,9 @@ async def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config.toml"))
     ap.add_argument("--skills", default=None, help="comma-separated skills instead of the config's, e.g. ping")
+    ap.add_argument("--db", default=None,
+                    help="a PostgreSQL URL (postgresql+asyncpg://…/name) to run on instead of a fresh SQLite file; "
+                         "the database must exist and be empty")
     args = ap.parse_args()
 
     config = load_config(args.config)
@@ -91,16 +111,11 @@ async def main() -> None:
         out = _CountingSink()
         print(f"replaying {args.events} events, skills {list(config.bot.skills)}, on {db}", file=sys.stderr)
         t0 = time.perf_counter()
-        status = await run_replay(config, read_lines(str(script)), db_url=f"sqlite+aiosqlite:///{db}", out=out,
-                                  on_event=timings.append)
+        db_url = args.db or f"sqlite+aiosqlite:///{db}"
+        status = await run_replay(config, read_lines(str(script)), db_url=db_url, out=out, on_event=timings.append)
         wall = time.perf_counter() - t0
         actions = out.lines
-        import sqlite3
-
-        with sqlite3.connect(db) as conn:
-            activity_rows = conn.execute("select count(*) from activity").fetchone()[0]
-            by_kind = dict(conn.execute("select kind, count(*) from activity group by kind").fetchall())
-            members = conn.execute("select count(*) from members").fetchone()[0]
+        activity_rows, by_kind, members = await _counts(db_url)
     timings.sort()
     result = {
         "events": len(timings),
@@ -116,6 +131,7 @@ async def main() -> None:
         "activity_exact": by_kind.get("message") == len(timings) and by_kind.get("sent") == actions,
         "members": members,
         "cores": os.cpu_count(),
+        "backend": db_url.split(":", 1)[0],
         "exit_status": status,
     }
     print(json.dumps(result))

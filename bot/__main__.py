@@ -1,4 +1,4 @@
-"""Command line: python -m bot run | console | replay | check-config | lottery verify."""
+"""Command line: python -m bot run | console | replay | check-config | lottery verify | orders import|bind."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ def _setup_logging(level: str) -> None:
 
 # -- live -----------------------------------------------------------------------------------------------------------
 
-async def run_console(config: Config) -> int:
+async def run_console(config: Config, web: bool = False) -> int:
     from bot.transports.console import ConsoleTransport
 
     clock = RealClock(config.tz)
     console = ConsoleTransport(config, clock)
-    app = BotApp(config, clock, console.send)
+    app = BotApp(config, clock, console.send, web=web)
     await app.start()
-    app.services.bot_id = console.self_id
+    app.set_account(config.bot.account_id or console.self_id)
 
     async def sink(event) -> None:
         app.dispatcher.submit(event)
@@ -61,7 +61,7 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
             app.logged_in(bot_id)
 
     transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in)
-    app = BotApp(config, clock, transport.send)
+    app = BotApp(config, clock, transport.send, web=True)
     await app.start()
 
     async def sink(event) -> None:
@@ -90,6 +90,45 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
     return 0
 
 
+async def orders_cli(config: Config, db_url: str | None, action: str, args: list[str]) -> int:
+    """``orders import FILE.csv`` and ``orders bind EXTERNAL_ID WXID``: written to the database; the running bot
+    picks up the reminders within a minute."""
+    from skills.orders import bind_member, import_csv
+
+    if "orders" not in config.bot.skills:
+        print('the orders skill is not enabled: add "orders" to bot.skills in the config', file=sys.stderr)
+        return 2
+
+    async def refuse(message) -> None:
+        raise RuntimeError("command-line tools send nothing")
+
+    app = BotApp(config, RealClock(config.tz), refuse, db_url=db_url)
+    await app.start(serve=False)
+    try:
+        if action == "bind":
+            if len(args) != 2:
+                print("usage: python -m bot orders bind EXTERNAL_MEMBER_ID WECHAT_ID", file=sys.stderr)
+                return 2
+            n = await bind_member(app.services, args[0], args[1])
+            print(f"bound {args[0]} -> {args[1]}; {n} waiting orders now have the WeChat id")
+            return 0
+        if len(args) != 1:
+            print("usage: python -m bot orders import FILE.csv", file=sys.stderr)
+            return 2
+        try:
+            report = await import_csv(app.services, args[0])
+        except OSError as exc:
+            print(f"{args[0]}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+        for line, problem in report.errors:
+            print(f"{args[0]}: line {line}: {problem}", file=sys.stderr)
+        print(f"imported {report.applied}, already there {report.duplicate}, older than the stored status "
+              f"{report.stale}, bad rows {sum(1 for line, _ in report.errors if line > 1)}")
+        return 1 if report.errors else 0
+    finally:
+        await app.stop()
+
+
 def _db_url(db: str | None) -> str | None:
     return f"sqlite+aiosqlite:///{db}" if db and "://" not in db else db  # a plain path means an SQLite file
 
@@ -110,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="config.toml")
     p.add_argument("--db", default=None, help="database URL (overrides the config)")
     p.add_argument("--until", default=None, help="ISO 8601 instant to keep the clock running to")
+    p = sub.add_parser("orders", help="orders: import FILE.csv (good rows in, bad ones reported by line); "
+                                      "bind EXTERNAL_ID WXID")
+    p.add_argument("action", choices=["import", "bind"])
+    p.add_argument("args", nargs="+")
+    p.add_argument("--config", default="config.toml")
+    p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
     p = sub.add_parser("lottery", help="lottery tools: verify <id> recomputes a draw from its seed and entrants")
     p.add_argument("action", choices=["verify"])
     p.add_argument("lottery_id", type=int)
@@ -135,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         from skills.lottery import verify_cli
 
         return asyncio.run(verify_cli(config, _db_url(args.db), args.lottery_id))
+    if args.command == "orders":
+        return asyncio.run(orders_cli(config, _db_url(args.db), args.action, args.args))
     if args.command == "replay":
         until = None
         if args.until:
@@ -157,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token(), secrets.puppet_token_var))
     log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
              secrets.puppet_endpoint_var)
-    return asyncio.run(run_console(config))
+    return asyncio.run(run_console(config, web=args.command == "run"))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ are waiting (by the event that filled it), and a background task writes whatever
 same batches, so ordinary chatter costs no database round trip.
 
 Activity kinds: message, command, refused, sent, send_dropped, send_failed, join, leave, error, job.
+Skills add their own: opt_out, schedule, order and reminder (the orders contract is in README.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import ActivitySettings
 from bot.events import Person
-from storage.models import Activity, Member, MemberName, Room, RoomMember
+from storage.models import AccountRoom, Activity, Member, MemberName, Room, RoomMember
 from storage.bulk import Write, write_with_session
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,10 @@ class _Pending:
     names: dict[tuple[str, str], datetime] = field(default_factory=dict)
     rooms: dict[str, dict] = field(default_factory=dict)
     room_members: dict[tuple[str, str], _RoomMemberState] = field(default_factory=dict)
+    account_rooms: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (account, room) → last seen
 
     def __len__(self) -> int:
-        return len(self.rows) + len(self.members) + len(self.rooms) + len(self.room_members)
+        return len(self.rows) + len(self.members) + len(self.rooms) + len(self.room_members) + len(self.account_rooms)
 
 
 class ActivityLog:
@@ -64,6 +66,7 @@ class ActivityLog:
         self._sessions = sessions
         self._clock = clock
         self.settings = settings
+        self.account_id: str | None = None  # the logged-in account: the rooms it hears from are noted as its own
         self._pending = _Pending()
         self._known_names: set[tuple[str, str]] = set()
         self._written_members: dict[str, tuple[str, datetime]] = {}  # id -> (name, last_seen) as last written
@@ -159,11 +162,14 @@ class ActivityLog:
             r["last_seen"] = at
             if topic:
                 r["topic"] = topic
-            return
-        written = self._written_rooms.get(room_id)
-        if written is None or (topic and topic != written[0]) or at - written[1] >= SEEN_PRECISION:
+        else:
+            written = self._written_rooms.get(room_id)
+            if written is not None and not (topic and topic != written[0]) and at - written[1] < SEEN_PRECISION:
+                return
             self._pending.rooms[room_id] = {"id": room_id, "topic": topic or "", "first_seen": at, "last_seen": at}
             self._written_rooms[room_id] = (topic or (written[0] if written else ""), at)
+        if self.account_id:  # the account that heard from this room is in it
+            self._pending.account_rooms[(self.account_id, room_id)] = at
 
     def _bound_memos(self) -> None:
         # The memos only save writes; forgetting them costs a few redundant upserts, never data.
@@ -242,6 +248,7 @@ class ActivityLog:
                 m["name"] = m["name"] or old["name"]
             batch.members[key] = m
         batch.names.update(newer.names)
+        batch.account_rooms.update(newer.account_rooms)
         for key, r in newer.rooms.items():
             if (old := batch.rooms.get(key)) is not None:
                 r["first_seen"] = old["first_seen"]
@@ -277,6 +284,9 @@ class ActivityLog:
                           "left_at": "excluded.left_at",
                           "joined_at": "coalesce(excluded.joined_at, room_members.joined_at)",
                           "inviter_id": "coalesce(excluded.inviter_id, room_members.inviter_id)"}),
+            Write(AccountRoom.__table__,
+                  [{"account_id": a, "room_id": r, "last_seen": at} for (a, r), at in batch.account_rooms.items()],
+                  key=("account_id", "room_id"), update={"last_seen": "excluded.last_seen"}),
             Write(Activity.__table__, batch.rows),
         ]
 

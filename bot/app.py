@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.activity import ActivityLog
 from bot.caps import CapStore
-from bot.clock import Clock, VirtualClock
+from bot.clock import Clock, RealClock, VirtualClock
 from bot.commands import CommandRouter
 from bot.config import Config, ConfigError, skill_settings
 from bot.context import Services
@@ -69,7 +69,7 @@ class ErrorLog:
 class BotApp:
     def __init__(
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, web: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -79,8 +79,12 @@ class BotApp:
         self.errors = ErrorLog()
         self.engine: AsyncEngine | None = None
         self.skills: list[Skill] = []
+        self._web_wanted = web  # start the HTTP server (config [http]) with the bot: `python -m bot run`
+        self.web = None  # bot.web.server.WebServer once started
 
-    async def start(self) -> None:
+    async def start(self, *, serve: bool = True) -> None:
+        """``serve=False`` (command-line tools): storage, skills and their startups, but no scheduler run and no
+        HTTP server — jobs written then are run by the bot process."""
         cfg = self.config
         self.clock.on_error = self.errors
         self.engine = create_engine(self.db_url)
@@ -89,10 +93,11 @@ class BotApp:
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         self.governor = SendGovernor(self._send, self.clock, cfg.governor, CapStore(sessions), self.activity, self.rng)
         self.scheduler = Scheduler(sessions, self.clock)
+        self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
         self.router = CommandRouter()
         hooks = []
-        for name in cfg.bot.skills:
+        for name in ("bot.optout", *cfg.bot.skills):  # opt-out is built in: no config may leave it out
             skill = load_skill(name)
             self.skills.append(skill)
             self.router.add_skill(skill)
@@ -107,12 +112,31 @@ class BotApp:
             for startup in skill.startups:
                 await startup(self.services)
         self.activity.start()
-        await self.scheduler.start(self.services)
+        if not serve:
+            return
+        await self.scheduler.start(self.services, poll_s=60.0 if isinstance(self.clock, RealClock) else None)
+        if self._web_wanted and cfg.http.enabled:
+            from bot.web.server import WebServer  # aiohttp only where a server is wanted
+
+            web = WebServer(self.services, cfg.http)
+            try:
+                await web.start()
+                self.web = web
+            except OSError as exc:  # the chat side matters more than the API: run on, say so loudly
+                log.error("HTTP server not started on %s:%s: %s (set [http] port, or enabled = false)",
+                          cfg.http.host, cfg.http.port, exc.strerror or exc)
+                await web.stop()
         log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
 
     def logged_in(self, bot_id: str | None) -> None:
-        self.services.bot_id = bot_id
+        self.set_account(bot_id)
         self.governor.on_login()
+
+    def set_account(self, bot_id: str | None) -> None:
+        """The account this process speaks as: its own messages are ignored, its rooms noted (storage.shared)."""
+        self.services.bot_id = bot_id
+        self.activity.account_id = bot_id
+        self.scheduler.set_account(bot_id)
 
     async def settle(self) -> None:
         """Virtual time only: run the clock on until nothing the bot has decided to send is still waiting."""
@@ -132,6 +156,8 @@ class BotApp:
             await asyncio.sleep(0.2)  # real time: the real clock's timers are sending meanwhile
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
         await self.dispatcher.join()
         self.scheduler.stop()
         await self.clock.aclose()

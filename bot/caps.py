@@ -1,22 +1,28 @@
-"""Daily caps on proactive messages, per room and per member, persisted so a restart doesn't reset them."""
+"""The governor's persisted state: daily caps on proactive messages (per room and per member), each room's last
+proactive message (for the minimum gap) and members' opt-outs — persisted so a restart doesn't reset them."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import GovernorSettings
 from bot.events import OutgoingMessage, ProactiveKind
 from storage.models import ProactiveCount
+from storage.models_gentle import MemberOptOut, ProactiveLast
 from storage.upsert import insert_for
+
+_UNKNOWN = object()
 
 
 class CapStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._cache: dict[tuple[str, str], dict[str, int]] = {}  # (day, scope) -> kind -> count
+        self._last: dict[str, datetime | None] = {}  # room scope -> its last proactive message
+        self._optouts: set[str] | None = None  # loaded on first use: a few thousand ids at most
 
     @staticmethod
     def scope(message: OutgoingMessage) -> str:
@@ -50,18 +56,69 @@ class CapStore:
                 return name
         return None
 
-    async def count_sent(self, day: date, message: OutgoingMessage, kind: ProactiveKind) -> None:
+    async def last_proactive(self, scope: str) -> datetime | None:
+        last = self._last.get(scope, _UNKNOWN)
+        if last is _UNKNOWN:
+            async with self._sessions() as session:
+                last = await session.scalar(select(ProactiveLast.at).where(ProactiveLast.scope == scope))
+            if len(self._last) > 100_000:
+                self._last.clear()
+            self._last[scope] = last
+        return last  # type: ignore[return-value]
+
+    async def count_sent(self, day: date, message: OutgoingMessage, kind: ProactiveKind,
+                         at: datetime | None = None) -> None:
+        """Count a proactive send against the day's caps (transactional ones are not counted) and, for a room,
+        remember it as the room's last proactive message."""
         scope = self.scope(message)
-        counts = await self.counts(day, scope)
+        counting = kind != ProactiveKind.TRANSACTIONAL
+        if not counting and (message.room_id is None or at is None):
+            return
+        counts = await self.counts(day, scope) if counting else {}
         async with self._sessions() as session, session.begin():
             dialect = session.bind.dialect.name
-            for name in ("total", kind.value):
-                counts[name] = counts.get(name, 0) + 1
+            if message.room_id is not None and at is not None:
+                self._last[scope] = at
+                stmt = insert_for(dialect, ProactiveLast.__table__).values(scope=scope, at=at)
+                await session.execute(stmt.on_conflict_do_update(index_elements=["scope"], set_={"at": at}))
+            if counting:  # both counts in one statement: a round trip per send is the governor's main cost
+                names = ("total", kind.value)
+                for name in names:
+                    counts[name] = counts.get(name, 0) + 1
                 stmt = insert_for(dialect, ProactiveCount.__table__).values(
-                    day=day.isoformat(), scope=scope, kind=name, count=1
+                    [{"day": day.isoformat(), "scope": scope, "kind": name, "count": 1} for name in names]
                 )
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["day", "scope", "kind"],
                     set_={"count": ProactiveCount.__table__.c.count + 1},
                 )
                 await session.execute(stmt)
+
+    # -- opt-outs -----------------------------------------------------------------------------------------------
+
+    async def _optout_set(self) -> set[str]:
+        if self._optouts is None:
+            async with self._sessions() as session:
+                self._optouts = set((await session.execute(select(MemberOptOut.member_id))).scalars())
+        return self._optouts
+
+    async def opted_out(self, member_id: str) -> bool:
+        return member_id in await self._optout_set()
+
+    async def set_opted_out(self, member_id: str, opted_out: bool, at: datetime) -> bool:
+        """Record /退订 (True) or /订阅 (False). Returns whether anything changed."""
+        ids = await self._optout_set()
+        if (member_id in ids) == opted_out:
+            return False
+        async with self._sessions() as session, session.begin():
+            if opted_out:
+                stmt = insert_for(session.bind.dialect.name, MemberOptOut.__table__).values(
+                    member_id=member_id, opted_out_at=at)
+                await session.execute(stmt.on_conflict_do_nothing(index_elements=["member_id"]))
+            else:
+                await session.execute(delete(MemberOptOut).where(MemberOptOut.member_id == member_id))
+        if opted_out:
+            ids.add(member_id)
+        else:
+            ids.discard(member_id)
+        return True

@@ -36,7 +36,11 @@ class BotSettings:
     name: str = "小助手"  # how the bot refers to itself in replies
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "tiers")  # modules under skills/, in order
+    # modules under skills/, in order
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "tiers")
+    # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
+    # process when several accounts replay against one database.
+    account_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class RoomSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     url: str = "sqlite+aiosqlite:///data/bot.db"
+    # Several bot processes (one per WeChat account) share this database (PostgreSQL): a room's jobs (lottery
+    # draws, group-buy cut-offs) then run only in a process whose account is in that room.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,14 @@ class GovernorSettings:
     transactional: KindPolicy = KindPolicy(quiet_hours="defer", max_delay_s=12 * 3600)
     room_daily_caps: dict[str, int] = field(default_factory=lambda: {"total": 3, "promotional": 1})
     member_daily_caps: dict[str, int] = field(default_factory=lambda: {"total": 1, "promotional": 1})
+    # Gentleness in groups: light and promotional messages to one room are at least this far apart (transactional
+    # ones are never held, but they count as the room's last proactive message).
+    room_min_gap_s: float = 5400.0
+    # A room with lively_messages member messages within lively_window_s is in a conversation: a scheduled
+    # message waits for it to calm down, at most lively_max_defer_s, so the bot doesn't cut in.
+    lively_messages: int = 6  # 0: off
+    lively_window_s: float = 300.0
+    lively_max_defer_s: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,18 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The bot's aiohttp server (health check, orders API), started by `python -m bot run`."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # keep it private; put a TLS proxy in front for the outside world
+    port: int = 8080
+    token_env: str = "BOT_API_TOKEN"  # environment variable holding the bearer token for /api/*
+    hmac_secret_env: str = "BOT_API_HMAC_SECRET"  # ...or the secret for X-Signature: sha256=<hex of body HMAC>
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = "config.toml"
     bot: BotSettings = BotSettings()
@@ -115,6 +142,7 @@ class Config:
     governor: GovernorSettings = GovernorSettings()
     wechaty: WechatySettings = WechatySettings()
     dashboard: DashboardSettings = DashboardSettings()
+    http: HttpSettings = HttpSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -191,6 +219,8 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         problems.append(f"bot.timezone: unknown time zone {cfg.bot.timezone!r} (e.g. \"Asia/Shanghai\")")
     if "://" not in cfg.storage.url:
         problems.append(f"storage.url: {cfg.storage.url!r} is not an SQLAlchemy URL (e.g. sqlite+aiosqlite:///data/bot.db)")
+    elif cfg.storage.shared and cfg.storage.url.startswith("sqlite"):
+        problems.append("storage.shared: several bot processes need PostgreSQL (SQLite has one writer, one process)")
     elif not cfg.storage.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         problems.append("storage.url: use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB "
                         f"(the supported async backends), not {cfg.storage.url.split('://')[0]!r}")
@@ -208,6 +238,10 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         problems.append("dashboard.chart_days: must be between 1 and 366")
     if not 1 <= cfg.dashboard.page_size <= 500:
         problems.append("dashboard.page_size: must be between 1 and 500")
+    if cfg.governor.lively_messages == 1:
+        problems.append("governor.lively_messages: 0 (off) or at least 2 (1 would call every room lively)")
+    if cfg.http.port > 65535:
+        problems.append(f"http.port: must be a port number (0 picks a free one), not {cfg.http.port}")
     if problems:
         raise ConfigError(path, problems)
     return cfg

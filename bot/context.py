@@ -40,6 +40,11 @@ class Services:
     bot_id: str | None = None
     # Per-skill state set up at start (typed settings, caches), keyed by skill name: no module globals.
     skill_state: dict[str, Any] = field(default_factory=dict)
+    # Pluggable target prefixes for proactive messages ("tier" → a function a tiers skill registers at start);
+    # see bot/targets.py. Built-in prefixes (all, room, tag) need no entry.
+    target_resolvers: dict[str, Any] = field(default_factory=dict)
+    # Set by the orders skill at start: how orders from the HTTP API and replay get in (bot/orders_input.py).
+    order_handler: Any = None
 
 
 @dataclass

@@ -113,6 +113,8 @@ class Dispatcher:
     async def _message(self, ctx: EventContext, event: MessageReceived) -> None:
         s = self.services
         s.activity.seen(event.sender, event.at, event.room_id, event.room_topic)
+        if event.room_id is not None and event.sender.id != s.bot_id:
+            s.governor.saw_message(event.room_id, event.at)  # a lively room holds scheduled messages back
         try:
             ctx.skill = "core"
             handled = await self.router.handle(ctx)

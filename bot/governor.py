@@ -5,6 +5,11 @@ must hold for every skill at once. Skills call ``submit`` (or ``coalesce``) and 
 
 Order of sending: by priority (reply, then transactional, then scheduled), then first come first served;
 messages deferred by quiet hours or a retry wait aside until their time. Everything waits on the injectable clock, never on real sleeps.
+
+Gentleness for proactive (bot-initiated) messages, checked when a message is about to go, in this order:
+quiet hours (defer or drop, per kind) → opt-out (no light/promotional 1-on-1 message to a member who sent
+/退订) → daily caps per room and per member (drop) → the minimum gap between a room's proactive messages and a
+lively conversation in the room (defer). Transactional messages keep quiet hours only.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class _Queued:
     future: asyncio.Future | None
     attempts: int = 0
     retrying: bool = False  # waiting after a failure, not for quiet hours
+    held_since: datetime | None = None  # first held back for a lively conversation (the wait is limited)
 
     @property
     def order(self) -> tuple[int, int]:
@@ -108,8 +114,10 @@ class SendGovernor:
         self._backoff_until: datetime | None = None
         self._offline_since: datetime | None = None  # the transport said it is disconnected: hold until login
         self._probe_at = self._clock.now()
+        self._room_msgs: dict[str, deque[datetime]] = {}  # room -> its latest member messages' instants
         self.sent_count = 0
         self.dropped: dict[str, int] = {}
+        self.held: dict[str, int] = {}  # deferrals by reason: "gap", "lively"
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -165,6 +173,22 @@ class SendGovernor:
         self._enqueue(item)
         self._schedule()
         return future
+
+    def saw_message(self, room_id: str, at: datetime) -> None:
+        """A member spoke in a room (the dispatcher calls this): how the governor knows a room is lively."""
+        n = self.settings.lively_messages
+        if n:
+            recent = self._room_msgs.get(room_id)
+            if recent is None:
+                recent = self._room_msgs[room_id] = deque(maxlen=n)
+            recent.append(at)
+
+    async def set_opt_out(self, member_id: str, opted_out: bool) -> bool:
+        """/退订 (True) or /订阅 (False): from now on, and for messages already queued. True if it changed."""
+        return await self._caps.set_opted_out(member_id, opted_out, self._clock.now())
+
+    async def opted_out(self, member_id: str) -> bool:
+        return await self._caps.opted_out(member_id)
 
     def coalesce(
         self,
@@ -327,13 +351,23 @@ class SendGovernor:
                 return
             if item.kind != ProactiveKind.TRANSACTIONAL:
                 try:
+                    user_id = item.message.user_id
+                    if user_id is not None and await self._caps.opted_out(user_id):
+                        self._drop(item, "opted_out")
+                        return
                     over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind,
                                                      self.settings)
+                    hold = None if over else await self._hold_until(item, now)
                 except Exception as exc:  # the cap store is unreachable: don't send blind, don't lose it either
                     self._retry_or_drop(item, now, exc, "caps", "cap_error")
                     return
                 if over:
                     self._drop(item, f"cap:{over}")
+                    return
+                if hold is not None:
+                    reason, item.not_before = hold
+                    self.held[reason] = self.held.get(reason, 0) + 1
+                    self._enqueue(item)
                     return
         try:
             platform_id = await self._send(item.message)
@@ -368,11 +402,34 @@ class SendGovernor:
         self._backoff_level = 0
         self._backoff_until = None
         self._after_send(item, now, platform_id)
-        if item.kind is not None and item.kind != ProactiveKind.TRANSACTIONAL:
+        if item.kind is not None:
             try:
-                await self._caps.count_sent(self._clock.local(now).date(), item.message, item.kind)
+                await self._caps.count_sent(self._clock.local(now).date(), item.message, item.kind, at=now)
             except Exception:  # sent already; the in-memory count still holds the cap in this process
                 log.exception("could not persist the daily count for %s", item.message.chat_key)
+
+    async def _hold_until(self, item: _Queued, now: datetime) -> tuple[str, datetime] | None:
+        """Why and until when a light/promotional room message must wait: the room's minimum gap since its last
+        proactive message, or (scheduled messages) a lively conversation, for at most lively_max_defer_s."""
+        room_id = item.message.room_id
+        if room_id is None:
+            return None
+        s = self.settings
+        if s.room_min_gap_s:
+            last = await self._caps.last_proactive(item.message.chat_key)
+            if last is not None and now < last + timedelta(seconds=s.room_min_gap_s):
+                return "gap", last + timedelta(seconds=s.room_min_gap_s)
+        if item.priority == Priority.SCHEDULED and s.lively_messages:
+            recent = self._room_msgs.get(room_id)
+            window = timedelta(seconds=s.lively_window_s)
+            if recent is not None and len(recent) == s.lively_messages and recent[0] > now - window:
+                if item.held_since is None:
+                    item.held_since = now
+                limit = item.held_since + timedelta(seconds=s.lively_max_defer_s)
+                if now < limit:
+                    # calm again when the oldest of the last N messages leaves the window (if nobody speaks)
+                    return "lively", min(recent[0] + window, limit)
+        return None
 
     def _retry_or_drop(self, item: _Queued, now: datetime, exc: Exception, failure: str, reason: str) -> None:
         item.attempts += 1

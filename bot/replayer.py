@@ -11,7 +11,8 @@ from typing import IO
 from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import Config
-from bot.transports.replay import ReplayLineError, ReplayOutput, Tick, parse_event
+from bot.orders_input import OrderFieldError
+from bot.transports.replay import OrderLine, ReplayLineError, ReplayOutput, Tick, parse_event
 
 
 def read_lines(source: str) -> Iterator[tuple[int, str]]:
@@ -50,9 +51,10 @@ async def run_replay(
 
     lines = iter(lines)
     first = None
+    first_number = 0
     for number, line in lines:  # the clock starts at the first valid event
         try:
-            first = parse_event(line)
+            first, first_number = parse_event(line), number
             break
         except ReplayLineError as exc:
             report(number, str(exc))
@@ -62,30 +64,42 @@ async def run_replay(
     # a fixed seed: the same script gives the same actions, jitter included
     app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0))
     await app.start()
-    app.services.bot_id = output.self_id  # no warm-up: a replay starts mid-life, not at a fresh login
+    app.set_account(config.bot.account_id or output.self_id)  # no warm-up: a replay starts mid-life, not at a fresh login
 
     if on_event is not None:
         from time import perf_counter
 
-    async def feed(event) -> None:
+    async def feed(event) -> str | None:
+        """Handle one event; a problem only the bot can see (an order it cannot take) comes back as text."""
         t0 = perf_counter() if on_event is not None else 0.0
+        problem = None
         await clock.advance_to(event.at)
-        if not isinstance(event, Tick):
+        if isinstance(event, OrderLine):
+            if app.services.order_handler is None:
+                problem = 'order: the orders skill is not enabled (add "orders" to bot.skills)'
+            else:
+                try:
+                    await app.services.order_handler(event.update, "replay")
+                except OrderFieldError as exc:
+                    problem = f"order: {exc}"
+        elif not isinstance(event, Tick):
             await app.dispatcher.handle(event)
         await clock.run_pending()
         if on_event is not None:
             on_event(perf_counter() - t0)
+        return problem
 
     try:
-        if first is not None:
-            await feed(first)
+        if first is not None and (problem := await feed(first)):
+            report(first_number, problem)
         for number, line in lines:
             try:
                 event = parse_event(line)
             except ReplayLineError as exc:
                 report(number, str(exc))
                 continue
-            await feed(event)
+            if problem := await feed(event):
+                report(number, problem)
         if until is not None:
             await clock.advance_to(until)
         await app.settle()

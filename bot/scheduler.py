@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
 from bot.context import JobContext
-from storage.models import ScheduledJob
+from storage.models import AccountRoom, ScheduledJob
 
 if TYPE_CHECKING:
     from bot.context import Services
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[JobContext], Awaitable[None]]
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
+BATCH = 100  # jobs run per look at the table
 
 
 class ScheduleError(ValueError):
@@ -44,8 +45,16 @@ class Scheduler:
         self._handlers: dict[str, JobHandler] = {}
         self._timer: TimerHandle | None = None
         self._timer_at: datetime | None = None
+        self._poll: TimerHandle | None = None
         self._running = False
+        self._armed_while_running: datetime | None = None
+        self._due_query = (select(ScheduledJob.id, ScheduledJob.next_run_at)
+                           .where(ScheduledJob.status == "active", ScheduledJob.next_run_at.is_not(None))
+                           .order_by(ScheduledJob.next_run_at, ScheduledJob.id))
         self._started = False
+        # A database shared by several accounts: a room's jobs run only where this account is in the room.
+        self.shared = False
+        self.account_id: str | None = None
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
 
@@ -84,6 +93,7 @@ class Scheduler:
         daily: str | None = None,
         cron: str | None = None,
         payload: dict | None = None,
+        room_id: str | None = None,
         misfire_grace_s: int = 3600,
         session: AsyncSession | None = None,
         ensure: bool = False,
@@ -121,6 +131,7 @@ class Scheduler:
                 s.add(job)
             job.handler, job.payload, job.schedule, job.spec = handler, payload or {}, schedule_kind, spec
             job.next_run_at, job.status, job.misfire_grace_s, job.last_error = next_run, "active", misfire_grace_s, None
+            job.room_id = room_id
             job.attempts = 0  # a replaced job gets a fresh set of tries
             await s.flush()
 
@@ -135,6 +146,14 @@ class Scheduler:
 
     async def cancel(self, key: str, session: AsyncSession | None = None) -> bool:
         return await self._set_status(key, "cancelled", session)
+
+    async def cancel_many(self, keys: list[str], session: AsyncSession) -> int:
+        """Cancel every active or paused job among ``keys`` in one statement (in the caller's transaction)."""
+        if not keys:
+            return 0
+        stmt = (update(ScheduledJob).where(ScheduledJob.key.in_(keys), ScheduledJob.status.in_(("active", "paused")))
+                .values(status="cancelled"))
+        return (await session.execute(stmt)).rowcount
 
     async def pause(self, key: str, session: AsyncSession | None = None) -> bool:
         return await self._set_status(key, "paused", session)
@@ -175,13 +194,26 @@ class Scheduler:
 
     # -- running ------------------------------------------------------------------------------------------------
 
-    async def start(self, services: Services) -> None:
+    async def start(self, services: Services, poll_s: float | None = None) -> None:
+        """``poll_s``: also look for new jobs this often — for jobs another process wrote (the CSV import), which
+        this process's timer cannot know about. Live only; virtual time needs no polling."""
         self.services = services
         self._started = True
         await self._rearm()
+        if poll_s:
+            async def poll() -> None:
+                if not self._started:
+                    return
+                await self._rearm()
+                self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
+
+            self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
 
     def stop(self) -> None:
         self._started = False
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -194,8 +226,12 @@ class Scheduler:
         event.listen(session.sync_session, "after_commit", lambda _s: self._arm(when), once=True)
 
     def _arm(self, when: datetime | None) -> None:
-        if when is None or not self._started or self._running:
-            return  # a running pass re-arms when it finishes
+        if when is None or not self._started:
+            return
+        if self._running:  # the running pass arms the timer when it finishes: remember the earliest asked for
+            if self._armed_while_running is None or when < self._armed_while_running:
+                self._armed_while_running = when
+            return
         if self._timer is not None and not self._timer.cancelled and self._timer_at is not None and self._timer_at <= when:
             return
         if self._timer is not None:
@@ -206,42 +242,78 @@ class Scheduler:
     async def _rearm(self) -> None:
         async with self._sessions() as s:
             nxt = (
-                await s.execute(select(func.min(ScheduledJob.next_run_at)).where(ScheduledJob.status == "active"))
+                await s.execute(self._runnable(select(func.min(ScheduledJob.next_run_at))
+                                               .where(ScheduledJob.status == "active")))
             ).scalar()
         if nxt is not None:
             self._arm(nxt)
 
+    def set_account(self, account_id: str | None) -> None:
+        """The account this process speaks as (known at login): look again for what it may now run."""
+        changed = account_id != self.account_id
+        self.account_id = account_id
+        if changed and self.shared:
+            self._arm(self._clock.now())
+
+    def _runnable(self, stmt):  # type: ignore[no-untyped-def]
+        """Only jobs this process may run: all of them, unless the database is shared by several accounts."""
+        if not self.shared:
+            return stmt
+        if not self.account_id:  # not logged in yet: no room is known to be ours
+            return stmt.where(ScheduledJob.room_id.is_(None))
+        mine = select(AccountRoom.room_id).where(AccountRoom.account_id == self.account_id)
+        return stmt.where(or_(ScheduledJob.room_id.is_(None), ScheduledJob.room_id.in_(mine)))
+
     async def _run_due(self) -> None:
+        """Run what is due, then arm the timer for the next job. One indexed query per pass, bounded by BATCH
+        (it starts with a few rows and asks for more only when all of them are due): the first row past the due
+        ones gives the next run time, so a tick's work follows the due jobs, not the size of the table."""
         self._timer = None
         self._timer_at = None
         if self._running:
             return
         self._running = True
+        self._armed_while_running = None
+        next_at: datetime | None = None
+        limit = 8  # usually one job is due: a few rows suffice, more only when all of them are due
         try:
             while True:
                 now = self._clock.now()
                 async with self._sessions() as s:
-                    ids = (
-                        await s.execute(
-                            select(ScheduledJob.id)
-                            .where(ScheduledJob.status == "active", ScheduledJob.next_run_at <= now)
-                            .order_by(ScheduledJob.next_run_at, ScheduledJob.id)
-                            .limit(100)
-                        )
-                    ).scalars().all()
-                if not ids:
+                    rows = (await s.execute(self._runnable(self._due_query).limit(limit))).all()
+                due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
+                if len(due) == len(rows) == limit and limit <= BATCH:
+                    limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
+                    continue
+                if not due:
+                    next_at = rows[0].next_run_at if rows else None
                     break
-                for job_id in ids:
-                    await self._run_one(job_id, now)
+                for job_id in due:
+                    await self._run_one(job_id, now)  # new run times (recurring, retries) are remembered by _arm
+                if len(due) == BATCH:
+                    continue  # maybe more are due
+                limit = 8
+                candidates = [r.next_run_at for r in rows[len(due):len(due) + 1]]
+                if self._armed_while_running is not None:
+                    candidates.append(self._armed_while_running)
+                    self._armed_while_running = None
+                next_at = min(candidates, default=None)
+                if next_at is None or next_at > self._clock.now():
+                    break
         finally:
             self._running = False
         if self._started:
-            await self._rearm()
+            self._arm(next_at)
+            self._arm(self._armed_while_running)  # asked for by a job that ran after the last look
 
     async def _run_one(self, job_id: int, now: datetime) -> None:
         assert self.services is not None
         async with self._sessions() as s:
-            job = await s.get(ScheduledJob, job_id)
+            # The claim: the row stays locked until this run's effects and bookkeeping commit, and another process
+            # racing for it skips it (PostgreSQL). Once committed, next_run_at has moved on, so it isn't due there
+            # either. (SQLite renders no lock: one process, one writer.)
+            job = (await s.execute(select(ScheduledJob).where(ScheduledJob.id == job_id)
+                                   .with_for_update(skip_locked=True))).scalar_one_or_none()
             if job is None or job.status != "active" or job.next_run_at is None or job.next_run_at > now:
                 return
             due = job.next_run_at
@@ -255,6 +327,7 @@ class Scheduler:
                 job.next_run_at = following
                 job.status = "active" if following else "missed"
                 await s.commit()
+                self._arm(following)
                 return
             handler = self._handlers.get(job.handler)
             if handler is None:
@@ -277,6 +350,7 @@ class Scheduler:
                         job.status = "done"
                 # else the handler re-scheduled its own key (same session): its new definition stands
                 await s.commit()
+                self._arm(job.next_run_at if job.status == "active" else None)
                 self.fired.append((key, due))
                 self.services.activity.record("job", skill=handler_name.split(".")[0],
                                               detail={"job": key, "outcome": "ok", "due": due.isoformat()})
@@ -298,6 +372,8 @@ class Scheduler:
                 job.status = "failed"
             else:
                 job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.attempts)
+        if job.status == "active":
+            self._arm(job.next_run_at)
 
     def _report(self, exc: Exception, key: str) -> None:
         self._clock.on_error(exc, {"job": key})

@@ -194,7 +194,7 @@ async def start(ctx: CommandContext) -> None:
     await session.flush()
     await ctx.services.scheduler.schedule(
         f"lottery:{lot.id}:draw", "lottery.draw", at=lot.deadline, payload={"lottery_id": lot.id}, session=session,
-        misfire_grace_s=cfg.misfire_grace_s)
+        room_id=lot.room_id, misfire_grace_s=cfg.misfire_grace_s)
     text, lottery_id, keyword = _start_text(ctx.services, lot), lot.id, lot.keyword.lower()
 
     def announce() -> None:

@@ -24,6 +24,7 @@ from bot.context import CommandContext, EventContext, JobContext, Services
 from bot.events import MessageReceived
 from bot.parser import parse
 from bot.skill import Skill, UsageError
+from bot.targets import Recipient, TargetError, register_resolver
 from storage import stats
 from storage.models_tiers import TierRun
 from storage.tiers import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
@@ -93,6 +94,20 @@ async def startup(services: Services) -> None:
         await services.scheduler.schedule("tiers.first", "tiers.recompute", at=services.clock.now(), ensure=True)
     async with services.sessions() as s:
         await _load_lost(services, s)
+    register_resolver(services, "tier", resolve_tier)
+
+
+async def resolve_tier(services: Services, session: AsyncSession, arg: str) -> list[Recipient]:
+    """Scheduled-message targets: ``tier:silent`` (1-on-1 to each member of the tier), ``tier:silent,lost``,
+    ``tier:silent/<room id>`` (only those in that room). The governor's per-member caps and opt-out apply."""
+    names, _, room_id = arg.partition("/")
+    tiers = [t.strip().lower() for t in names.split(",") if t.strip()]
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown or not tiers:
+        raise TargetError(f"tier:{arg}: tiers are {', '.join(TIERS)}",
+                          "分层写法不对，可用：" + "、".join(f"{t}（{TIER_NAMES[t]}）" for t in TIERS))
+    members = await members_in_tier(session, tiers, room_id=room_id.strip() or None)
+    return [Recipient(user_id=m) for m in members]
 
 
 async def _load_lost(services: Services, session: AsyncSession) -> None:

@@ -97,6 +97,9 @@ class ScheduledJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failures since the last success
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the room the job acts in, if any: on a database shared by several accounts, only a process whose account
+    # is in that room runs it (see AccountRoom)
+    room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     __table_args__ = (Index("ix_scheduled_jobs_due", "status", "next_run_at"),)
 
@@ -111,3 +114,14 @@ class ProactiveCount(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = {"sqlite_with_rowid": False}
+
+
+class AccountRoom(Base):
+    """Which rooms each bot account is in, learned from the events it receives (a room you hear from is a room
+    you are in). Several accounts sharing one database use it to decide who may run a room's jobs."""
+
+    __tablename__ = "account_rooms"
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    __table_args__ = ({"sqlite_with_rowid": False},)

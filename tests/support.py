@@ -54,9 +54,10 @@ class RecordingTransport:
 
 
 def fast_governor(**overrides) -> GovernorSettings:
-    """Pacing small enough that tests read clearly; each test overrides what it checks."""
+    """Pacing small enough that tests read clearly; each test overrides what it checks (the room gap and the
+    lively-room hold are off here: tests of them turn them on)."""
     base = GovernorSettings(min_interval_s=1.0, jitter_s=0.0, chat_switch_interval_s=1.0, per_chat_interval_s=1.0,
-                            max_per_minute=1000, warmup_s=0.0)
+                            max_per_minute=1000, warmup_s=0.0, room_min_gap_s=0.0, lively_messages=0)
     return replace(base, **overrides)
 
 

@@ -166,3 +166,32 @@ async def test_no_member_data_in_the_access_log(site, caplog):
     assert len(lines) == 3 and any("/dashboard/rooms" in line for line in lines)
     joined = "\n".join(lines)
     assert "core1" not in joined and "%E6%A0%B8" not in joined and "核心" not in joined
+
+
+async def test_the_bots_own_web_server_serves_the_dashboard(db_url, monkeypatch, caplog):
+    import random
+    from dataclasses import replace
+
+    from bot.app import BotApp
+    from bot.clock import VirtualClock
+    from bot.config import HttpSettings
+    from tests.support import RecordingTransport
+
+    monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
+    config = replace(tiers_config(), http=HttpSettings(port=0))
+    clock = VirtualClock(TODAY_NOON, config.tz)
+    app = BotApp(config, clock, RecordingTransport(clock).send, db_url=db_url, rng=random.Random(0), web=True)
+    await app.start()
+    try:
+        await clock.run_pending()
+        await seed_population(app.services)
+        await run_pass(app.services)
+        base = f"http://127.0.0.1:{app.web.port}"
+        with caplog.at_level(logging.INFO, logger="bot.web.access"):
+            assert (await get(base, "", token=None))[0] == 401
+            status, body = await get(base, "/members", q="核心甲")
+            assert status == 200 and "核心甲" in body
+        logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bot.web.access")
+        assert "/dashboard/members?…" in logged and "%E6%A0%B8" not in logged and "核心" not in logged
+    finally:
+        await app.stop()

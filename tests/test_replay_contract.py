@@ -125,3 +125,23 @@ def test_stdout_has_only_actions(tmp_path):
     run = replay(tmp_path, [json.dumps(e, ensure_ascii=False) for e in SCRIPT])
     for line in run.stdout.splitlines():
         assert json.loads(line)["kind"] == "say"
+
+
+def test_order_events_drive_reminders_on_the_virtual_clock(tmp_path):
+    script = [
+        {"at": "2026-11-23T09:00:00+08:00", "kind": "order", "order_id": "A1", "member_id": "u1", "amount": 30,
+         "items": ["草莓"], "status": "created", "pay_by": "2026-11-23T12:00:00+08:00"},
+        {"at": "2026-11-23T09:05:00+08:00", "kind": "order", "order_id": "A2", "member_id": "u2", "amount": 12.5,
+         "status": "created", "pay_by": "2026-11-23T12:00:00+08:00"},
+        {"at": "2026-11-23T10:00:00+08:00", "kind": "order", "order_id": "A2", "status": "paid"},
+        {"at": "2026-11-23T10:01:00+08:00", "kind": "order", "order_id": "A3", "status": "paid"},
+        {"at": "2026-11-23T10:02:00+08:00", "kind": "order", "order_id": "A4", "status": "paid", "amount": "x"},
+    ]
+    run = replay(tmp_path, [json.dumps(e, ensure_ascii=False) for e in script], "--until",
+                 "2026-11-23T13:00:00+08:00", skills='["orders"]')
+    assert run.returncode == 2
+    assert "line 4: order: member_id: is required for a new order" in run.stderr
+    assert "line 5: order: amount: is not a number" in run.stderr
+    said = actions(run)
+    assert [(a["at"], a["user"]) for a in said] == [("2026-11-23T11:30:00+08:00", "u1")]
+    assert "A1" in said[0]["text"] and "还没有付款" in said[0]["text"]

@@ -274,3 +274,15 @@ def test_welcome_back_template_is_checked():
     from bot.app import check_skills
 
     assert any("skills.tiers.welcome_back" in p for p in check_skills(tiers_config(welcome_back="hi {nmae}")))
+
+
+async def test_scheduled_messages_can_target_a_tier(h):
+    from bot.targets import Recipient, TargetError, resolve
+
+    await run_pass(h.app.services)
+    async with h.app.services.sessions() as s:
+        assert await resolve(h.app.services, s, ["tier:core"]) == [Recipient(user_id="core1"),
+                                                                   Recipient(user_id="rich")]
+        assert await resolve(h.app.services, s, ["tier:silent,lost/g2"]) == [Recipient(user_id="quiet")]
+        with pytest.raises(TargetError, match="tiers are core"):
+            await resolve(h.app.services, s, ["tier:vip"])

@@ -1,7 +1,7 @@
 """Replay: the scriptable contract of shared/docs/replay.md.
 
-Events come as JSON lines; every action the bot takes goes to stdout as a JSON line, flushed per line; logs and
-diagnostics go to stderr. The clock is virtual: it moves to each event's ``at`` (never backwards), and everything
+Events come as JSON lines (message, join, leave, tick, and order: README.md); every action the bot takes goes to
+stdout as a JSON line, flushed per line; logs and diagnostics go to stderr. The clock is virtual: it moves to each event's ``at`` (never backwards), and everything
 that falls due in between happens at its own instant first.
 """
 
@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import IO
 
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.orders_input import OrderFieldError, OrderUpdate, parse_order
 
 
 class ReplayLineError(ValueError):
@@ -85,7 +86,23 @@ def parse_event(line: str) -> Event | None:
         if not all(isinstance(i, str) and i for i in ids):
             raise ReplayLineError("each of 'users' must be an id")
         return MembersLeft(at=at, room_id=_str(obj, "room"), member_ids=ids, room_topic=obj.get("room_topic") or None)
-    raise ReplayLineError(f"unknown kind {kind!r} (message, join, leave, tick)")
+    if kind == "order":
+        fields = {k: v for k, v in obj.items() if k not in ("at", "kind")}
+        try:
+            return OrderLine(at, parse_order(fields))
+        except OrderFieldError as exc:
+            raise ReplayLineError(f"order: {exc}") from None
+    raise ReplayLineError(f"unknown kind {kind!r} (message, join, leave, tick, order)")
+
+
+class OrderLine:
+    """An order update (the fields of POST /api/orders), applied by the orders skill at ``at``."""
+
+    __slots__ = ("at", "update")
+
+    def __init__(self, at: datetime, update: OrderUpdate) -> None:
+        self.at = at
+        self.update = update
 
 
 class Tick:

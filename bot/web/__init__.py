@@ -1,0 +1,1 @@
+"""The bot's HTTP side (aiohttp): transport level, like bot/transports. Skills never import it."""

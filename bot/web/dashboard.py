@@ -1,6 +1,7 @@
 """The operators' dashboard under /dashboard: read-only pages behind a token login, charts as server-side SVG.
 
-``setup(app, services)`` adds the routes to the bot's aiohttp application (bot/web/server.py mounts it).
+``setup(app, services)`` adds the routes to the bot's aiohttp application (bot/web/server.py mounts it, on
+``[http] host``/``port``).
 
 - Login: the token comes from the environment variable named by ``dashboard.token_env`` (unset: the dashboard
   answers 503 to everything). ``POST /dashboard/login`` with the right token sets an HttpOnly session cookie (an
@@ -355,7 +356,11 @@ def _redact(m: re.Match) -> str:
     return base + rest + ("?…" if query else "")
 
 
+ACCESS_LOGGERS = ("bot.web.access", "aiohttp.access")  # bot/web/server.py's, and aiohttp's default
+
+
 def _redact_access_log() -> None:
-    logger = logging.getLogger("aiohttp.access")
-    if not any(isinstance(f, _RedactDashboard) for f in logger.filters):
-        logger.addFilter(_RedactDashboard())
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactDashboard) for f in logger.filters):
+            logger.addFilter(_RedactDashboard())

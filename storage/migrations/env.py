@@ -13,6 +13,8 @@ import storage.models_checkin  # noqa: F401
 import storage.models_lottery  # noqa: F401
 import storage.models_welcome  # noqa: F401
 import storage.models_tiers  # noqa: F401
+import storage.models_gentle  # noqa: F401
+import storage.models_orders  # noqa: F401
 
 target_metadata = Base.metadata
 

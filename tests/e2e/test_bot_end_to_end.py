@@ -42,6 +42,9 @@ warmup_s = 0
 
 [skills.welcome]
 window_s = 0.5
+
+[http]          # any free port: tests may run beside another bot
+port = 0
 """
 
 
@@ -148,3 +151,14 @@ async def test_admin_command_works_and_non_admin_is_refused(gateway, bot_process
     member, room, detail = await asyncio.wait_for(refused_row(), 10)
     assert (member, room) == ("bob", ROOM)
     assert '"echo"' in detail
+
+
+async def test_run_serves_the_health_check(bot_process):
+    import re
+
+    import aiohttp
+
+    found = [m for line in bot_process["log"] if (m := re.search(r"HTTP server on http://127\.0\.0\.1:(\d+)", line))]
+    assert found, "no HTTP server line in the log"
+    async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{found[0].group(1)}/health") as r:
+        assert r.status == 200 and await r.json() == {"status": "ok"}

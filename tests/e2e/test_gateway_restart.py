@@ -36,6 +36,9 @@ warmup_s = 0
 
 [skills.checkin]
 coalesce_window_s = 3   # the confirmation falls due while the gateway is down
+
+[http]          # any free port: tests may run beside another bot
+port = 0
 """
 
 
