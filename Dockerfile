@@ -12,7 +12,8 @@ RUN pip install -c requirements.lock .
 COPY config.toml ./
 COPY knowledge ./knowledge
 
-RUN useradd --create-home --uid 10001 bot && mkdir -p /app/data && chown bot:bot /app/data
+# knowledge/ is the bot's to write too: /kb add appends to it
+RUN useradd --create-home --uid 10001 bot && mkdir -p /app/data && chown bot:bot /app/data && chown -R bot:bot /app/knowledge
 USER bot
 VOLUME ["/app/data"]
 

@@ -1,4 +1,5 @@
-"""Command line: python -m bot run | console | replay | check-config | lottery verify | orders import|bind."""
+"""Command line: python -m bot run | console | replay | check-config | lottery verify | orders import|bind |
+kb check."""
 
 from __future__ import annotations
 
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("lottery_id", type=int)
     p.add_argument("--config", default="config.toml")
     p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
+    p = sub.add_parser("kb", help="knowledge base tools: check validates the FAQ knowledge files (exit 1 on errors)")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--config", default="config.toml")
+    p.add_argument("--dir", default=None, help="knowledge folder (default: skills.faq.knowledge_dir)")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     try:
@@ -176,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.config}: OK")
         return 0
+    if args.command == "kb":
+        from bot.config import skill_settings
+        from skills.faq import FaqSettings, check_cli
+
+        try:
+            folder = args.dir or skill_settings(config, "faq", FaqSettings).knowledge_dir
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return check_cli(folder)
     if args.command == "lottery":
         from skills.lottery import verify_cli
 

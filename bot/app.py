@@ -159,6 +159,12 @@ class BotApp:
         if self.web is not None:
             await self.web.stop()
         await self.dispatcher.join()
+        for skill in self.skills:
+            for shutdown in skill.shutdowns:
+                try:
+                    await shutdown(self.services)
+                except Exception as exc:  # one skill's cleanup must not keep the others from theirs
+                    self.errors(exc, {"during": "shutdown", "skill": skill.name})
         self.scheduler.stop()
         await self.clock.aclose()
         await self.activity.aclose()

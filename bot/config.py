@@ -37,7 +37,7 @@ class BotSettings:
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
     # modules under skills/, in order
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "tiers")
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "faq", "tiers")
     # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
     # process when several accounts replay against one database.
     account_id: str = ""

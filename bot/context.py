@@ -64,6 +64,16 @@ class EventContext:
             self._session = self.services.sessions()
         return self._session
 
+    async def release_session(self) -> None:
+        """Commit what this event wrote so far and give the connection back, before awaiting the network (an
+        LLM call): on SQLite the process has one connection, and every other chat would wait for this one."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                await session.commit()
+            finally:
+                await session.close()
+
     @property
     def now(self) -> datetime:
         return self.services.clock.now()

@@ -67,6 +67,7 @@ class Skill:
     hooks: list[HookSpec] = field(default_factory=list)
     jobs: list[JobSpec] = field(default_factory=list)
     startups: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
+    shutdowns: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
 
     def command(
         self,
@@ -115,4 +116,9 @@ class Skill:
 
     def on_startup(self, fn):
         self.startups.append(fn)
+        return fn
+
+    def on_shutdown(self, fn):
+        """Run at stop, after the last event: close what on_startup opened (an HTTP client, say)."""
+        self.shutdowns.append(fn)
         return fn

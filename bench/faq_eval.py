@@ -1,0 +1,123 @@
+"""FAQ retrieval evaluation: top-1 per source, and precision and coverage at the bot's answering threshold.
+
+    python bench/faq_eval.py [EVAL.jsonl] [--knowledge DIR] [--threshold T] [--fit]
+
+Protocol (../shared/data/faq-eval/README.md): per source, a knowledge base of that source's canonical questions
+(one entry each, no similar questions); every paraphrase is a query; a hit is its own group ranked first.
+"Answered" means a confidence at or above the threshold (default: the faq skill's ``answer_threshold``);
+precision is the share of answered queries whose top entry is right, coverage the share answered.
+The index uses the synonyms and user dictionary from --knowledge (the shipped knowledge/ by default), as the bot
+does. --fit refits the confidence calibration (logistic regression on similarity and lead) and prints it.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from skills.faq import FaqSettings  # noqa: E402
+from skills.knowledge.entries import Entry  # noqa: E402
+from skills.knowledge.files import load_knowledge  # noqa: E402
+from skills.knowledge.index import Index, confidence  # noqa: E402
+from skills.knowledge.text import Analyzer  # noqa: E402
+
+DEFAULT = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
+
+
+def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer) -> tuple[dict, dict]:
+    """Per source, for every query: (confidence, similarity, lead, correct) with its group in the knowledge base,
+    and the same as if its group were missing (its own entry taken out of the ranking): a question the knowledge
+    base can't answer, where any answer is wrong. The second set is what keeps the confidence honest."""
+    inside: dict[str, list] = {}
+    outside: dict[str, list] = {}
+    for source, groups in groups_by_source.items():
+        index = Index([Entry(g["id"], g["question"], g.get("answer") or g["id"]) for g in groups], analyzer)
+        rows, missing = [], []
+        for g in groups:
+            for q in g["paraphrases"]:
+                hits = index.search(q, 3)
+                if hits:
+                    h = hits[0]
+                    rows.append((h.confidence, h.similarity, h.lead, h.entry.id == g["id"]))
+                else:
+                    rows.append((0.0, 0.0, 0.0, False))
+                others = [h for h in hits if h.entry.id != g["id"]]
+                if others:
+                    sim = others[0].similarity
+                    lead = sim - (others[1].similarity if len(others) > 1 else 0.0)
+                    missing.append((confidence(sim, lead), sim, lead, False))
+                else:
+                    missing.append((0.0, 0.0, 0.0, False))
+        inside[source], outside[source] = rows, missing
+    return inside, outside
+
+
+def fit(rows: list[tuple[float, float, float, bool]], steps: int = 4000, lr: float = 0.5) -> tuple[float, float, float]:
+    """Plain logistic regression by gradient descent (two features; no library needed for this)."""
+    a = b = c = 0.0
+    n = len(rows)
+    for _ in range(steps):
+        ga = gb = gc = 0.0
+        for _, sim, lead, ok in rows:
+            p = 1 / (1 + math.exp(-(a * sim + b * lead + c)))
+            err = p - (1.0 if ok else 0.0)
+            ga += err * sim
+            gb += err * lead
+            gc += err
+        a -= lr * ga / n * 10
+        b -= lr * gb / n * 10
+        c -= lr * gc / n * 10
+    return round(a, 2), round(b, 2), round(c, 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default=str(DEFAULT))
+    parser.add_argument("--knowledge", default=str(ROOT / "knowledge"))
+    parser.add_argument("--threshold", type=float, default=FaqSettings().answer_threshold)
+    parser.add_argument("--fit", action="store_true")
+    args = parser.parse_args()
+    path = Path(args.path)
+    if not path.exists():
+        print(f"{path}: not found (the evaluation data lives in ../shared/data/faq-eval/)", file=sys.stderr)
+        return 2
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            g = json.loads(line)
+            groups[g["source"]].append(g)
+    kb = load_knowledge(Path(args.knowledge))
+    analyzer = Analyzer(kb.synonyms, kb.user_words)
+    started = time.perf_counter()
+    results, outside = evaluate(dict(sorted(groups.items())), analyzer)
+    report: dict = {}
+    for source, rows in results.items():
+        answered = [ok for conf, _, _, ok in rows if conf >= args.threshold]
+        report[source] = {
+            "top1": round(sum(ok for *_, ok in rows) / len(rows), 4),
+            "precision": round(sum(answered) / len(answered), 4) if answered else None,
+            "coverage": round(len(answered) / len(rows), 4),
+            "queries": len(rows),
+            "entries": len(groups[source]),
+            # the same queries with their own entry taken out: how often the bot would answer wrongly
+            "unanswerable_answered": round(sum(c >= args.threshold for c, *_ in outside[source]) / len(rows), 4),
+        }
+    report["threshold"] = args.threshold
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    if args.fit:
+        report["calibration"] = fit([r for part in (results, outside) for rows in part.values() for r in rows])
+    print(json.dumps(report, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

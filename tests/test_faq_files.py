@@ -1,0 +1,108 @@
+"""Knowledge files: the Markdown and CSV formats, synonyms, the user dictionary, and their errors with lines."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from skills.knowledge.base import build
+from skills.knowledge.files import load_knowledge, parse_csv, parse_markdown, parse_synonyms, parse_userdict
+from tests.faq_support import write_kb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_markdown_entries_with_similar_questions_tags_rooms_and_ids():
+    problems = []
+    entries = parse_markdown(
+        "# 标题不是问题\n\n## 包邮吗？\n相似问法：运费多少；满多少包邮\n相似：要付运费吗\n标签：物流，运费\n"
+        "适用群：vip, 123@chatroom\n\n满 59 元包邮。\n\n不满 59 元运费 8 元。\n<!-- 备注：不给会员看 -->\n"
+        "## 怎么开票\n编号：invoice\n在订单里申请。\n", "物流.md", problems)
+    assert problems == []
+    first, second = entries
+    assert first.id == "物流:包邮吗？" and first.question == "包邮吗？"
+    assert first.similar == ("运费多少", "满多少包邮", "要付运费吗")
+    assert first.tags == ("物流", "运费") and first.rooms == ("vip", "123@chatroom")
+    assert first.answer == "满 59 元包邮。\n\n不满 59 元运费 8 元。"
+    assert first.source == "物流.md:3"
+    assert second.id == "invoice" and second.answer == "在订单里申请。"
+    assert first.visible_in(None) and first.visible_in("123@chatroom") and first.visible_in("x", ("vip",))
+    assert not first.visible_in("other@chatroom")
+
+
+def test_markdown_errors_name_file_and_line():
+    problems = []
+    entries = parse_markdown("孤零零的一段话\n## 没有答案的问题\n相似问法：a\n\n## 有答案\n答案\n## \n答案\n",
+                             "a.md", problems)
+    assert [e.question for e in entries] == ["有答案"]
+    assert [(p.file, p.line) for p in problems] == [("a.md", 1), ("a.md", 2), ("a.md", 7)]
+    assert "没有答案" in problems[1].message
+
+
+def test_csv_entries_and_malformed_rows():
+    problems = []
+    text = ('问题,相似问法,答案,标签\n'
+            '可以退货吗？,七天无理由；怎么退货,"支持，7 天内。",售后\n'
+            '多列了,a,b,c,d\n'
+            ',没有问题,答案,\n'
+            '没有答案,,,\n')
+    entries = parse_csv(text, "售后.csv", problems)
+    (entry,) = entries
+    assert entry.similar == ("七天无理由", "怎么退货") and entry.answer == "支持，7 天内。"
+    assert entry.tags == ("售后",) and entry.id == "售后:可以退货吗？" and entry.source == "售后.csv:2"
+    assert [(p.line, p.message[:6]) for p in problems] == [(3, "这一行有 5"), (4, "“问题”是空"), (5, "“没有答案”")]
+    problems = []
+    assert parse_csv("question,answer\n", "x.csv", problems) == [] and problems == []
+    assert parse_csv("标题,内容\n", "y.csv", problems) == [] and problems[0].line == 1
+
+
+def test_synonyms_and_user_dictionary():
+    problems = []
+    syn = parse_synonyms("# 注释\n快递=物流=快件\n自提＝自取\n单\n退=退货\n物流=配送\n", "synonyms.txt", problems)
+    assert syn.apply("我的物流到哪了") == "我的快递到哪了" and syn.apply("可以自取吗") == "可以自提吗"
+    assert [p.line for p in problems] == [4, 5, 6]
+    words = parse_userdict("晨光咖啡 20 nz\n冷萃\n坏 行 x y\n", "userdict.txt", problems)
+    assert words == [("晨光咖啡", 20), ("冷萃", None)] and problems[-1].line == 3
+
+
+def test_bad_encoding_is_reported_and_the_rest_loads(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    (folder / "旧表格.csv").write_bytes("问题,答案\n发票,可以\n".encode("gbk"))
+    kb = load_knowledge(folder)
+    assert len(kb.entries) == 5
+    (problem,) = kb.problems
+    assert problem.file == "旧表格.csv" and "UTF-8" in problem.message
+
+
+def test_duplicate_ids_are_an_error(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    (folder / "more.md").write_text("## 另一个\n编号：invoice\n答案\n", encoding="utf-8")
+    (problem,) = load_knowledge(folder).problems
+    assert problem.file == "售后.csv" or problem.file == "more.md"
+    assert "invoice" in problem.message
+
+
+def test_the_shipped_sample_knowledge_base_is_clean_and_big_enough():
+    snap, problems = build(ROOT / "knowledge")
+    assert problems == []
+    assert len(snap.entries) >= 30
+    assert any(e.source.endswith(".csv:2") for e in snap.entries)  # the CSV file is part of it
+
+
+def test_kb_check_command_line(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    ok = subprocess.run([sys.executable, "-m", "bot", "kb", "check", "--dir", str(folder)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK, 5 entries" in ok.stdout
+    (folder / "物流.md").write_text("## 没答案\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-m", "bot", "kb", "check", "--dir", str(folder)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert "物流.md:1:" in bad.stdout
+
+
+def test_user_words_are_used_and_forgotten_when_removed():
+    from skills.knowledge.text import Analyzer
+
+    assert "晨光冷萃杯" in Analyzer(user_words=[("晨光冷萃杯", 50)]).analyse("晨光冷萃杯多少钱").words
+    assert "晨光冷萃杯" not in Analyzer().analyse("晨光冷萃杯多少钱").words  # the next load has no such word
