@@ -37,7 +37,7 @@ class BotSettings:
     timezone: str = "Asia/Shanghai"
     admins: tuple[str, ...] = ()  # global admins: stable WeChat ids, never display names
     # modules under skills/, in order
-    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "faq")
+    skills: tuple[str, ...] = ("ping", "welcome", "checkin", "lottery", "schedule", "orders", "faq", "tiers")
     # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
     # process when several accounts replay against one database.
     account_id: str = ""
@@ -113,6 +113,15 @@ class WechatySettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """The operators' web dashboard (bot/web/dashboard.py), served under /dashboard by the bot's web server."""
+
+    token_env: str = "DASHBOARD_TOKEN"  # the environment variable holding the login token (unset: dashboard off)
+    chart_days: int = 30  # days shown on the overview's charts
+    page_size: int = 50  # rows per page of member search
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     """The bot's aiohttp server (health check, orders API), started by `python -m bot run`."""
 
@@ -132,6 +141,7 @@ class Config:
     activity: ActivitySettings = ActivitySettings()
     governor: GovernorSettings = GovernorSettings()
     wechaty: WechatySettings = WechatySettings()
+    dashboard: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
@@ -222,6 +232,12 @@ def parse_config(raw: dict, path: str = "config.toml") -> Config:
         for k in getattr(cfg.governor, table):
             if k not in ("total", "light", "promotional"):
                 problems.append(f"governor.{table}.{k}: unknown kind (use total, light or promotional)")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.dashboard.token_env):
+        problems.append(f"dashboard.token_env: the name of an environment variable, not {cfg.dashboard.token_env!r}")
+    if not 1 <= cfg.dashboard.chart_days <= 366:
+        problems.append("dashboard.chart_days: must be between 1 and 366")
+    if not 1 <= cfg.dashboard.page_size <= 500:
+        problems.append("dashboard.page_size: must be between 1 and 500")
     if cfg.governor.lively_messages == 1:
         problems.append("governor.lively_messages: 0 (off) or at least 2 (1 would call every room lively)")
     if cfg.http.port > 65535:

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Mounted in this order. (The dashboard, bot.web.dashboard, is wired in at merge.)
-WEB_MODULES: list[str] = ["bot.web.orders_api"]
+# Mounted in this order.
+WEB_MODULES: list[str] = ["bot.web.orders_api", "bot.web.dashboard"]
 
 SERVICES = web.AppKey("services", object)
 

@@ -12,6 +12,7 @@ import storage.models_points  # noqa: F401  (each module of tables is imported h
 import storage.models_checkin  # noqa: F401
 import storage.models_lottery  # noqa: F401
 import storage.models_welcome  # noqa: F401
+import storage.models_tiers  # noqa: F401
 import storage.models_gentle  # noqa: F401
 import storage.models_orders  # noqa: F401
 
