@@ -45,7 +45,7 @@ def _sqlite_datetime(v: datetime) -> str:
     return v.isoformat(sep=" ", timespec="microseconds")
 
 
-def _column_encoder(table: Table, name: str, dt_cache: dict[datetime, str]):
+def _column_encoder(table: Table, name: str, dt_cache: dict[int, str]):
     """A converter for one column, or None when the value goes to sqlite3 as it is (most columns)."""
     python_type = getattr(table.c[name].type, "impl", table.c[name].type)
     if isinstance(python_type, DateTime):
@@ -53,9 +53,10 @@ def _column_encoder(table: Table, name: str, dt_cache: dict[datetime, str]):
         def encode_dt(v):
             if v is None:
                 return None
-            s = dt_cache.get(v)  # one event's instant recurs across a batch's tables
+            key = id(v)  # one event's instant (the same object) recurs across a batch's tables; ids are stable
+            s = dt_cache.get(key)  # while the batch holds the rows, and hashing an aware datetime costs more
             if s is None:
-                s = dt_cache[v] = _sqlite_datetime(v)
+                s = dt_cache[key] = _sqlite_datetime(v)
             return s
 
         return encode_dt
@@ -66,7 +67,7 @@ def _column_encoder(table: Table, name: str, dt_cache: dict[datetime, str]):
     return None
 
 
-def sqlite_statements(w: Write, dt_cache: dict[datetime, str] | None = None) -> list[tuple[str, tuple]]:
+def sqlite_statements(w: Write, dt_cache: dict[int, str] | None = None) -> list[tuple[str, tuple]]:
     if not w.rows:
         return []
     columns = list(w.rows[0])
@@ -100,7 +101,7 @@ async def write_with_session(session: AsyncSession, writes: list[Write]) -> None
     if dialect == "sqlite":
         conn = await session.connection()
         raw = (await conn.get_raw_connection()).driver_connection
-        dt_cache: dict[datetime, str] = {}
+        dt_cache: dict[int, str] = {}
         statements = [s for w in writes for s in sqlite_statements(w, dt_cache)]
         if isinstance(raw, InlineConnection):  # the usual case: straight to sqlite3, no adapter per statement
             raw.execute_bulk(statements)
