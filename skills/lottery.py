@@ -32,12 +32,16 @@ from bot.skill import Skill, UsageError
 from skills.lottery_draw import commitment, draw_winners, format_duration, new_seed, parse_duration
 from storage.models_lottery import Lottery, LotteryEntry
 from storage.points import AlreadyRecorded, InsufficientPoints, change_points
+from storage.tiers import TIER_NAMES, tier_of
 
-START_USAGE = "/lottery start 奖品 winners=3 duration=30m keyword=抽奖 [cost=0]（或 /抽奖 开始 ...）"
+START_USAGE = "/lottery start 奖品 winners=3 duration=30m keyword=抽奖 [cost=0] [tier=active]（或 /抽奖 开始 ...）"
 OPTION_NAMES = {"winners": "winners", "名额": "winners", "人数": "winners",
                 "duration": "duration", "时长": "duration",
                 "keyword": "keyword", "口令": "keyword", "关键词": "keyword",
-                "cost": "cost", "积分": "cost"}
+                "cost": "cost", "积分": "cost",
+                "tier": "tier", "等级": "tier", "分层": "tier"}
+# A minimum tier (storage/tiers.py) for entering: each tier admits itself and those above it.
+TIER_RANK = {"lost": 0, "silent": 1, "casual": 2, "new": 2, "active": 3, "core": 4}
 MAX_KEYWORD = 20
 
 
@@ -121,6 +125,7 @@ class StartRequest:
     duration: timedelta
     keyword: str
     cost: int
+    min_tier: str | None = None
 
 
 def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySettings) -> StartRequest:
@@ -129,7 +134,7 @@ def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySett
     for key, value in options.items():
         name = OPTION_NAMES.get(key)
         if name is None:
-            raise UsageError(f"不认识的选项「{key[:20]}」，可以用 winners、duration、keyword、cost。")
+            raise UsageError(f"不认识的选项「{key[:20]}」，可以用 winners、duration、keyword、cost、tier。")
         given[name] = value.strip()
     prize = " ".join(args).strip()
     if not prize:
@@ -158,11 +163,20 @@ def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySett
         raise UsageError("cost 不能是负数：参与要扣的积分写 0 或正整数。")
     if not raw_cost.isdigit():
         raise UsageError("cost 请写参与要扣的积分（整数），例如 cost=10；不扣积分写 0。")
-    return StartRequest(prize, winners, duration, keyword, int(raw_cost))
+    min_tier = None
+    if "tier" in given:
+        wanted = given["tier"].lower()
+        min_tier = next((t for t, zh in TIER_NAMES.items() if wanted in (t, zh)), None)
+        if min_tier is None:
+            names = "、".join(f"{zh}（{t}）" for t, zh in TIER_NAMES.items())
+            raise UsageError(f"tier 请写最低会员等级：{names}，例如 tier=active。")
+    return StartRequest(prize, winners, duration, keyword, int(raw_cost), min_tier)
 
 
 def _start_text(services: Services, lot: Lottery) -> str:
     cost = f"，参与一次扣 {lot.cost} 积分（取消则退还）" if lot.cost else ""
+    if lot.min_tier:
+        cost += f"；仅限「{TIER_NAMES[lot.min_tier]}」及以上等级的会员"
     return (f"🎁 抽奖 #{lot.id} 开始啦！\n"
             f"奖品：{lot.prize}（{lot.winners} 名）\n"
             f"参与方式：在群里发送「{lot.keyword}」{cost}，每人一次，管理员不参与。\n"
@@ -180,6 +194,8 @@ async def start(ctx: CommandContext) -> None:
     session = ctx.session
     room_id = ctx.room_id
     assert room_id is not None
+    if request.min_tier and "tiers" not in ctx.config.bot.skills:
+        raise UsageError("按会员等级限制参与需要先启用会员分层（skills 里加上 tiers）。")
     running = await _open_in_room(session, room_id)
     if running is not None:
         ctx.reply(f"本群已经有一个进行中的抽奖（#{running.id}「{running.prize}」），一个群同时只能有一个。"
@@ -188,7 +204,7 @@ async def start(ctx: CommandContext) -> None:
     now = ctx.now
     seed = new_seed()
     lot = Lottery(room_id=room_id, prize=request.prize, winners=request.winners, keyword=request.keyword,
-                  cost=request.cost, commitment=commitment(seed), seed=seed, status="open",
+                  cost=request.cost, min_tier=request.min_tier, commitment=commitment(seed), seed=seed, status="open",
                   created_by=ctx.sender.id, created_at=now, deadline=now + request.duration)
     session.add(lot)
     await session.flush()
@@ -254,6 +270,12 @@ async def enter(ctx: EventContext) -> None:
     if event.at >= lot.deadline:
         ctx.reply("这次抽奖已经截止啦，马上开奖，请稍候～")
         return
+    if lot.min_tier:
+        mine = await tier_of(session, sender.id)
+        if mine is None or TIER_RANK.get(mine.tier, 0) < TIER_RANK[lot.min_tier]:
+            ctx.reply(f"这次抽奖仅限「{TIER_NAMES[lot.min_tier]}」及以上等级的会员参与，多多参与群里的活动就能升级哦～")
+            ctx.record("lottery_refused", {"lottery": lot.id, "tier": mine.tier if mine else None})
+            return
     window = _settings(ctx.services).confirm_window_s
     key = f"lottery:{lottery_id}:entries"
     room_id = lot.room_id

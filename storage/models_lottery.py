@@ -21,6 +21,7 @@ class Lottery(Base):
     winners: Mapped[int] = mapped_column(Integer)
     keyword: Mapped[str] = mapped_column(String(64))
     cost: Mapped[int] = mapped_column(Integer, default=0)
+    min_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)  # storage/tiers.py; None: everyone
     commitment: Mapped[str] = mapped_column(String(64))
     seed: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # open | drawn | cancelled

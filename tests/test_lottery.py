@@ -439,3 +439,34 @@ async def test_settings_give_the_defaults_and_bad_settings_stop_the_start(db_url
     with pytest.raises(ConfigError, match="skills.lottery.duration"):
         async with Harness(make_config(bad), db_url):
             pass
+
+
+# -- minimum tier -------------------------------------------------------------------------------------------------
+
+
+async def test_a_minimum_tier_admits_that_tier_and_above_only(db_url):
+    from storage.models_tiers import MemberTier
+
+    raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "lottery", "tiers"]},
+           "skills": {"lottery": {"confirm_window_s": 30.0}}}
+    async with Harness(make_config(raw), db_url) as h:
+        async with h.app.services.sessions() as s, s.begin():
+            for member, tier in (("core1", "core"), ("act1", "active"), ("quiet1", "silent")):
+                s.add(MemberTier(member_id=member, tier=tier, since=START))
+        await start(h, "/抽奖 开始 保温杯 winners=2 duration=30m keyword=抽奖 等级=活跃")
+        (lot,) = await lotteries(h)
+        assert lot.min_tier == "active" and "仅限「活跃」及以上等级的会员" in (await texts(h))[0]
+        for member in ("core1", "act1", "quiet1", "nobody"):
+            await h.say(member, "抽奖", name=member, after_s=1)
+        assert await entries(h) == ["act1", "core1"]
+        await texts(h)
+        for member in ("quiet1", "nobody"):
+            assert to(h, member) == ["@" + member + MENTION + "这次抽奖仅限「活跃」及以上等级的会员参与，多多参与群里的活动就能升级哦～"]
+
+
+async def test_a_minimum_tier_needs_the_tiers_skill_and_a_known_tier(h):
+    await start(h, "/lottery start 保温杯 tier=vip")
+    await start(h, "/lottery start 保温杯 tier=active")  # tiers is not enabled in this bot
+    sent = await texts(h)
+    assert "tier 请写最低会员等级" in sent[0] and "需要先启用会员分层" in sent[1]
+    assert await lotteries(h) == []
