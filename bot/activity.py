@@ -53,10 +53,9 @@ class _Pending:
     names: dict[tuple[str, str], datetime] = field(default_factory=dict)
     rooms: dict[str, dict] = field(default_factory=dict)
     room_members: dict[tuple[str, str], _RoomMemberState] = field(default_factory=dict)
-    account_rooms: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (account, room) → last seen
 
     def __len__(self) -> int:
-        return len(self.rows) + len(self.members) + len(self.rooms) + len(self.room_members) + len(self.account_rooms)
+        return len(self.rows) + len(self.members) + len(self.rooms) + len(self.room_members)
 
 
 class ActivityLog:
@@ -67,6 +66,7 @@ class ActivityLog:
         self._clock = clock
         self.settings = settings
         self.account_id: str | None = None  # the logged-in account: the rooms it hears from are noted as its own
+        self._account_rooms: set[tuple[str, str]] = set()
         self._pending = _Pending()
         self._known_names: set[tuple[str, str]] = set()
         self._written_members: dict[str, tuple[str, datetime]] = {}  # id -> (name, last_seen) as last written
@@ -168,8 +168,6 @@ class ActivityLog:
                 return
             self._pending.rooms[room_id] = {"id": room_id, "topic": topic or "", "first_seen": at, "last_seen": at}
             self._written_rooms[room_id] = (topic or (written[0] if written else ""), at)
-        if self.account_id:  # the account that heard from this room is in it
-            self._pending.account_rooms[(self.account_id, room_id)] = at
 
     def _bound_memos(self) -> None:
         # The memos only save writes; forgetting them costs a few redundant upserts, never data.
@@ -193,6 +191,22 @@ class ActivityLog:
         if topic:
             self._written_rooms.setdefault(room_id, (topic, datetime.min.replace(tzinfo=UTC)))
         return topic or None
+
+    async def note_account_room(self, room_id: str, at: datetime) -> None:
+        """The account heard from this room, so it is in it: written at once, the first time in this process
+        (not with the batches: another process deciding who runs a room's jobs must not wait for a flush)."""
+        key = (self.account_id, room_id)
+        if not self.account_id or key in self._account_rooms:
+            return
+        self._account_rooms.add(key)
+        try:
+            async with self._sessions() as session, session.begin():
+                await write_with_session(session, [Write(AccountRoom.__table__, [
+                    {"account_id": self.account_id, "room_id": room_id, "last_seen": at}],
+                    key=("account_id", "room_id"), update={"last_seen": "excluded.last_seen"})])
+        except Exception as exc:  # the database is away: try again with this room's next event
+            self._account_rooms.discard(key)
+            log.warning("could not note room %s for account %s: %s", room_id, self.account_id, exc)
 
     @property
     def backlog(self) -> int:
@@ -248,7 +262,6 @@ class ActivityLog:
                 m["name"] = m["name"] or old["name"]
             batch.members[key] = m
         batch.names.update(newer.names)
-        batch.account_rooms.update(newer.account_rooms)
         for key, r in newer.rooms.items():
             if (old := batch.rooms.get(key)) is not None:
                 r["first_seen"] = old["first_seen"]
@@ -284,9 +297,6 @@ class ActivityLog:
                           "left_at": "excluded.left_at",
                           "joined_at": "coalesce(excluded.joined_at, room_members.joined_at)",
                           "inviter_id": "coalesce(excluded.inviter_id, room_members.inviter_id)"}),
-            Write(AccountRoom.__table__,
-                  [{"account_id": a, "room_id": r, "last_seen": at} for (a, r), at in batch.account_rooms.items()],
-                  key=("account_id", "room_id"), update={"last_seen": "excluded.last_seen"}),
             Write(Activity.__table__, batch.rows),
         ]
 

@@ -115,7 +115,10 @@ class BotApp:
         self.activity.start()
         if not serve:
             return
-        await self.scheduler.start(self.services, poll_s=60.0 if isinstance(self.clock, RealClock) else None)
+        # Look for jobs other processes wrote (the CSV import; other accounts on a shared database) every minute:
+        # live, and in replays on a shared database, where another process's jobs are this one's to take over.
+        poll = isinstance(self.clock, RealClock) or cfg.storage.shared
+        await self.scheduler.start(self.services, poll_s=60.0 if poll else None)
         # Everything loaded at start (modules, SQLAlchemy's caches, the skills' indexes) lives as long as the
         # process: out of the cyclic collector's reach, its full collections stop re-walking them (they were
         # ~50 ms pauses under load).

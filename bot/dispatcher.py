@@ -78,6 +78,8 @@ class Dispatcher:
         self.handled += 1
         ctx = EventContext(event=event, services=self.services)
         try:
+            if event.room_id is not None:
+                await self.services.activity.note_account_room(event.room_id, event.at)
             if event.room_id is not None and not event.room_topic:
                 # not every platform event names the room: fill in what we know, so every skill sees it
                 topic = await self.services.activity.room_topic(event.room_id)

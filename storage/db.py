@@ -68,4 +68,7 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(cfg, "heads")  # skills may add branches off the base schema
 
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # several bot processes may start together on one database: one migrates, the others wait for it
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261840001)")
         await conn.run_sync(upgrade)
