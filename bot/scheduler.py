@@ -32,6 +32,7 @@ JobHandler = Callable[[JobContext], Awaitable[None]]
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
 BATCH = 100  # jobs run per look at the table
+RETRY_S = 30  # after a pass failed (the database away), the next look
 
 
 class ScheduleError(ValueError):
@@ -204,8 +205,12 @@ class Scheduler:
             async def poll() -> None:
                 if not self._started:
                     return
-                await self._rearm()
-                self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
+                try:
+                    await self._rearm()
+                except Exception as exc:  # the database is away: the next poll tries again
+                    log.warning("scheduler poll failed: %s", exc)
+                finally:
+                    self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
 
             self._poll = self._clock.call_later(poll_s, poll, name="scheduler-poll")
 
@@ -300,6 +305,9 @@ class Scheduler:
                 next_at = min(candidates, default=None)
                 if next_at is None or next_at > self._clock.now():
                     break
+        except Exception as exc:  # the database is away (or worse): look again in a while, never go quiet
+            log.error("scheduler pass failed (%s: %s); trying again in %d s", type(exc).__name__, exc, RETRY_S)
+            next_at = self._clock.now() + timedelta(seconds=RETRY_S)
         finally:
             self._running = False
         if self._started:

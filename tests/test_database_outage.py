@@ -4,6 +4,8 @@ a restart."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -44,6 +46,15 @@ async def test_database_outage_then_recovery(pg_behind_proxy):
         await h.say("u1", "签到", room=None)
         assert h.sent[-1].text.startswith("签到成功")
 
+        runs = []
+
+        async def job(ctx) -> None:
+            runs.append(ctx.now)
+
+        h.app.scheduler.register("t.job", job)
+        due = h.clock.now() + timedelta(seconds=20)
+        await h.app.scheduler.schedule("during-outage", "t.job", at=due)
+
         await proxy.cut()
         await h.say("u2", "签到", room=None, after_s=10)
         await h.say("u3", "/ping", room=None, after_s=10)
@@ -53,9 +64,13 @@ async def test_database_outage_then_recovery(pg_behind_proxy):
         assert texts == [FAILED, "在的～"]  # a polite answer; what needs no database still works
         assert await h.app.activity.flush() == 0 and h.app.activity.backlog > 0  # kept, not lost
 
+        assert runs == []  # due during the outage: the scheduler's pass failed, and it keeps looking
+
         await proxy.restore()
         await h.say("u2", "签到", room=None, after_s=10)
+        await h.clock.advance_to(h.clock.now() + timedelta(seconds=60))
         await h.settle()
+        assert len(runs) == 1 and runs[0] > due  # ran once, at the first look after the database came back
         assert h.sent[-1].text.startswith("签到成功")
         assert await h.app.activity.flush() > 0 and h.app.activity.backlog == 0
 
