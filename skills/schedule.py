@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import string
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from storage.models import ScheduledJob
 log = logging.getLogger(__name__)
 
 HANDLER = "schedule.send"
+ROOM_HANDLER = "schedule.send_room"
 KINDS = {"light": "light", "轻": "light", "轻互动": "light", "promotional": "promotional", "推广": "promotional",
          "促销": "promotional", "营销": "promotional"}
 KIND_ZH = {"light": "轻互动", "promotional": "推广"}
@@ -193,11 +195,28 @@ async def send(ctx: JobContext) -> None:
                                                                        "error": str(exc)[:300]})
         return
     kind = ProactiveKind(p.get("kind", "light"))
+    shared = services.config.storage.shared
     for r in recipients:
+        if shared and r.room_id is not None:
+            # Several accounts share the database: each room's message becomes a one-off job of its own, claimed
+            # (exactly once) by a process whose account is in that room — not necessarily this one.
+            room_key = hashlib.sha1(r.room_id.encode()).hexdigest()[:16]
+            await services.scheduler.schedule(
+                f"{ctx.job_key}@{ctx.scheduled_for.isoformat()}:{room_key}", ROOM_HANDLER, at=ctx.now,
+                room_id=r.room_id, session=ctx.session, misfire_grace_s=_settings(services).grace_s,
+                payload={"name": name, "room": r.room_id, "text": text, "kind": kind.value})
+            continue
         ctx.send(OutgoingMessage(text, room_id=r.room_id, user_id=r.user_id), kind=kind)
     services.activity.record("schedule", skill="schedule",
                              detail={"schedule": name, "outcome": "queued", "recipients": len(recipients),
                                      "due": ctx.scheduled_for.isoformat()})
+
+
+@skill.job("send_room")
+async def send_room(ctx: JobContext) -> None:
+    """One room's share of a scheduled message, on a database shared by several accounts (see ``send``)."""
+    p = ctx.payload
+    ctx.send(OutgoingMessage(p["text"], room_id=p["room"]), kind=ProactiveKind(p.get("kind", "light")))
 
 
 # -- commands -------------------------------------------------------------------------------------------------------

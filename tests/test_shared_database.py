@@ -140,3 +140,35 @@ async def test_a_rooms_jobs_run_only_where_its_account_is_a_member_and_survive_a
         await a2.settle()
         assert draws(a2) == ["g1"]  # the late draw, within its grace, exactly once
         assert set((await lottery_status(a2)).values()) == {"drawn"}
+
+
+async def test_a_scheduled_message_to_many_rooms_goes_to_each_room_once_from_an_account_in_it(pg_url):
+    """A daily message to g1, g2, g3 with A in g1 and g2, B in g2 and g3: whichever process claims the schedule
+    fans it out as one job per room; g1's goes out from A, g3's from B, g2's from exactly one of them."""
+    from dataclasses import replace
+    from datetime import time as dtime
+
+    from bot.config import QuietHours, parse_config
+    from tests.support import fast_governor
+
+    raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "schedule"]},
+           "storage": {"url": pg_url, "shared": True},
+           "skills": {"schedule": {"items": {"早安": {"daily": "09:30", "text": "早上好",
+                                                   "targets": ["room:g1", "room:g2", "room:g3"]}}}}}
+    cfg = parse_config(raw)
+    cfg = replace(cfg, governor=replace(fast_governor(), quiet_hours=QuietHours(start=dtime(0, 0), end=dtime(0, 0))))
+    async with Harness(cfg, pg_url) as a, Harness(cfg, pg_url) as b:
+        a.app.set_account("botA")
+        b.app.set_account("botB")
+        for h, rooms in ((a, ("g1", "g2")), (b, ("g2", "g3"))):
+            for room in rooms:
+                await h.say("m1", "大家好", room=room)
+        for day in range(2):
+            target = START + timedelta(days=day, minutes=31)
+            await asyncio.gather(a.clock.advance_to(target), b.clock.advance_to(target))
+            await asyncio.gather(a.settle(), b.settle())
+        sent_a = [s.message.room_id for s in a.sent if s.text == "早上好"]
+        sent_b = [s.message.room_id for s in b.sent if s.text == "早上好"]
+    assert sent_a.count("g1") == 2 and "g3" not in sent_a  # each day, from an account that is in the room
+    assert sent_b.count("g3") == 2 and "g1" not in sent_b
+    assert sorted(sent_a + sent_b) == ["g1", "g1", "g2", "g2", "g3", "g3"]  # every room once a day, no more
