@@ -216,6 +216,11 @@ class NestedSessionError(RuntimeError):
     pass
 
 
+# SQLAlchemy names a pool's logger after its class: keep this one as quiet as its own pools ("Pool disposed" is
+# not news at INFO)
+logging.getLogger(f"{__name__}.SingleConnectionPool").setLevel(logging.WARNING)
+
+
 class SingleConnectionPool(AsyncAdaptedQueuePool):
     """``AsyncAdaptedQueuePool`` of size one that refuses a checkout by the task already holding the connection."""
 
