@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from storage.db import create_engine, migrate, session_factory
 from tests.backends import drop_postgres_database, postgres_or_skip
 from tests.support import Harness, make_config
 
@@ -30,6 +31,25 @@ async def db_url(tmp_path, backend):
         yield url
     finally:
         await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def pg_url():
+    """A fresh PostgreSQL database of its own (for tests that are about PostgreSQL only), dropped afterwards."""
+    url = await postgres_or_skip()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def sessions(db_url):
+    """A session factory on the migrated test database, without the rest of the bot."""
+    engine = create_engine(db_url)
+    await migrate(engine)
+    yield session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storage.db import create_engine
-from storage.models import Activity
+from storage.models_checkin import Checkin
 from storage.models_lottery import Lottery
-from storage.models_points import PointsBalance, PointsLedger
+from tests.db_checks import messages_balances_ledger, read
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
 
@@ -76,18 +75,11 @@ def replay_args(config: Path, db_url: str, *extra: str) -> list[str]:
 
 
 async def counts(db_url: str) -> tuple[int, dict[str, int], dict[str, int], list[tuple[str, str | None]]]:
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            messages = (await conn.execute(select(func.count()).select_from(Activity)
-                                           .where(Activity.kind == "message"))).scalar()
-            balances = dict((await conn.execute(select(PointsBalance.member_id, PointsBalance.balance))).all())
-            ledger = dict((await conn.execute(select(PointsLedger.member_id, func.sum(PointsLedger.delta))
-                                              .group_by(PointsLedger.member_id))).all())
-            lotteries = [tuple(r) for r in (await conn.execute(select(Lottery.status, Lottery.seed))).all()]
-    finally:
-        await engine.dispose()
-    return messages, balances, {k: int(v) for k, v in ledger.items()}, lotteries
+    async def query(conn):
+        lotteries = [tuple(r) for r in (await conn.execute(select(Lottery.status, Lottery.seed))).all()]
+        return *await messages_balances_ledger(conn), lotteries
+
+    return await read(db_url, query)
 
 
 async def test_sigkill_mid_replay_then_restart(tmp_path, db_url):
@@ -158,13 +150,8 @@ async def test_sigkill_mid_replay_then_restart(tmp_path, db_url):
 
 
 async def checkins_per_member_day(db_url: str) -> dict[tuple[str, str], int]:
-    from storage.models_checkin import Checkin
+    async def query(conn):
+        return (await conn.execute(select(Checkin.member_id, Checkin.local_date, func.count())
+                                   .group_by(Checkin.member_id, Checkin.local_date))).all()
 
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(Checkin.member_id, Checkin.local_date, func.count())
-                                       .group_by(Checkin.member_id, Checkin.local_date))).all()
-    finally:
-        await engine.dispose()
-    return {(m, d): n for m, d, n in rows}
+    return {(m, d): n for m, d, n in await read(db_url, query)}

@@ -7,30 +7,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.commands import FAILED
 from bot.config import parse_config
-from storage.db import create_engine
-from storage.models import Activity
-from storage.models_points import PointsBalance, PointsLedger
-from tests.backends import drop_postgres_database, postgres_or_skip
+from tests.db_checks import messages_balances_ledger, read
 from tests.netfault import CuttableProxy
 from tests.support import Harness, fast_governor
 
 
 @pytest.fixture
-async def pg_behind_proxy():
-    url = await postgres_or_skip()
-    real = make_url(url)
+async def pg_behind_proxy(pg_url):
+    real = make_url(pg_url)
     proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 5432)
     await proxy.start()
     try:
         yield real.set(port=proxy.port).render_as_string(hide_password=False), proxy
     finally:
         await proxy.close()
-        await drop_postgres_database(url)
 
 
 def config():
@@ -74,15 +68,6 @@ async def test_database_outage_then_recovery(pg_behind_proxy):
         assert h.sent[-1].text.startswith("签到成功")
         assert await h.app.activity.flush() > 0 and h.app.activity.backlog == 0
 
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            messages = (await conn.execute(select(func.count()).select_from(Activity)
-                                           .where(Activity.kind == "message"))).scalar()
-            balances = dict((await conn.execute(select(PointsBalance.member_id, PointsBalance.balance))).all())
-            ledger = dict((await conn.execute(select(PointsLedger.member_id, func.sum(PointsLedger.delta))
-                                              .group_by(PointsLedger.member_id))).all())
-    finally:
-        await engine.dispose()
+    messages, balances, ledger = await read(url, messages_balances_ledger)
     assert messages == 5  # every message, the ones during the outage included
     assert set(balances) == {"u1", "u2"} and balances == {k: int(v) for k, v in ledger.items()}

@@ -4,19 +4,10 @@ import asyncio
 
 import pytest
 
-from storage.db import create_engine, migrate, session_factory
 from storage.points import AlreadyRecorded, InsufficientPoints, balance, change_points, ledger_sum
 from tests.support import START
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = create_engine(db_url)
-    await migrate(engine)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def change(sessions, member, delta, ref=None, source="test"):

@@ -12,34 +12,12 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.context import JobContext
 from storage.models import ScheduledJob
-from tests.backends import drop_postgres_database, postgres_or_skip
 from tests.support import START, Harness, make_config
 
-
-
-@pytest.fixture
-async def pg_url():
-    url = await postgres_or_skip()
-    yield url
-    await drop_postgres_database(url)
-
-
-class SlowRecorder:
-    """Records runs; yields to the loop mid-job so a racing scheduler gets every chance to run the same job."""
-
-    def __init__(self, name: str, runs: Counter) -> None:
-        self.name = name
-        self.runs = runs
-
-    async def __call__(self, ctx: JobContext) -> None:
-        for _ in range(3):
-            await asyncio.sleep(0)
-        self.runs[ctx.job_key] += 1
 
 
 async def test_two_processes_run_each_due_job_exactly_once(pg_url):
@@ -48,10 +26,11 @@ async def test_two_processes_run_each_due_job_exactly_once(pg_url):
     by_process: Counter = Counter()
     async with Harness(make_config(), db_url) as a, Harness(make_config(), db_url) as b:
         for name, h in (("a", a), ("b", b)):
-            recorder = SlowRecorder(name, runs)
 
-            async def handler(ctx: JobContext, recorder=recorder, name=name) -> None:
-                await recorder(ctx)
+            async def handler(ctx: JobContext, name: str = name) -> None:
+                for _ in range(3):  # yield mid-job: a racing scheduler gets every chance to run the same job
+                    await asyncio.sleep(0)
+                runs[ctx.job_key] += 1
                 by_process[name] += 1
 
             h.app.scheduler.register("t.job", handler)
@@ -102,7 +81,6 @@ async def test_a_rooms_jobs_run_only_where_its_account_is_a_member_and_survive_a
     """Account A is in g1 and g2, account B in g2 and g3 (each learns its rooms from the events it receives).
     Lotteries in all three rooms: g1's is drawn by A, g3's by B, g2's by exactly one of them. Then A dies with
     lotteries open: B takes over g2's but never g1's (its account isn't there); A, restarted, draws g1's."""
-    start = START
     async with Harness(shared_config(pg_url), pg_url) as a, Harness(shared_config(pg_url), pg_url) as b:
         a.app.set_account("botA")
         b.app.set_account("botB")

@@ -9,19 +9,10 @@ import sqlite3
 import pytest
 from sqlalchemy import func, select, text
 
-from storage.db import create_engine, migrate, session_factory
 from storage.models_points import PointsLedger
 from storage.points import change_points
 from storage.sqlite_inline import NestedSessionError, WalCheckpointer
 from tests.support import START
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = create_engine(db_url)
-    await migrate(engine)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_a_writer_that_awaits_mid_transaction_does_not_lock_out_other_tasks(sessions):

@@ -11,14 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import ProgrammingError
 
 from storage.db import create_engine
 from storage.models import AccountRoom
 from storage.models_lottery import Lottery
-from tests.backends import drop_postgres_database, postgres_or_skip
+from tests.db_checks import read
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -40,13 +39,6 @@ per_chat_interval_s = 0.01
 def ev(at: str, room: str, user: str, text: str) -> str:
     return json.dumps({"at": f"2026-11-23T{at}+08:00", "kind": "message", "room": room, "user": user,
                        "name": user, "text": text}, ensure_ascii=False)
-
-
-@pytest.fixture
-async def pg_url():
-    url = await postgres_or_skip()
-    yield url
-    await drop_postgres_database(url)
 
 
 class Bot:
@@ -129,12 +121,10 @@ async def test_the_survivor_takes_over_only_the_rooms_it_shares(tmp_path, pg_url
                 bot.proc.kill()
                 await bot.proc.wait()
 
-    engine = create_engine(pg_url)
-    try:
-        async with engine.connect() as conn:
-            status = dict((await conn.execute(select(Lottery.room_id, Lottery.status))).all())
-    finally:
-        await engine.dispose()
+    async def lottery_status(conn):
+        return dict((await conn.execute(select(Lottery.room_id, Lottery.status))).all())
+
+    status = await read(pg_url, lottery_status)
     assert status == {"g1": "open", "g2": "drawn", "g3": "drawn"}  # g1: only the dead account is there
     def is_draw(action: dict) -> bool:
         return "开奖啦" in action["text"] or "没有中奖者" in action["text"]

@@ -6,7 +6,7 @@ gap held, no reminder twice, the catch-up policy followed."""
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 
