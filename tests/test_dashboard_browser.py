@@ -7,6 +7,7 @@ apt-get); anywhere else the test skips and says why.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from datetime import timedelta
@@ -26,6 +27,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed (pip install -e '.[dev]')")
 if not Path(CHROMIUM).exists():
+    if os.environ.get("REQUIRE_BROWSER") == "1":  # CI: the browser test must run, not skip
+        pytest.fail("REQUIRE_BROWSER=1 but Chromium is not installed at /usr/bin/chromium", pytrace=False)
     pytest.skip("Chromium is not installed (scripts/test installs it with apt-get when run as root)",
                 allow_module_level=True)
 
