@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +29,15 @@ from storage.models import AccountRoom, Activity, Member, MemberName, Room, Room
 from storage.bulk import Write, write_with_session
 
 log = logging.getLogger(__name__)
+
+
+class WriteBehind(Protocol):
+    """State another component keeps in memory and has written with the activity batches (the governor's
+    counters): taken at each flush, put back if the flush failed."""
+
+    def take_writes(self) -> list[Write]: ...
+
+    def put_back(self, writes: list[Write]) -> None: ...
 
 # If the database stays down, keep at most this many rows waiting; beyond it the oldest are dropped (and said so).
 MAX_BACKLOG = 200_000
@@ -76,6 +86,7 @@ class ActivityLog:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Task | None = None
+        self._write_behind: list[WriteBehind] = []
         self._failures = 0
         self._retry_at = 0.0  # monotonic time before which only explicit flushes try again
         self.flushes = 0
@@ -208,6 +219,9 @@ class ActivityLog:
             self._account_rooms.discard(key)
             log.warning("could not note room %s for account %s: %s", room_id, self.account_id, exc)
 
+    def add_write_behind(self, source: WriteBehind) -> None:
+        self._write_behind.append(source)
+
     @property
     def backlog(self) -> int:
         return len(self._pending)
@@ -225,14 +239,17 @@ class ActivityLog:
     async def _flush(self) -> int:
         async with self._lock:
             batch, self._pending = self._pending, _Pending()
-            if not len(batch):
+            behind = [(source, source.take_writes()) for source in self._write_behind]
+            if not len(batch) and not any(w.rows for _, writes in behind for w in writes):
                 return 0
             try:
-                writes = self._plan(batch)
+                writes = self._plan(batch) + [w for _, ws in behind for w in ws]
                 async with self._sessions() as session, session.begin():
                     await write_with_session(session, writes)
             except Exception as exc:
                 self.last_flush_error = exc
+                for source, ws in behind:
+                    source.put_back(ws)
                 self._requeue(batch)
                 self._failures += 1
                 pause = min(60.0, 2.0**self._failures)

@@ -92,7 +92,9 @@ class BotApp:
         await migrate(self.engine)
         sessions = session_factory(self.engine)
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
-        self.governor = SendGovernor(self._send, self.clock, cfg.governor, CapStore(sessions), self.activity, self.rng)
+        caps = CapStore(sessions)
+        self.activity.add_write_behind(caps)  # the governor's counters ride on the activity store's batches
+        self.governor = SendGovernor(self._send, self.clock, cfg.governor, caps, self.activity, self.rng)
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)

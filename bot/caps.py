@@ -1,5 +1,10 @@
 """The governor's persisted state: daily caps on proactive messages (per room and per member), each room's last
-proactive message (for the minimum gap) and members' opt-outs — persisted so a restart doesn't reset them."""
+proactive message (for the minimum gap) and members' opt-outs — persisted so a restart doesn't reset them.
+
+Counts and last-message instants live in memory (read from the database once per day and scope) and are written
+behind, with the activity store's batches (``ActivityLog.add_write_behind``): a send costs no round trip of its
+own. A crash loses what the activity store's flush window loses (about a second), so after a crash a room may
+get at most that much more than its cap; a clean stop writes everything."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import GovernorSettings
 from bot.events import OutgoingMessage, ProactiveKind
+from storage.bulk import Write
 from storage.models import ProactiveCount
 from storage.models_gentle import MemberOptOut, ProactiveLast
 from storage.upsert import insert_for
@@ -23,6 +29,9 @@ class CapStore:
         self._cache: dict[tuple[str, str], dict[str, int]] = {}  # (day, scope) -> kind -> count
         self._last: dict[str, datetime | None] = {}  # room scope -> its last proactive message
         self._optouts: set[str] | None = None  # loaded on first use: a few thousand ids at most
+        # written behind: increments per (day, scope, kind) and instants per room scope not yet in the database
+        self._unsaved_counts: dict[tuple[str, str, str], int] = {}
+        self._unsaved_last: dict[str, datetime] = {}
 
     @staticmethod
     def scope(message: OutgoingMessage) -> str:
@@ -69,30 +78,38 @@ class CapStore:
     async def count_sent(self, day: date, message: OutgoingMessage, kind: ProactiveKind,
                          at: datetime | None = None) -> None:
         """Count a proactive send against the day's caps (transactional ones are not counted) and, for a room,
-        remember it as the room's last proactive message."""
+        remember it as the room's last proactive message. Written behind (see the module's docstring)."""
         scope = self.scope(message)
         counting = kind != ProactiveKind.TRANSACTIONAL
-        if not counting and (message.room_id is None or at is None):
-            return
-        counts = await self.counts(day, scope) if counting else {}
-        async with self._sessions() as session, session.begin():
-            dialect = session.bind.dialect.name
-            if message.room_id is not None and at is not None:
-                self._last[scope] = at
-                stmt = insert_for(dialect, ProactiveLast.__table__).values(scope=scope, at=at)
-                await session.execute(stmt.on_conflict_do_update(index_elements=["scope"], set_={"at": at}))
-            if counting:  # both counts in one statement: a round trip per send is the governor's main cost
-                names = ("total", kind.value)
-                for name in names:
-                    counts[name] = counts.get(name, 0) + 1
-                stmt = insert_for(dialect, ProactiveCount.__table__).values(
-                    [{"day": day.isoformat(), "scope": scope, "kind": name, "count": 1} for name in names]
-                )
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["day", "scope", "kind"],
-                    set_={"count": ProactiveCount.__table__.c.count + 1},
-                )
-                await session.execute(stmt)
+        if message.room_id is not None and at is not None:
+            self._last[scope] = at
+            self._unsaved_last[scope] = at
+        if counting:
+            counts = await self.counts(day, scope)
+            for name in ("total", kind.value):
+                counts[name] = counts.get(name, 0) + 1
+                key = (day.isoformat(), scope, name)
+                self._unsaved_counts[key] = self._unsaved_counts.get(key, 0) + 1
+
+    def take_writes(self) -> list[Write]:
+        """What the activity store's next flush writes for us (in its transaction); ``put_back`` if it failed."""
+        counts, self._unsaved_counts = self._unsaved_counts, {}
+        last, self._unsaved_last = self._unsaved_last, {}
+        return [
+            Write(ProactiveCount.__table__,
+                  [{"day": d, "scope": sc, "kind": k, "count": n} for (d, sc, k), n in counts.items()],
+                  key=("day", "scope", "kind"), update={"count": "proactive_counts.count + excluded.count"}),
+            Write(ProactiveLast.__table__, [{"scope": sc, "at": at} for sc, at in last.items()],
+                  key=("scope",), update={"at": "excluded.at"}),
+        ]
+
+    def put_back(self, writes: list[Write]) -> None:
+        counts, last = writes
+        for row in counts.rows:
+            key = (row["day"], row["scope"], row["kind"])
+            self._unsaved_counts[key] = self._unsaved_counts.get(key, 0) + row["count"]
+        for row in last.rows:
+            self._unsaved_last.setdefault(row["scope"], row["at"])  # a newer instant taken meanwhile wins
 
     # -- opt-outs -----------------------------------------------------------------------------------------------
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import bindparam, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,6 +88,35 @@ async def register(services: Services) -> None:
     services.order_handler = handler
 
 
+# Built once (building a statement costs about as much as running it through SQLAlchemy; see bot/scheduler.py).
+_ORDERS = Order.__table__
+_ORDER = select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+_ORDER_UPDATE = (update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+                 .values({c: bindparam("new_" + c) for c in ("member_id", "external_member_id", "items",
+                                                             "amount_cents", "pay_by", "pickup_by", "group_buy_id",
+                                                             "room_id", "tracking", "status", "updated_at")}))
+_BOUND = select(MemberBinding.__table__.c.wechat_id).where(MemberBinding.__table__.c.external_id == bindparam("external_id"))
+_FOR_REMINDER = select(_ORDERS.c.id, _ORDERS.c.status, _ORDERS.c.member_id, _ORDERS.c.external_member_id,
+                       _ORDERS.c["items"], _ORDERS.c.amount_cents, _ORDERS.c.pay_by, _ORDERS.c.pickup_by,
+                       _ORDERS.c.tracking).where(_ORDERS.c.id == bindparam("order_id"))
+_DIALECT_STATEMENTS: dict[tuple[str, str], object] = {}
+
+
+def _statement(conn, name: str):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT … ON CONFLICT statements, built once per dialect."""
+    key = (conn.dialect.name, name)
+    stmt = _DIALECT_STATEMENTS.get(key)
+    if stmt is None:
+        if name == "event":  # the (order, status) seen before: nothing
+            stmt = insert_for(key[0], OrderEvent.__table__).on_conflict_do_nothing(index_elements=["order_id", "status"])
+        elif name == "claim":  # a reminder decided before: nothing
+            stmt = insert_for(key[0], ReminderSent.__table__).on_conflict_do_nothing()
+        else:
+            stmt = insert_for(key[0], _ORDERS)
+        _DIALECT_STATEMENTS[key] = stmt
+    return stmt
+
+
 # -- applying updates -----------------------------------------------------------------------------------------------
 
 async def apply_order(services: Services, upd: OrderUpdate, source: str = "api") -> OrderResult:
@@ -103,67 +133,78 @@ async def apply_order(services: Services, upd: OrderUpdate, source: str = "api")
     raise AssertionError("unreachable")
 
 
+_UPDATABLE = ("member_id", "external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id",
+              "room_id", "tracking", "status", "updated_at")
+
+
 async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: str) -> OrderResult:
+    """Core statements, built once (an update is a few of them: the order, its event, its reminders' jobs)."""
     now = services.clock.now()
-    seen = await s.scalar(select(OrderEvent.id).where(OrderEvent.order_id == upd.order_id,
-                                                      OrderEvent.status == upd.status))
-    order = await s.get(Order, upd.order_id)
-    if seen is not None:
-        return OrderResult("duplicate", upd.order_id, order.status if order else upd.status)
+    conn = await s.connection()
+    found = (await conn.execute(_ORDER, {"order_id": upd.order_id})).first()
+    order = found._asdict() if found is not None else None
+    stale = order is not None and (STAGE[upd.status] < STAGE[order["status"]] or (
+        STAGE[order["status"]] == 3 and upd.status != order["status"]))
+    # the (order, status) event first: its unique key is what makes a repeated webhook a no-op
+    inserted = await conn.execute(_statement(conn, "event"), {
+        "order_id": upd.order_id, "status": upd.status, "source": source, "received_at": now, "applied": not stale})
+    if inserted.rowcount == 0:
+        return OrderResult("duplicate", upd.order_id, order["status"] if order else upd.status)
+    if stale:
+        return OrderResult("stale", upd.order_id, order["status"])  # type: ignore[index]
     is_new = order is None
     if order is None:
         if not upd.member_id and not upd.external_member_id:
             raise OrderFieldError("member_id", "is required for a new order (or external_member_id)")
         if upd.amount_cents is None:
             raise OrderFieldError("amount", "is required for a new order")
-        order = Order(id=upd.order_id, status=upd.status, amount_cents=upd.amount_cents, created_at=now,
-                      updated_at=now)
-        s.add(order)
-    elif STAGE[upd.status] < STAGE[order.status] or (STAGE[order.status] == 3 and upd.status != order.status):
-        s.add(OrderEvent(order_id=upd.order_id, status=upd.status, source=source, received_at=now, applied=False))
-        return OrderResult("stale", order.id, order.status)
+        order = {c: None for c in _UPDATABLE} | {"id": upd.order_id, "created_at": now}
     for name in ("external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id", "room_id",
                  "tracking"):
         value = getattr(upd, name)
         if value is not None:
-            setattr(order, name, list(value) if name == "items" else value)
+            order[name] = list(value) if name == "items" else value
     if upd.member_id:
-        order.member_id = upd.member_id
-    elif order.member_id is None and order.external_member_id:
-        order.member_id = await s.scalar(select(MemberBinding.wechat_id)
-                                         .where(MemberBinding.external_id == order.external_member_id))
-    order.status, order.updated_at = upd.status, now
-    s.add(OrderEvent(order_id=upd.order_id, status=upd.status, source=source, received_at=now, applied=True))
+        order["member_id"] = upd.member_id
+    elif order["member_id"] is None and order["external_member_id"]:
+        order["member_id"] = (await conn.execute(_BOUND, {"external_id": order["external_member_id"]})).scalar()
+    order["status"], order["updated_at"] = upd.status, now
+    if is_new:
+        await conn.execute(_statement(conn, "insert"), order)
+    else:
+        await conn.execute(_ORDER_UPDATE, {("new_" + c): order[c] for c in _UPDATABLE} | {"order_id": upd.order_id})
     if upd.group_buy_id and upd.cutoff_at is not None:
         await _group_buy(services, s, upd.group_buy_id, upd.cutoff_at, now)
-    await _plan_reminders(services, s, order, now, new=is_new)
-    await s.flush()
-    services.activity.record("order", member_id=order.member_id, room_id=order.room_id, skill="orders",
-                             detail={"order_id": order.id, "status": order.status, "amount": _yuan(order.amount_cents),
-                                     "group_buy": order.group_buy_id})
-    return OrderResult("applied", order.id, order.status)
+    await _plan_reminders(services, s, upd.order_id, order, now, new=is_new)
+    services.activity.record("order", member_id=order["member_id"], room_id=order["room_id"], skill="orders",
+                             detail={"order_id": upd.order_id, "status": upd.status,
+                                     "amount": _yuan(order["amount_cents"]), "group_buy": order["group_buy_id"]})
+    return OrderResult("applied", upd.order_id, upd.status)
 
 
-async def _plan_reminders(services: Services, s: AsyncSession, order: Order, now: datetime, new: bool) -> None:
+async def _plan_reminders(services: Services, s: AsyncSession, order_id: str, order: dict, now: datetime,
+                          new: bool) -> None:
     cfg = _settings(services)
     scheduler = services.scheduler
-    wanted = APPLIES.get(order.status, ())
+    status = order["status"]
+    wanted = APPLIES.get(status, ())
     if not new:  # a new order has no reminders to cancel yet
-        await scheduler.cancel_many([f"order:{order.id}:{kind}" for kind in ORDER_REMINDERS if kind not in wanted], s)
+        await scheduler.cancel_many([f"order:{order_id}:{kind}" for kind in ORDER_REMINDERS if kind not in wanted], s)
 
     async def at(kind: str, when: datetime) -> None:
-        await scheduler.schedule(f"order:{order.id}:{kind}", "orders.remind", at=max(when, now), session=s,
-                                 payload={"order_id": order.id, "reminder": kind},
+        await scheduler.schedule(f"order:{order_id}:{kind}", "orders.remind", at=max(when, now), session=s,
+                                 payload={"order_id": order_id, "reminder": kind},
                                  misfire_grace_s=cfg.misfire_grace_s)
 
-    if order.status == "created" and order.pay_by is not None and order.pay_by > now:
-        await at("unpaid", order.pay_by - timedelta(seconds=cfg.unpaid_before_s))
-    elif order.status == "shipped":
+    pay_by, pickup_by = order["pay_by"], order["pickup_by"]
+    if status == "created" and pay_by is not None and pay_by > now:
+        await at("unpaid", pay_by - timedelta(seconds=cfg.unpaid_before_s))
+    elif status == "shipped":
         await at("shipped", now)
-    elif order.status == "ready_for_pickup":
+    elif status == "ready_for_pickup":
         await at("pickup_ready", now)
-        if order.pickup_by is not None and order.pickup_by - timedelta(seconds=cfg.pickup_before_s) > now:
-            await at("pickup_due", order.pickup_by - timedelta(seconds=cfg.pickup_before_s))
+        if pickup_by is not None and pickup_by - timedelta(seconds=cfg.pickup_before_s) > now:
+            await at("pickup_due", pickup_by - timedelta(seconds=cfg.pickup_before_s))
 
 
 async def _group_buy(services: Services, s: AsyncSession, gb_id: str, cutoff: datetime, now: datetime) -> None:
@@ -198,13 +239,13 @@ async def bind_member(services: Services, external_id: str, wechat_id: str) -> i
 
 # -- reminders ------------------------------------------------------------------------------------------------------
 
-def _items(order: Order) -> str:
+def _items(order: Order | Row) -> str:
     items = order.items or []
     text = "、".join(items[:3]) + (f" 等{len(items)}件" if len(items) > 3 else "")
     return text or "你的订单"
 
 
-def reminder_text(services: Services, order: Order, kind: str) -> str:
+def reminder_text(services: Services, order: Order | Row, kind: str) -> str:
     def local(at: datetime | None) -> str:
         if at is None:
             return ""
@@ -254,16 +295,17 @@ def _send_after_commit(ctx: JobContext, message: OutgoingMessage, detail: dict) 
 
 async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetime) -> bool:
     """Insert the reminder's unique row; False if it was decided before (restart, duplicate job)."""
-    stmt = insert_for(s.bind.dialect.name, ReminderSent.__table__).values(
-        ref=ref, kind=kind, target=target, decided_at=now).on_conflict_do_nothing()
-    return (await s.execute(stmt)).rowcount > 0
+    conn = await s.connection()
+    result = await conn.execute(_statement(conn, "claim"), {"ref": ref, "kind": kind, "target": target,
+                                                            "decided_at": now})
+    return result.rowcount > 0
 
 
 @skill.job("remind")
 async def remind(ctx: JobContext) -> None:
     order_id, kind = ctx.payload["order_id"], ctx.payload["reminder"]
     s = ctx.session
-    order = await s.get(Order, order_id)
+    order = (await (await s.connection()).execute(_FOR_REMINDER, {"order_id": order_id})).first()
     detail = {"order_id": order_id, "reminder": kind}
     if order is None or order.status != STILL_APPLIES[kind]:
         _record_reminder(ctx.services, {**detail, "outcome": "skipped"}, order.member_id if order else None)
