@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
@@ -55,6 +55,7 @@ _MISSED = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
            .values(next_run_at=bindparam("following"), status=bindparam("new_status")))
 _CANCEL = (update(_JOBS).where(_JOBS.c.key.in_(bindparam("keys", expanding=True)),
                                _JOBS.c.status.in_(("active", "paused"))).values(status="cancelled"))
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 _BY_KEY = select(_JOBS.c.status, _JOBS.c.next_run_at).where(_JOBS.c.key == bindparam("job_key"))
 # what scheduling a key again replaces (run_count and created_at stay)
 _REDEFINED = ("handler", "payload", "schedule", "spec", "next_run_at", "status", "misfire_grace_s", "last_error",
@@ -82,6 +83,12 @@ class Scheduler:
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
         self._upserts: dict[tuple[str, bool], object] = {}
+        # What the last look at the table saw past the jobs it ran: (id, next run) in order, and the instant
+        # before which they are all the active jobs there are (None: unknown). A pass whose due jobs are all known
+        # runs them without looking again; any job (re)scheduled before that instant forgets it (see _arm).
+        self._ahead: list[tuple[int, datetime]] = []
+        self._ahead_until: datetime | None = None
+        self._arms = 0  # _arm calls so far: a look that raced with one doesn't claim to know what's ahead
         self._due_queries: dict[tuple, object] = {}
 
     def register(self, name: str, handler: JobHandler) -> None:
@@ -265,11 +272,22 @@ class Scheduler:
         event.listen(session.sync_session, "after_commit", lambda _s: self._arm(when), once=True)
 
     def _arm(self, when: datetime | None) -> None:
-        if when is None or not self._started:
+        """A job (new, re-scheduled, resumed, recurring) runs at ``when``: make sure a pass looks by then."""
+        if when is None:
+            return
+        self._arms += 1
+        if self._ahead_until is not None and when < self._ahead_until:
+            self._ahead_until = None  # the rows known ahead are no longer all there is before their horizon
+        if not self._started:
             return
         if self._running:  # the running pass arms the timer when it finishes: remember the earliest asked for
             if self._armed_while_running is None or when < self._armed_while_running:
                 self._armed_while_running = when
+            return
+        self._set_timer(when)
+
+    def _set_timer(self, when: datetime | None) -> None:
+        if when is None or not self._started:
             return
         if self._timer is not None and not self._timer.cancelled and self._timer_at is not None and self._timer_at <= when:
             return
@@ -279,6 +297,7 @@ class Scheduler:
         self._timer = self._clock.call_at(when, self._run_due, name="scheduler")
 
     async def _rearm(self) -> None:
+        self._ahead_until = None  # jobs may have come from elsewhere (another process: the CSV import)
         async with self._sessions() as s:
             nxt = (await s.execute(self._runnable(select(func.min(_JOBS.c.next_run_at))
                                                   .where(_JOBS.c.status == "active")), self._account_param())).scalar()
@@ -289,6 +308,7 @@ class Scheduler:
         """The account this process speaks as (known at login): look again for what it may now run."""
         changed = account_id != self.account_id
         self.account_id = account_id
+        self._ahead_until = None
         if changed and self.shared:
             self._arm(self._clock.now())
 
@@ -330,21 +350,31 @@ class Scheduler:
         try:
             while True:
                 now = self._clock.now()
-                async with self._sessions() as s:
-                    rows = (await s.execute(self._due_query(limit), self._account_param())).all()
-                due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
-                if len(due) == len(rows) == limit and limit <= BATCH:
-                    limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
-                    continue
+                due = self._known_due(now)
+                if due is None:  # look at the table
+                    arms = self._arms
+                    async with self._sessions() as s:
+                        rows = (await s.execute(self._due_query(limit), self._account_param())).all()
+                    due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
+                    if len(due) == len(rows) == limit and limit <= BATCH:
+                        limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
+                        continue
+                    self._ahead = [(r.id, r.next_run_at) for r in rows[len(due):]]
+                    if self.shared or arms != self._arms:
+                        self._ahead_until = None  # other processes add jobs; or one was added during the look
+                    elif len(rows) < limit:
+                        self._ahead_until = _END_OF_TIME  # the look saw every active job
+                    else:
+                        self._ahead_until = rows[-1].next_run_at  # more may share the last row's instant
                 if not due:
-                    next_at = rows[0].next_run_at if rows else None
+                    next_at = self._ahead[0][1] if self._ahead else None
                     break
                 for job_id in due:
                     await self._run_one(job_id, now)  # new run times (recurring, retries) are remembered by _arm
                 if len(due) == BATCH:
                     continue  # maybe more are due
                 limit = 8
-                candidates = [r.next_run_at for r in rows[len(due):len(due) + 1]]
+                candidates = [self._ahead[0][1]] if self._ahead else []
                 if self._armed_while_running is not None:
                     candidates.append(self._armed_while_running)
                     self._armed_while_running = None
@@ -352,13 +382,27 @@ class Scheduler:
                 if next_at is None or next_at > self._clock.now():
                     break
         except Exception as exc:  # the database is away (or worse): look again in a while, never go quiet
+            self._ahead_until = None
             log.error("scheduler pass failed (%s: %s); trying again in %d s", type(exc).__name__, exc, RETRY_S)
             next_at = self._clock.now() + timedelta(seconds=RETRY_S)
         finally:
             self._running = False
         if self._started:
-            self._arm(next_at)
-            self._arm(self._armed_while_running)  # asked for by a job that ran after the last look
+            self._set_timer(next_at)  # (a time the pass knows of: not news, unlike _arm)
+            self._set_timer(self._armed_while_running)  # asked for by a job that ran after the last look
+
+    def _known_due(self, now: datetime) -> list[int] | None:
+        """The jobs due now, if the last look saw all of them (then taken off what's known ahead); else None."""
+        if self._ahead_until is None or not self._ahead or self._ahead[0][1] > now:
+            return None
+        n = 0
+        while n < len(self._ahead) and n < BATCH and self._ahead[n][1] <= now:
+            n += 1
+        if self._ahead[n - 1][1] >= self._ahead_until:
+            return None  # jobs the look didn't return may share that instant
+        due = [job_id for job_id, _ in self._ahead[:n]]
+        del self._ahead[:n]
+        return due
 
     async def _run_one(self, job_id: int, now: datetime) -> None:
         assert self.services is not None

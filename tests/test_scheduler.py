@@ -412,3 +412,48 @@ async def test_a_job_scheduled_in_a_handlers_session_is_armed_only_once_committe
         assert clock.next_due() == local(23, 10)
         await clock.advance_to(local(23, 11))
         assert rec.at == [local(23, 10)]
+
+
+async def test_jobs_the_last_look_saw_run_without_looking_again_and_new_earlier_ones_still_run_on_time(db_url):
+    async with Harness(make_config(), db_url) as h:
+        rec = Recorder()
+        sch = h.app.scheduler
+        looks: list[int] = []
+
+        async def spawner(ctx: JobContext) -> None:  # a handler scheduling a job due before the others
+            rec.runs.append((ctx.job_key, ctx.payload, ctx.scheduled_for, ctx.now))
+            await sch.schedule("from-handler", "t.rec", at=ctx.now, session=ctx.session)
+
+        await started(h, rec=rec, spawner=spawner)
+        for i in range(6):  # 10:01 … 10:06, fewer than one look returns: the look sees all of them
+            await sch.schedule(f"k{i}", "t.rec", at=local(23, 10, 1 + i))
+        original = sch._due_query
+
+        def counting(limit: int):  # count the looks at the table
+            looks.append(limit)
+            return original(limit)
+
+        sch._due_query = counting
+        await h.clock.advance_to(local(23, 10, 1, 30))
+        assert rec.at == [local(23, 10, 1)] and len(looks) == 1
+        await h.clock.advance_to(local(23, 10, 2, 10))  # k1 was seen by that look: no second look
+        assert rec.at[-1] == local(23, 10, 2) and len(looks) == 1
+        # news before the horizon: from outside at the very instant of a job the look saw (one timer, one pass) …
+        await sch.schedule("outside", "t.rec", at=local(23, 10, 4))
+        await h.clock.advance_to(local(23, 10, 4, 30))
+        assert [(r[0], r[3]) for r in rec.runs[2:]] == [
+            ("k2", local(23, 10, 3)), ("k3", local(23, 10, 4)), ("outside", local(23, 10, 4))]
+        # … and from a handler's own transaction
+        await sch.schedule("spawner", "t.spawner", at=local(23, 10, 4, 40))
+        await h.clock.advance_to(local(23, 10, 10))
+        assert [(r[0], r[3]) for r in rec.runs[5:]] == [
+            ("spawner", local(23, 10, 4, 40)), ("from-handler", local(23, 10, 4, 40)), ("k4", local(23, 10, 5)),
+            ("k5", local(23, 10, 6))]
+        assert len(looks) < len(rec.runs)  # fewer looks than runs, yet none missed or late
+        # a job cancelled after the look is not run from what the look saw
+        await sch.schedule("late1", "t.rec", at=local(23, 11))
+        await sch.schedule("late2", "t.rec", at=local(23, 11, 1))
+        await h.clock.advance_to(local(23, 10, 30))
+        assert await sch.cancel("late2")
+        await h.clock.advance_to(local(23, 12))
+        assert [r[0] for r in rec.runs][-1] == "late1"
