@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -152,10 +153,16 @@ class JobContext:
     session: AsyncSession
     services: Services
     skill: str | None = None  # the skill whose handler runs: sends and records are attributed to it
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def now(self) -> datetime:
         return self.services.clock.now()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the run's transaction is committed (never if it rolls back): announce only what is
+        recorded. The scheduler calls these right after its commit."""
+        self._after_commit.append(fn)
 
     def send(
         self,

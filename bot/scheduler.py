@@ -439,7 +439,8 @@ class Scheduler:
                              services=self.services, skill=skill_name)
             try:
                 await handler(ctx)
-                conn = await s.connection()  # the handler's statements ran on it; get it again in case it ended
+                if conn.closed:  # the handler committed along the way (the tier pass commits in chunks)
+                    conn = await s.connection()
                 ran = await conn.execute(_RAN, {
                     "job_id": job_id, "was_schedule": job.schedule, "was_spec": job.spec, "was_next": due,
                     "now": now, "following": following, "new_status": "active" if following else "done"})
@@ -451,6 +452,8 @@ class Scheduler:
                 self.fired.append((job.key, due))
                 self.services.activity.record("job", skill=skill_name,
                                               detail={"job": job.key, "outcome": "ok", "due": due.isoformat()})
+                for fn in ctx._after_commit:
+                    fn()
             except Exception as exc:
                 await s.rollback()
                 self._report(exc, job.key)

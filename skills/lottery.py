@@ -374,7 +374,7 @@ async def draw_job(ctx: JobContext) -> None:
         # members are waiting for this: not promotional, so daily caps don't swallow it (quiet hours still apply)
         ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
 
-    _after_commit(ctx.session, announce)
+    ctx.after_commit(announce)
 
 
 @skill.command("lottery draw", aliases=("抽奖 开奖",), usage="/lottery draw（或 /抽奖 开奖）", help="提前开奖",

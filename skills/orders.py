@@ -25,13 +25,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,11 +71,6 @@ def _settings(services: Services) -> OrderSettings:
 
 def _yuan(cents: int) -> float:
     return round(cents / 100, 2)
-
-
-def _after_commit(session: AsyncSession, fn: Callable[[], None]) -> None:
-    """Hand messages to the governor only once the reminder's record is committed: never twice, never unrecorded."""
-    sa_event.listen(session.sync_session, "after_commit", lambda _s: fn(), once=True)
 
 
 @skill.on_startup
@@ -290,7 +283,7 @@ def _send_after_commit(ctx: JobContext, message: OutgoingMessage, detail: dict) 
 
         future.add_done_callback(done)
 
-    _after_commit(ctx.session, go)
+    ctx.after_commit(go)
 
 
 async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetime) -> bool:
