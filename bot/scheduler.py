@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock, TimerHandle
 from bot.context import JobContext
 from storage.models import AccountRoom, ScheduledJob
+from storage.prepared import Prepared
 from storage.upsert import insert_for
 
 if TYPE_CHECKING:
@@ -39,24 +40,25 @@ RETRY_S = 30  # after a pass failed (the database away), the next look
 # costs about as much as running it through SQLAlchemy, and an ORM load and flush several times more; on a day
 # with 50,000 orders' reminders these few statements per job are most of the scheduler's cost.
 _JOBS = ScheduledJob.__table__
-_CLAIM = (select(_JOBS.c.key, _JOBS.c.handler, _JOBS.c.payload, _JOBS.c.schedule, _JOBS.c.spec, _JOBS.c.next_run_at,
+_CLAIM = Prepared(select(_JOBS.c.key, _JOBS.c.handler, _JOBS.c.payload, _JOBS.c.schedule, _JOBS.c.spec, _JOBS.c.next_run_at,
                  _JOBS.c.status, _JOBS.c.misfire_grace_s, _JOBS.c.attempts)
           .where(_JOBS.c.id == bindparam("job_id")).with_for_update(skip_locked=True))
 # A run's bookkeeping, only if the handler didn't re-define or cancel its own job in the same transaction (then
 # the new definition stands and _TOUCHED only notes the run).
-_RAN = (update(_JOBS)
+_RAN = Prepared(update(_JOBS)
         .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == "active",
                _JOBS.c.schedule == bindparam("was_schedule"), _JOBS.c.spec == bindparam("was_spec"),
                _JOBS.c.next_run_at == bindparam("was_next"))
         .values(last_run_at=bindparam("now"), last_error=None, run_count=_JOBS.c.run_count + 1, attempts=0,
                 next_run_at=bindparam("following"), status=bindparam("new_status")))
-_TOUCHED = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(last_run_at=bindparam("now"), last_error=None)
-_MISSED = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+_TOUCHED = Prepared(update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+                    .values(last_run_at=bindparam("now"), last_error=None))
+_MISSED = Prepared(update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
            .values(next_run_at=bindparam("following"), status=bindparam("new_status")))
 _CANCEL = (update(_JOBS).where(_JOBS.c.key.in_(bindparam("keys", expanding=True)),
                                _JOBS.c.status.in_(("active", "paused"))).values(status="cancelled"))
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
-_BY_KEY = select(_JOBS.c.status, _JOBS.c.next_run_at).where(_JOBS.c.key == bindparam("job_key"))
+_BY_KEY = Prepared(select(_JOBS.c.status, _JOBS.c.next_run_at).where(_JOBS.c.key == bindparam("job_key")))
 # what scheduling a key again replaces (run_count and created_at stay)
 _REDEFINED = ("handler", "payload", "schedule", "spec", "next_run_at", "status", "misfire_grace_s", "last_error",
               "room_id", "attempts")
@@ -82,14 +84,15 @@ class Scheduler:
         self.account_id: str | None = None
         self.services: Services | None = None
         self.fired: list[tuple[str, datetime]] = []  # (key, scheduled_for) of runs in this process
-        self._upserts: dict[tuple[str, bool], object] = {}
+        self._upserts: dict[tuple[str, bool], Prepared] = {}
         # What the last look at the table saw past the jobs it ran: (id, next run) in order, and the instant
         # before which they are all the active jobs there are (None: unknown). A pass whose due jobs are all known
         # runs them without looking again; any job (re)scheduled before that instant forgets it (see _arm).
         self._ahead: list[tuple[int, datetime]] = []
         self._ahead_until: datetime | None = None
         self._arms = 0  # _arm calls so far: a look that raced with one doesn't claim to know what's ahead
-        self._due_queries: dict[tuple, object] = {}
+        self._due_queries: dict[tuple, Prepared] = {}
+        self._cancels: dict[int, Prepared] = {}
 
     def register(self, name: str, handler: JobHandler) -> None:
         if name in self._handlers:
@@ -160,9 +163,9 @@ class Scheduler:
         async def write(s: AsyncSession) -> None:
             nonlocal next_run
             conn = await s.connection()
-            result = await conn.execute(self._upsert(conn.dialect.name, ensure), row)
+            result = await self._upsert(conn.dialect.name, ensure).run(conn, row)
             if ensure and result.rowcount == 0:  # it exists: leave it exactly as it is
-                existing = (await conn.execute(_BY_KEY, {"job_key": key})).one()
+                existing = (await _BY_KEY.run(conn, {"job_key": key})).one()
                 next_run = existing.next_run_at if existing.status == "active" else None
 
         if session is not None:
@@ -174,7 +177,7 @@ class Scheduler:
             self._arm(next_run)
         return next_run
 
-    def _upsert(self, dialect: str, ensure: bool):  # type: ignore[no-untyped-def]
+    def _upsert(self, dialect: str, ensure: bool) -> Prepared:
         """INSERT … ON CONFLICT (key): replace the job's definition, or (ensure) keep the existing one."""
         cached = self._upserts.get((dialect, ensure))
         if cached is None:
@@ -184,7 +187,7 @@ class Scheduler:
             else:
                 stmt = stmt.on_conflict_do_update(index_elements=["key"],
                                                   set_={c: stmt.excluded[c] for c in _REDEFINED})
-            cached = self._upserts[(dialect, ensure)] = stmt
+            cached = self._upserts[(dialect, ensure)] = Prepared(stmt)
         return cached
 
     async def cancel(self, key: str, session: AsyncSession | None = None) -> bool:
@@ -195,7 +198,15 @@ class Scheduler:
         if not keys:
             return 0
         conn = await session.connection()
-        return (await conn.execute(_CANCEL, {"keys": keys})).rowcount
+        if len(keys) > 8:
+            return (await conn.execute(_CANCEL, {"keys": keys})).rowcount
+        stmt = self._cancels.get(len(keys))
+        if stmt is None:  # one statement per list length, so it can be prepared
+            stmt = self._cancels[len(keys)] = Prepared(
+                update(_JOBS).where(_JOBS.c.key.in_([bindparam(f"key{i}") for i in range(len(keys))]),
+                                    or_(_JOBS.c.status == "active", _JOBS.c.status == "paused"))
+                .values(status="cancelled"))
+        return (await stmt.run(conn, {f"key{i}": k for i, k in enumerate(keys)})).rowcount
 
     async def pause(self, key: str, session: AsyncSession | None = None) -> bool:
         return await self._set_status(key, "paused", session)
@@ -324,15 +335,15 @@ class Scheduler:
     def _account_param(self) -> dict:
         return {"account_id": self.account_id} if self.shared and self.account_id else {}
 
-    def _due_query(self, limit: int):  # type: ignore[no-untyped-def]
+    def _due_query(self, limit: int) -> Prepared:
         """The per-pass query (earliest active jobs first), built once per variant."""
         variant = (self.shared, bool(self.account_id), limit)
         stmt = self._due_queries.get(variant)
         if stmt is None:
-            stmt = self._due_queries[variant] = self._runnable(
+            stmt = self._due_queries[variant] = Prepared(self._runnable(
                 select(_JOBS.c.id, _JOBS.c.next_run_at)
                 .where(_JOBS.c.status == "active", _JOBS.c.next_run_at.is_not(None))
-                .order_by(_JOBS.c.next_run_at, _JOBS.c.id).limit(limit))
+                .order_by(_JOBS.c.next_run_at, _JOBS.c.id).limit(limit)))
         return stmt
 
     async def _run_due(self) -> None:
@@ -354,7 +365,7 @@ class Scheduler:
                 if due is None:  # look at the table
                     arms = self._arms
                     async with self._sessions() as s:
-                        rows = (await s.execute(self._due_query(limit), self._account_param())).all()
+                        rows = (await self._due_query(limit).run(await s.connection(), self._account_param())).all()
                     due = [r.id for r in rows if r.next_run_at <= now][:BATCH]
                     if len(due) == len(rows) == limit and limit <= BATCH:
                         limit = BATCH + 1  # all due: look further before running them, so a batch is a batch
@@ -411,7 +422,7 @@ class Scheduler:
             # The claim: the row stays locked until this run's effects and bookkeeping commit, and another process
             # racing for it skips it (PostgreSQL). Once committed, next_run_at has moved on, so it isn't due there
             # either. (SQLite renders no lock: one process, one writer.)
-            job = (await conn.execute(_CLAIM, {"job_id": job_id})).first()
+            job = (await _CLAIM.run(conn, {"job_id": job_id})).first()
             if job is None or job.status != "active" or job.next_run_at is None or job.next_run_at > now:
                 return
             due = job.next_run_at
@@ -423,7 +434,7 @@ class Scheduler:
                             job.misfire_grace_s)
                 self.services.activity.record("job", skill=skill_name,
                                               detail={"job": job.key, "outcome": "missed", "due": due.isoformat()})
-                await conn.execute(_MISSED, {"job_id": job_id, "following": following,
+                await _MISSED.run(conn, {"job_id": job_id, "following": following,
                                              "new_status": "active" if following else "missed"})
                 await s.commit()
                 self._arm(following)
@@ -441,11 +452,11 @@ class Scheduler:
                 await handler(ctx)
                 if conn.closed:  # the handler committed along the way (the tier pass commits in chunks)
                     conn = await s.connection()
-                ran = await conn.execute(_RAN, {
+                ran = await _RAN.run(conn, {
                     "job_id": job_id, "was_schedule": job.schedule, "was_spec": job.spec, "was_next": due,
                     "now": now, "following": following, "new_status": "active" if following else "done"})
                 if ran.rowcount == 0:  # the handler re-scheduled (or cancelled) its own key: that stands
-                    await conn.execute(_TOUCHED, {"job_id": job_id, "now": now})
+                    await _TOUCHED.run(conn, {"job_id": job_id, "now": now})
                 await s.commit()
                 if ran.rowcount:
                     self._arm(following)

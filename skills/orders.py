@@ -40,6 +40,7 @@ from bot.orders_input import FIELDS, OPEN_STATUSES, OrderFieldError, OrderResult
 from bot.skill import Skill
 from storage.models import RoomMember
 from storage.models_orders import GroupBuy, MemberBinding, Order, OrderEvent, ReminderSent
+from storage.prepared import Prepared
 from storage.upsert import insert_for
 
 log = logging.getLogger(__name__)
@@ -83,19 +84,20 @@ async def register(services: Services) -> None:
 
 # Built once (building a statement costs about as much as running it through SQLAlchemy; see bot/scheduler.py).
 _ORDERS = Order.__table__
-_ORDER = select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
-_ORDER_UPDATE = (update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+_ORDER = Prepared(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")))
+_ORDER_UPDATE = Prepared(update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
                  .values({c: bindparam("new_" + c) for c in ("member_id", "external_member_id", "items",
                                                              "amount_cents", "pay_by", "pickup_by", "group_buy_id",
                                                              "room_id", "tracking", "status", "updated_at")}))
-_BOUND = select(MemberBinding.__table__.c.wechat_id).where(MemberBinding.__table__.c.external_id == bindparam("external_id"))
-_FOR_REMINDER = select(_ORDERS.c.id, _ORDERS.c.status, _ORDERS.c.member_id, _ORDERS.c.external_member_id,
+_BOUND = Prepared(select(MemberBinding.__table__.c.wechat_id)
+                  .where(MemberBinding.__table__.c.external_id == bindparam("external_id")))
+_FOR_REMINDER = Prepared(select(_ORDERS.c.id, _ORDERS.c.status, _ORDERS.c.member_id, _ORDERS.c.external_member_id,
                        _ORDERS.c["items"], _ORDERS.c.amount_cents, _ORDERS.c.pay_by, _ORDERS.c.pickup_by,
-                       _ORDERS.c.tracking).where(_ORDERS.c.id == bindparam("order_id"))
-_DIALECT_STATEMENTS: dict[tuple[str, str], object] = {}
+                       _ORDERS.c.tracking).where(_ORDERS.c.id == bindparam("order_id")))
+_DIALECT_STATEMENTS: dict[tuple[str, str], Prepared] = {}
 
 
-def _statement(conn, name: str):  # type: ignore[no-untyped-def]
+def _statement(conn, name: str) -> Prepared:  # type: ignore[no-untyped-def]
     """The dialect's INSERT … ON CONFLICT statements, built once per dialect."""
     key = (conn.dialect.name, name)
     stmt = _DIALECT_STATEMENTS.get(key)
@@ -106,8 +108,8 @@ def _statement(conn, name: str):  # type: ignore[no-untyped-def]
             stmt = insert_for(key[0], ReminderSent.__table__).on_conflict_do_nothing()
         else:
             stmt = insert_for(key[0], _ORDERS)
-        _DIALECT_STATEMENTS[key] = stmt
-    return stmt
+        _DIALECT_STATEMENTS[key] = Prepared(stmt)
+    return _DIALECT_STATEMENTS[key]
 
 
 # -- applying updates -----------------------------------------------------------------------------------------------
@@ -134,12 +136,12 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     """Core statements, built once (an update is a few of them: the order, its event, its reminders' jobs)."""
     now = services.clock.now()
     conn = await s.connection()
-    found = (await conn.execute(_ORDER, {"order_id": upd.order_id})).first()
+    found = (await _ORDER.run(conn, {"order_id": upd.order_id})).first()
     order = found._asdict() if found is not None else None
     stale = order is not None and (STAGE[upd.status] < STAGE[order["status"]] or (
         STAGE[order["status"]] == 3 and upd.status != order["status"]))
     # the (order, status) event first: its unique key is what makes a repeated webhook a no-op
-    inserted = await conn.execute(_statement(conn, "event"), {
+    inserted = await _statement(conn, "event").run(conn, {
         "order_id": upd.order_id, "status": upd.status, "source": source, "received_at": now, "applied": not stale})
     if inserted.rowcount == 0:
         return OrderResult("duplicate", upd.order_id, order["status"] if order else upd.status)
@@ -160,12 +162,12 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     if upd.member_id:
         order["member_id"] = upd.member_id
     elif order["member_id"] is None and order["external_member_id"]:
-        order["member_id"] = (await conn.execute(_BOUND, {"external_id": order["external_member_id"]})).scalar()
+        order["member_id"] = (await _BOUND.run(conn, {"external_id": order["external_member_id"]})).scalar()
     order["status"], order["updated_at"] = upd.status, now
     if is_new:
-        await conn.execute(_statement(conn, "insert"), order)
+        await _statement(conn, "insert").run(conn, order)
     else:
-        await conn.execute(_ORDER_UPDATE, {("new_" + c): order[c] for c in _UPDATABLE} | {"order_id": upd.order_id})
+        await _ORDER_UPDATE.run(conn, {("new_" + c): order[c] for c in _UPDATABLE} | {"order_id": upd.order_id})
     if upd.group_buy_id and upd.cutoff_at is not None:
         await _group_buy(services, s, upd.group_buy_id, upd.cutoff_at, now)
     await _plan_reminders(services, s, upd.order_id, order, now, new=is_new)
@@ -289,7 +291,7 @@ def _send_after_commit(ctx: JobContext, message: OutgoingMessage, detail: dict) 
 async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetime) -> bool:
     """Insert the reminder's unique row; False if it was decided before (restart, duplicate job)."""
     conn = await s.connection()
-    result = await conn.execute(_statement(conn, "claim"), {"ref": ref, "kind": kind, "target": target,
+    result = await _statement(conn, "claim").run(conn, {"ref": ref, "kind": kind, "target": target,
                                                             "decided_at": now})
     return result.rowcount > 0
 
@@ -298,7 +300,7 @@ async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetim
 async def remind(ctx: JobContext) -> None:
     order_id, kind = ctx.payload["order_id"], ctx.payload["reminder"]
     s = ctx.session
-    order = (await (await s.connection()).execute(_FOR_REMINDER, {"order_id": order_id})).first()
+    order = (await _FOR_REMINDER.run(await s.connection(), {"order_id": order_id})).first()
     detail = {"order_id": order_id, "reminder": kind}
     if order is None or order.status != STILL_APPLIES[kind]:
         _record_reminder(ctx.services, {**detail, "outcome": "skipped"}, order.member_id if order else None)

@@ -108,6 +108,11 @@ class InlineConnection:
         self._tx = _ImmediateQueue()
         self._checkpointer = checkpointer
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for statements run directly (storage/prepared.py)."""
+        return self._conn
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 
