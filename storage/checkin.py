@@ -17,6 +17,7 @@ from storage.models import Member, RoomMember
 from storage.models_checkin import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from storage.points import AlreadyRecorded, change_points
+from storage.prepared import Prepared
 from storage.upsert import insert_for
 
 
@@ -24,19 +25,20 @@ class OutOfStock(Exception):
     pass
 
 
-_CHECKIN_INSERT = Checkin.__table__.insert()  # built once: see storage/points.py
-_LAST_CHECKIN = (select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
-                 .order_by(Checkin.local_date.desc()).limit(1))
-_MY_BALANCE = select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m"))
-_ABOVE = select(func.count()).where(PointsBalance.balance > bindparam("b"))
-_ROOM_TOP = (select(PointsBalance.member_id, Member.name, PointsBalance.balance)
+# built once and run as prepared statements: see storage/points.py and storage/prepared.py
+_CHECKIN_INSERT = Prepared(Checkin.__table__.insert())
+_LAST_CHECKIN = Prepared(select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
+                         .order_by(Checkin.local_date.desc()).limit(1))
+_MY_BALANCE = Prepared(select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m")))
+_ABOVE = Prepared(select(func.count()).where(PointsBalance.balance > bindparam("b")))
+_ROOM_TOP = Prepared(select(PointsBalance.member_id, Member.name, PointsBalance.balance)
              .join(RoomMember, RoomMember.member_id == PointsBalance.member_id)
              .outerjoin(Member, Member.id == PointsBalance.member_id)
              .where(RoomMember.room_id == bindparam("room"), RoomMember.active.is_(True), PointsBalance.balance > 0)
              .order_by(PointsBalance.balance.desc(), PointsBalance.member_id)
              .limit(bindparam("n")))
 _STOCK = select(RewardStock.item, RewardStock.stock).where(RewardStock.item.in_(bindparam("items", expanding=True)))
-_MEMBER_NAME = select(Member.name).where(Member.id == bindparam("m"))
+_MEMBER_NAME = Prepared(select(Member.name).where(Member.id == bindparam("m")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class LastCheckin:
 
 
 async def last_checkin(session: AsyncSession, member_id: str) -> LastCheckin | None:
-    row = (await session.execute(_LAST_CHECKIN, {"m": member_id})).first()
+    row = (await _LAST_CHECKIN.run(await session.connection(), {"m": member_id})).first()
     return LastCheckin(row[0], row[1]) if row is not None else None
 
 
@@ -63,7 +65,7 @@ async def record_checkin(
         async with session.begin_nested():  # one savepoint for both rows
             new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
                                               ref_id=f"{member_id}:{day.isoformat()}", at=at, savepoint=False)
-            await session.execute(_CHECKIN_INSERT, {
+            await _CHECKIN_INSERT.run(await session.connection(), {
                 "member_id": member_id, "local_date": day.isoformat(), "streak": streak, "points": points,
                 "room_id": room_id, "at": at})
     except IntegrityError:  # the checkins row of a racing request that got past the ledger first
@@ -73,21 +75,22 @@ async def record_checkin(
 
 async def standing(session: AsyncSession, member_id: str) -> tuple[int, int | None]:
     """(balance, rank among all members by balance; ties share a rank; None without any points)."""
-    mine = await session.scalar(_MY_BALANCE, {"m": member_id})
+    conn = await session.connection()
+    mine = (await _MY_BALANCE.run(conn, {"m": member_id})).scalar()
     if not mine:
         return 0, None
-    above = await session.scalar(_ABOVE, {"b": mine})
+    above = (await _ABOVE.run(conn, {"b": mine})).scalar()
     return mine, (above or 0) + 1
 
 
 async def room_top(session: AsyncSession, room_id: str, limit: int) -> list[tuple[str, str, int]]:
     """(member id, name, balance) of the room's current members with points, highest first."""
-    rows = await session.execute(_ROOM_TOP, {"room": room_id, "n": limit})
+    rows = (await _ROOM_TOP.run(await session.connection(), {"room": room_id, "n": limit})).all()
     return [(m, n or m, b) for m, n, b in rows]
 
 
 async def member_name(session: AsyncSession, member_id: str) -> str | None:
-    return await session.scalar(_MEMBER_NAME, {"m": member_id})
+    return (await _MEMBER_NAME.run(await session.connection(), {"m": member_id})).scalar()
 
 
 async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime) -> None:

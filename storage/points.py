@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models_points import PointsBalance, PointsLedger
+from storage.prepared import Prepared
 from storage.upsert import insert_for
 
 
@@ -31,28 +32,28 @@ class AlreadyRecorded(Exception):
 
 # Statements built once, with bind parameters: building one per call cost more than running it.
 _T = PointsBalance.__table__
-_LEDGER_INSERT = PointsLedger.__table__.insert()
-_BALANCE = select(_T.c.balance).where(_T.c.member_id == bindparam("m"))
-_SPEND = (update(_T)
+_LEDGER_INSERT = Prepared(PointsLedger.__table__.insert())
+_BALANCE = Prepared(select(_T.c.balance).where(_T.c.member_id == bindparam("m")))
+_SPEND = Prepared(update(_T)
           .where(_T.c.member_id == bindparam("m"), _T.c.balance >= bindparam("need"))
           .values(balance=_T.c.balance - bindparam("need"), updated_at=bindparam("now"))
           .returning(_T.c.balance))
-_EARN: dict[str, object] = {}  # per dialect
+_EARN: dict[str, Prepared] = {}  # per dialect
 
 
-def _earn(dialect: str):
+def _earn(dialect: str) -> Prepared:
     stmt = _EARN.get(dialect)
     if stmt is None:
         ins = insert_for(dialect, _T)
-        stmt = _EARN[dialect] = ins.on_conflict_do_update(
+        stmt = _EARN[dialect] = Prepared(ins.on_conflict_do_update(
             index_elements=["member_id"],
             set_={"balance": _T.c.balance + ins.excluded.balance, "updated_at": ins.excluded.updated_at},
-        ).returning(_T.c.balance)
+        ).returning(_T.c.balance))
     return stmt
 
 
 async def balance(session: AsyncSession, member_id: str) -> int:
-    value = await session.scalar(_BALANCE, {"m": member_id})
+    value = (await _BALANCE.run(await session.connection(), {"m": member_id})).scalar()
     return value or 0
 
 
@@ -89,14 +90,15 @@ async def _change(
     session: AsyncSession, member_id: str, delta: int, reason: str, source: str, at: datetime, ref_id: str | None,
     actor_id: str | None,
 ) -> int:
-    # Core statements, not the ORM unit of work: this runs on every check-in and redemption
-    await session.execute(_LEDGER_INSERT, {
+    # prepared Core statements, not the ORM unit of work: this runs on every check-in and redemption
+    conn = await session.connection()
+    await _LEDGER_INSERT.run(conn, {
         "member_id": member_id, "delta": delta, "reason": reason[:200], "source": source, "ref_id": ref_id,
         "actor_id": actor_id, "at": at})
     if delta > 0:
-        return await session.scalar(
-            _earn(session.bind.dialect.name), {"member_id": member_id, "balance": delta, "updated_at": at})
-    new_balance = await session.scalar(_SPEND, {"m": member_id, "need": -delta, "now": at})
+        return (await _earn(conn.dialect.name).run(
+            conn, {"member_id": member_id, "balance": delta, "updated_at": at})).scalar()
+    new_balance = (await _SPEND.run(conn, {"m": member_id, "need": -delta, "now": at})).scalar()
     if new_balance is None:
         raise InsufficientPoints(await balance(session, member_id), -delta)
     return new_balance

@@ -15,12 +15,13 @@ SQLAlchemy's own execution, a parameter named like a column would become a SET c
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -41,8 +42,11 @@ class _Compiled:
         self.constants = (compiled.construct_params(_check=False) if set(positions) != set(column_keys) else None)
         self.binds: list[tuple[str, Callable | None]] = [
             (name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in positions]
-        columns = getattr(statement, "selected_columns", None)
-        if columns is not None and getattr(statement, "is_select", False):
+        if getattr(statement, "is_select", False):
+            columns = statement.selected_columns
+        else:  # INSERT / UPDATE … RETURNING: its columns (none without RETURNING)
+            columns = getattr(statement, "exported_columns", None) or None
+        if columns is not None:
             self.row_type = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
             self.result_processors = [c.type._cached_result_processor(dialect, None) for c in columns]
         else:
@@ -96,11 +100,15 @@ class Prepared:
             c = self._compiled[key] = _Compiled(self.statement, conn.dialect, list(params))
         values = params if c.constants is None else {**c.constants, **params}
         args = [values[name] if proc is None else proc(values[name]) for name, proc in c.binds]
-        cursor = inline.raw.execute(c.sql, args)
-        Prepared.direct_runs += 1
-        if c.row_type is None:
-            return DirectResult([], cursor.rowcount)
+        try:
+            cursor = inline.raw.execute(c.sql, args)
+            Prepared.direct_runs += 1
+            if c.row_type is None:
+                return DirectResult([], cursor.rowcount)
+            fetched = cursor.fetchall()
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it (IntegrityError for a unique key, …)
+            raise DBAPIError.instance(c.sql, args, exc, sqlite3.Error) from exc
         procs = c.result_processors
         make = c.row_type._make
-        rows = [make([v if p is None else p(v) for v, p in zip(r, procs)]) for r in cursor.fetchall()]
-        return DirectResult(rows, -1)
+        rows = [make([v if p is None else p(v) for v, p in zip(r, procs)]) for r in fetched]
+        return DirectResult(rows, cursor.rowcount)
