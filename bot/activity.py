@@ -42,6 +42,9 @@ class WriteBehind(Protocol):
 # If the database stays down, keep at most this many rows waiting; beyond it the oldest are dropped (and said so).
 MAX_BACKLOG = 200_000
 SEEN_PRECISION = timedelta(hours=1)  # how stale members.last_seen may be (the activity log is exact)
+# how stale room_members.last_seen may be: nothing reads it finer than the day, and refreshing it hourly was half
+# of the directory's writes on a busy day (a member's row per room, upserted at most once a day this way)
+ROOM_SEEN_PRECISION = timedelta(days=1)
 MEMO_LIMIT = 500_000
 BACKPRESSURE = 4  # batches waiting behind an unfinished write before handling waits for it
 
@@ -144,7 +147,7 @@ class ActivityLog:
                 rm.last_seen = at
             else:
                 written_at = self._written_pairs.get(key)
-                if written_at is None or at - written_at >= SEEN_PRECISION:
+                if written_at is None or at - written_at >= ROOM_SEEN_PRECISION:
                     p.room_members[key] = _RoomMemberState(first_seen=at, last_seen=at)
                     self._written_pairs[key] = at
         self._bound_memos()

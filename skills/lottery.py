@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import bindparam, func, select, update
@@ -32,6 +32,7 @@ from bot.skill import Skill, UsageError
 from skills.lottery_draw import commitment, draw_winners, format_duration, new_seed, parse_duration
 from storage.models_lottery import Lottery, LotteryEntry
 from storage.points import AlreadyRecorded, InsufficientPoints, change_points
+from storage.prepared import Prepared
 from storage.tiers import TIER_NAMES, tier_of
 
 START_USAGE = "/lottery start 奖品 winners=3 duration=30m keyword=抽奖 [cost=0] [tier=active]（或 /抽奖 开始 ...）"
@@ -98,12 +99,16 @@ def _local(services: Services, when: datetime) -> str:
     return f"{t.month}月{t.day}日 {t:%H:%M}"
 
 
-_OPEN_IN_ROOM = select(Lottery).where(Lottery.room_id == bindparam("room"), Lottery.status == "open")
-_COUNT = select(func.count()).select_from(LotteryEntry).where(LotteryEntry.lottery_id == bindparam("lottery"))
+# prepared statements (storage/prepared.py): these run on every /lottery status
+_OPEN_IN_ROOM = Prepared(select(Lottery.__table__).where(Lottery.room_id == bindparam("room"),
+                                                         Lottery.status == "open"))
+_COUNT = Prepared(select(func.count()).select_from(LotteryEntry)
+                  .where(LotteryEntry.lottery_id == bindparam("lottery")))
 
 
-async def _open_in_room(session: AsyncSession, room_id: str) -> Lottery | None:
-    return await session.scalar(_OPEN_IN_ROOM, {"room": room_id})  # built once: this runs on every /lottery status
+async def _open_in_room(session: AsyncSession, room_id: str) -> Any:
+    """The room's open lottery as a read-only row (its columns as attributes), or None."""
+    return (await _OPEN_IN_ROOM.run(await session.connection(), {"room": room_id})).first()
 
 
 async def _entrants(session: AsyncSession, lottery_id: int) -> list[tuple[str, str]]:
@@ -113,7 +118,7 @@ async def _entrants(session: AsyncSession, lottery_id: int) -> list[tuple[str, s
 
 
 async def _count(session: AsyncSession, lottery_id: int) -> int:
-    return await session.scalar(_COUNT, {"lottery": lottery_id}) or 0
+    return (await _COUNT.run(await session.connection(), {"lottery": lottery_id})).scalar() or 0
 
 
 # -- start ----------------------------------------------------------------------------------------------------------

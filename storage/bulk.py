@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 import orjson
 from sqlalchemy import JSON, Boolean, DateTime, Table, literal_column
@@ -82,15 +83,20 @@ def sqlite_statements(w: Write, dt_cache: dict[int, str] | None = None) -> list[
     head = f"INSERT INTO {w.table.name} ({', '.join(columns)}) VALUES "
     per_chunk = max(1, SQLITE_MAX_VARIABLES // len(columns))
     cache = {} if dt_cache is None else dt_cache
-    encoders = [(c, _column_encoder(w.table, c, cache)) for c in columns]
+    encoders = [(i, enc) for i, c in enumerate(columns) if (enc := _column_encoder(w.table, c, cache)) is not None]
+    values_of = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     out = []
     for start in range(0, len(w.rows), per_chunk):
         chunk = w.rows[start : start + per_chunk]
-        params = []
-        append = params.append
+        params: list = []
+        extend = params.extend
         for row in chunk:
-            for c, enc in encoders:
-                append(row[c] if enc is None else enc(row[c]))
+            values = values_of(row)
+            if encoders:
+                values = list(values)
+                for i, enc in encoders:
+                    values[i] = enc(values[i])
+            extend(values)
         out.append((head + ", ".join([placeholders] * len(chunk)) + conflict, tuple(params)))
     return out
 

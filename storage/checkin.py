@@ -103,8 +103,19 @@ async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime)
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["item"]))
 
 
+_STOCK_BY_COUNT: dict[int, Prepared] = {}
+
+
 async def stock_of(session: AsyncSession, items: list[str]) -> dict[str, int]:
-    rows = await session.execute(_STOCK, {"items": items})
+    if not items:
+        return {}
+    if len(items) > 32:
+        return dict((await session.execute(_STOCK, {"items": items})).all())
+    stmt = _STOCK_BY_COUNT.get(len(items))
+    if stmt is None:  # the catalog's length is fixed by config: one prepared statement for it
+        stmt = _STOCK_BY_COUNT[len(items)] = Prepared(select(RewardStock.item, RewardStock.stock).where(
+            RewardStock.item.in_([bindparam(f"item{i}") for i in range(len(items))])))
+    rows = await stmt.run(await session.connection(), {f"item{i}": item for i, item in enumerate(items)})
     return dict(rows.all())
 
 

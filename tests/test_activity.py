@@ -187,6 +187,11 @@ async def test_last_seen_is_batched_to_the_hour(store):
     await log.flush()
     m = (await store.all(Member, Member.id))[0]
     assert m.last_seen == t(3600)
+    pair = (await store.all(RoomMember))[0]
+    assert pair.last_seen == t(0)  # a member's row per room: to the day
+    log.seen(Person("u1", "a"), t(86400), "g1", "x")
+    await log.flush()
+    assert (await store.all(RoomMember))[0].last_seen == t(86400)
 
 
 async def test_joined_and_left(store):
@@ -293,16 +298,16 @@ async def test_failed_flush_keeps_first_seen_names_and_topics_of_the_failed_batc
     log.record("message", member_id="u1", at=t(0))
     task = asyncio.get_running_loop().create_task(log.flush())
     await until(lambda: log.backlog == 0)
-    log.seen(Person("u1", ""), t(7200), "g1", "")  # two hours later, no name, no topic
+    log.seen(Person("u1", ""), t(90000), "g1", "")  # a day later, no name, no topic
     assert await task == 0
     await store.sql("ALTER TABLE activity_away RENAME TO activity")
     assert await log.flush() == 1
     m = (await store.all(Member, Member.id))[0]
-    assert (m.name, m.first_seen, m.last_seen) == ("小李", t(0), t(7200))
+    assert (m.name, m.first_seen, m.last_seen) == ("小李", t(0), t(90000))
     r = (await store.all(Room))[0]
-    assert (r.topic, r.first_seen, r.last_seen) == ("读书会", t(0), t(7200))
+    assert (r.topic, r.first_seen, r.last_seen) == ("读书会", t(0), t(90000))
     p = (await store.all(RoomMember))[0]
-    assert (p.first_seen, p.last_seen) == (t(0), t(7200))
+    assert (p.first_seen, p.last_seen) == (t(0), t(90000))
 
 
 async def test_after_a_failed_flush_events_do_not_hammer_the_database(store):

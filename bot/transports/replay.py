@@ -12,6 +12,8 @@ import sys
 from datetime import datetime
 from typing import IO
 
+import orjson
+
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
 from bot.orders_input import OrderFieldError, OrderUpdate, parse_order
 
@@ -34,8 +36,8 @@ def _str(obj: dict, key: str, *, required: bool = True) -> str | None:
 def parse_event(line: str) -> Event | None:
     """One line to an event; None for a tick (it only moves the clock). Raises ReplayLineError."""
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
+        obj = orjson.loads(line)  # a few times faster than json.loads: the replay parses every line
+    except orjson.JSONDecodeError as exc:
         raise ReplayLineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise ReplayLineError("not a JSON object")
