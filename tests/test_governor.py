@@ -410,6 +410,28 @@ async def test_caps_survive_a_restart(db_url):
                           (day, "room:g2", "total"): 1, (day, "room:g2", "promotional"): 1}
 
 
+async def test_counts_written_behind_survive_a_failed_flush(db_url):
+    async with Harness(make_config(), db_url) as h:
+        g = h.app.governor
+        g.submit(room("a"), priority=Priority.SCHEDULED)
+        await h.settle()
+        await h.app.activity.flush()
+        async with h.app.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE proactive_counts RENAME TO proactive_counts_gone"))
+        # g1's counts are in memory already: its sends don't need the table, only their write does
+        g.submit(room("b"), priority=Priority.SCHEDULED)
+        g.submit(room("p"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
+        await h.settle()
+        assert h.transport.texts() == ["a", "b", "p"]
+        assert await h.app.activity.flush() == 0  # the batch (rows and counts) failed and is kept
+        async with h.app.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE proactive_counts_gone RENAME TO proactive_counts"))
+        assert await h.app.activity.flush() > 0
+        async with h.app.services.sessions() as session:
+            counts = {(r.scope, r.kind): r.count for r in (await session.execute(select(ProactiveCount))).scalars()}
+        assert counts == {("room:g1", "total"): 3, ("room:g1", "light"): 2, ("room:g1", "promotional"): 1}
+
+
 async def test_member_dm_cap(db_url):
     async with Harness(make_config(), db_url) as h:
         g = h.app.governor
