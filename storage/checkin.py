@@ -17,7 +17,7 @@ from storage.models import Member, RoomMember
 from storage.models_checkin import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from storage.points import AlreadyRecorded, change_points
-from storage.prepared import Prepared
+from storage.prepared import Prepared, savepoint
 from storage.upsert import insert_for
 
 
@@ -62,7 +62,7 @@ async def record_checkin(
     nothing changes. The ledger's unique (source, ref_id) is the guard; the checkins row rides on it.
     """
     try:
-        async with session.begin_nested():  # one savepoint for both rows
+        async with savepoint(session):  # one savepoint for both rows
             new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
                                               ref_id=f"{member_id}:{day.isoformat()}", at=at, savepoint=False)
             await _CHECKIN_INSERT.run(await session.connection(), {

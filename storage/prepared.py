@@ -15,14 +15,16 @@ SQLAlchemy's own execution, a parameter named like a column would become a SET c
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from storage.sqlite_inline import InlineConnection
@@ -91,8 +93,8 @@ class Prepared:
 
     async def run(self, conn: AsyncConnection, params: dict[str, Any] | None = None) -> Any:
         params = params or {}
-        inline = conn.sync_connection.connection.driver_connection if conn.dialect.name == "sqlite" else None
-        if not isinstance(inline, InlineConnection):
+        inline = _inline(conn)
+        if inline is None:
             return await conn.execute(self.statement, params)
         key = (id(conn.dialect), tuple(params))
         c = self._compiled.get(key)
@@ -112,3 +114,43 @@ class Prepared:
         make = c.row_type._make
         rows = [make([v if p is None else p(v) for v, p in zip(r, procs)]) for r in fetched]
         return DirectResult(rows, cursor.rowcount)
+
+
+def _inline(conn: AsyncConnection) -> InlineConnection | None:
+    """The bot's own inline SQLite connection under ``conn``, or None (PostgreSQL, another SQLite driver)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = conn.sync_connection.connection.driver_connection
+    return driver if isinstance(driver, InlineConnection) else None
+
+
+_SAVEPOINTS = itertools.count(1)
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A savepoint for prepared statements: undone alone if the block raises, the transaction going on.
+
+    On the inline SQLite connection it is SAVEPOINT / RELEASE / ROLLBACK TO issued directly (SQLAlchemy's
+    ``begin_nested`` costs several statements' worth of machinery), inside a transaction begun first if none is
+    open, so the release never commits anything by itself. Only for blocks of prepared or Core statements: ORM
+    objects added in the block are not part of it. Elsewhere it is ``session.begin_nested()``.
+    """
+    conn = await session.connection()
+    inline = _inline(conn)
+    if inline is None:
+        async with session.begin_nested():
+            yield
+        return
+    raw = inline.raw
+    if not raw.in_transaction:
+        raw.execute("BEGIN")  # committed or rolled back with the session, as any statement's implicit BEGIN
+    name = f"p{next(_SAVEPOINTS)}"
+    raw.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        raw.execute(f"ROLLBACK TO {name}")
+        raw.execute(f"RELEASE {name}")
+        raise
+    raw.execute(f"RELEASE {name}")

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import create_engine, migrate, session_factory
 from storage.models import ScheduledJob
-from storage.prepared import Prepared
+from storage.prepared import Prepared, savepoint
 from storage.upsert import insert_for
 
 pytestmark = pytest.mark.all_backends
@@ -65,3 +66,24 @@ async def test_prepared_refuses_expanding_lists_on_sqlite(tmp_path):
                 await stmt.run(await s.connection(), {"keys": ["a"]})
     finally:
         await engine.dispose()
+
+
+async def test_savepoint_undoes_only_its_block_and_never_commits_on_its_own(sessions):
+    insert = Prepared(JOBS.insert())
+    keys = Prepared(select(JOBS.c.key).order_by(JOBS.c.key))
+    async with sessions() as s:
+        # the first statement of the transaction is in the savepoint: releasing it must not commit it
+        async with savepoint(s):
+            await insert.run(await s.connection(), job("first"))
+        await s.rollback()
+    async with sessions() as s:
+        assert (await keys.run(await s.connection())).all() == []
+        await insert.run(await s.connection(), job("kept"))
+        with pytest.raises(IntegrityError):
+            async with savepoint(s):
+                await insert.run(await s.connection(), job("undone"))
+                await insert.run(await s.connection(), job("kept"))  # the unique key
+        await insert.run(await s.connection(), job("after"))  # the transaction goes on
+        await s.commit()
+    async with sessions() as s:
+        assert [r.key for r in (await keys.run(await s.connection())).all()] == ["after", "kept"]
