@@ -40,21 +40,23 @@ RETRY_S = 30  # after a pass failed (the database away), the next look
 # costs about as much as running it through SQLAlchemy, and an ORM load and flush several times more; on a day
 # with 50,000 orders' reminders these few statements per job are most of the scheduler's cost.
 _JOBS = ScheduledJob.__table__
-_CLAIM = Prepared(select(_JOBS.c.key, _JOBS.c.handler, _JOBS.c.payload, _JOBS.c.schedule, _JOBS.c.spec, _JOBS.c.next_run_at,
-                 _JOBS.c.status, _JOBS.c.misfire_grace_s, _JOBS.c.attempts)
-          .where(_JOBS.c.id == bindparam("job_id")).with_for_update(skip_locked=True))
+_CLAIM = Prepared(
+    select(_JOBS.c.key, _JOBS.c.handler, _JOBS.c.payload, _JOBS.c.schedule, _JOBS.c.spec, _JOBS.c.next_run_at,
+           _JOBS.c.status, _JOBS.c.misfire_grace_s, _JOBS.c.attempts)
+    .where(_JOBS.c.id == bindparam("job_id")).with_for_update(skip_locked=True))
 # A run's bookkeeping, only if the handler didn't re-define or cancel its own job in the same transaction (then
 # the new definition stands and _TOUCHED only notes the run).
-_RAN = Prepared(update(_JOBS)
-        .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == "active",
-               _JOBS.c.schedule == bindparam("was_schedule"), _JOBS.c.spec == bindparam("was_spec"),
-               _JOBS.c.next_run_at == bindparam("was_next"))
-        .values(last_run_at=bindparam("now"), last_error=None, run_count=_JOBS.c.run_count + 1, attempts=0,
-                next_run_at=bindparam("following"), status=bindparam("new_status")))
+_RAN = Prepared(
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == "active",
+           _JOBS.c.schedule == bindparam("was_schedule"), _JOBS.c.spec == bindparam("was_spec"),
+           _JOBS.c.next_run_at == bindparam("was_next"))
+    .values(last_run_at=bindparam("now"), last_error=None, run_count=_JOBS.c.run_count + 1, attempts=0,
+            next_run_at=bindparam("following"), status=bindparam("new_status")))
 _TOUCHED = Prepared(update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
                     .values(last_run_at=bindparam("now"), last_error=None))
 _MISSED = Prepared(update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
-           .values(next_run_at=bindparam("following"), status=bindparam("new_status")))
+                   .values(next_run_at=bindparam("following"), status=bindparam("new_status")))
 _CANCEL = (update(_JOBS).where(_JOBS.c.key.in_(bindparam("keys", expanding=True)),
                                _JOBS.c.status.in_(("active", "paused"))).values(status="cancelled"))
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)

@@ -85,10 +85,10 @@ async def register(services: Services) -> None:
 # Built once (building a statement costs about as much as running it through SQLAlchemy; see bot/scheduler.py).
 _ORDERS = Order.__table__
 _ORDER = Prepared(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")))
+_UPDATABLE = ("member_id", "external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id",
+              "room_id", "tracking", "status", "updated_at")
 _ORDER_UPDATE = Prepared(update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
-                 .values({c: bindparam("new_" + c) for c in ("member_id", "external_member_id", "items",
-                                                             "amount_cents", "pay_by", "pickup_by", "group_buy_id",
-                                                             "room_id", "tracking", "status", "updated_at")}))
+                         .values({c: bindparam("new_" + c) for c in _UPDATABLE}))
 _BOUND = Prepared(select(MemberBinding.__table__.c.wechat_id)
                   .where(MemberBinding.__table__.c.external_id == bindparam("external_id")))
 _FOR_REMINDER = Prepared(select(_ORDERS.c.id, _ORDERS.c.status, _ORDERS.c.member_id, _ORDERS.c.external_member_id,
@@ -103,7 +103,8 @@ def _statement(conn, name: str) -> Prepared:  # type: ignore[no-untyped-def]
     stmt = _DIALECT_STATEMENTS.get(key)
     if stmt is None:
         if name == "event":  # the (order, status) seen before: nothing
-            stmt = insert_for(key[0], OrderEvent.__table__).on_conflict_do_nothing(index_elements=["order_id", "status"])
+            stmt = insert_for(key[0], OrderEvent.__table__).on_conflict_do_nothing(
+                index_elements=["order_id", "status"])
         elif name == "claim":  # a reminder decided before: nothing
             stmt = insert_for(key[0], ReminderSent.__table__).on_conflict_do_nothing()
         else:
@@ -126,10 +127,6 @@ async def apply_order(services: Services, upd: OrderUpdate, source: str = "api")
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-_UPDATABLE = ("member_id", "external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id",
-              "room_id", "tracking", "status", "updated_at")
 
 
 async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: str) -> OrderResult:
