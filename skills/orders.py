@@ -91,9 +91,6 @@ _ORDER_UPDATE = Prepared(update(_ORDERS).where(_ORDERS.c.id == bindparam("order_
                          .values({c: bindparam("new_" + c) for c in _UPDATABLE}))
 _BOUND = Prepared(select(MemberBinding.__table__.c.wechat_id)
                   .where(MemberBinding.__table__.c.external_id == bindparam("external_id")))
-_FOR_REMINDER = Prepared(select(_ORDERS.c.id, _ORDERS.c.status, _ORDERS.c.member_id, _ORDERS.c.external_member_id,
-                       _ORDERS.c["items"], _ORDERS.c.amount_cents, _ORDERS.c.pay_by, _ORDERS.c.pickup_by,
-                       _ORDERS.c.tracking).where(_ORDERS.c.id == bindparam("order_id")))
 _DIALECT_STATEMENTS: dict[tuple[str, str], Prepared] = {}
 
 
@@ -297,7 +294,7 @@ async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetim
 async def remind(ctx: JobContext) -> None:
     order_id, kind = ctx.payload["order_id"], ctx.payload["reminder"]
     s = ctx.session
-    order = (await _FOR_REMINDER.run(await s.connection(), {"order_id": order_id})).first()
+    order = (await _ORDER.run(await s.connection(), {"order_id": order_id})).first()
     detail = {"order_id": order_id, "reminder": kind}
     if order is None or order.status != STILL_APPLIES[kind]:
         _record_reminder(ctx.services, {**detail, "outcome": "skipped"}, order.member_id if order else None)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import pytest
 
 from storage.db import create_engine, migrate, session_factory
@@ -26,16 +28,19 @@ async def db_url(tmp_path, backend):
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
         return
-    url = await postgres_or_skip()
-    try:
+    async with _postgres_database() as url:
         yield url
-    finally:
-        await drop_postgres_database(url)
 
 
 @pytest.fixture
 async def pg_url():
     """A fresh PostgreSQL database of its own (for tests that are about PostgreSQL only), dropped afterwards."""
+    async with _postgres_database() as url:
+        yield url
+
+
+@asynccontextmanager
+async def _postgres_database():
     url = await postgres_or_skip()
     try:
         yield url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import aiohttp
@@ -40,16 +41,22 @@ async def seed_extra(services) -> None:
         await s.commit()
 
 
-@pytest.fixture
-async def site(db_url, monkeypatch):
-    monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
+@asynccontextmanager
+async def seeded(db_url: str):
+    """The app at noon today with the dashboard's population and extras, after a tier pass."""
     async with Harness(tiers_config(), db_url, start=TODAY_NOON) as h:
         await h.clock.run_pending()
         await seed_population(h.app.services)
         await seed_extra(h.app.services)
         await run_pass(h.app.services)
-        async with serve(h.app.services, access_log=True) as base:
-            yield h, base
+        yield h
+
+
+@pytest.fixture
+async def site(db_url, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
+    async with seeded(db_url) as h, serve(h.app.services, access_log=True) as base:
+        yield h, base
 
 
 async def get(base: str, path: str, *, token: str | None = TOKEN, **params) -> tuple[int, str]:

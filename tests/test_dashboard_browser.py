@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from skills.tiers import run_pass
 from storage.models import Activity
 from tests.support import Harness
-from tests.test_dashboard import TOKEN, seed_extra
-from tests.tiers_support import TODAY_NOON, ago, seed_population, serve, tiers_config
+from tests.test_dashboard import TOKEN, seeded
+from tests.tiers_support import TODAY_NOON, ago, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -57,11 +56,7 @@ async def plotted(page, chart: str) -> dict[str, int]:
 
 async def test_overview_in_chromium(db_url, monkeypatch):
     monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
-    async with Harness(tiers_config(), db_url, start=TODAY_NOON) as h:
-        await h.clock.run_pending()
-        await seed_population(h.app.services)
-        await seed_extra(h.app.services)
-        await run_pass(h.app.services)
+    async with seeded(db_url) as h:
         messages, active = await expected_series(h)
         assert messages and active  # the check below compares something
         async with serve(h.app.services) as base, playwright.async_playwright() as pw:
