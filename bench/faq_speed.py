@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from skills.knowledge.base import KnowledgeBase, build  # noqa: E402
-from skills.knowledge.local import LocalEmbedder  # noqa: E402
-from skills.knowledge.text import _base_tokenizer  # noqa: E402
+from skills.faq.knowledge.base import KnowledgeBase, build  # noqa: E402
+from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
+from skills.faq.knowledge.text import _base_tokenizer  # noqa: E402
 
 PRODUCTS = ["冷萃咖啡", "挂耳咖啡", "咖啡豆", "保温杯", "帆布袋", "燕麦拿铁", "手冲壶", "滤纸", "月饼礼盒", "茶包",
             "速溶咖啡", "浓缩液", "磨豆机", "马克杯", "曲奇饼干", "坚果礼盒", "气泡水", "椰子水", "巧克力", "蛋卷"]

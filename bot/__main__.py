@@ -1,5 +1,5 @@
-"""Command line: python -m bot run | console | replay | check-config | lottery verify | orders import|bind |
-kb check."""
+"""Command line: python -m bot run | console | replay | check-config, plus the subcommands the enabled skills
+declare (``lottery verify``, ``orders import``, ``kb check``, ...)."""
 
 from __future__ import annotations
 
@@ -91,45 +91,6 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
     return 0
 
 
-async def orders_cli(config: Config, db_url: str | None, action: str, args: list[str]) -> int:
-    """``orders import FILE.csv`` and ``orders bind EXTERNAL_ID WXID``: written to the database; the running bot
-    picks up the reminders within a minute."""
-    from skills.orders import bind_member, import_csv
-
-    if "orders" not in config.bot.skills:
-        print('the orders skill is not enabled: add "orders" to bot.skills in the config', file=sys.stderr)
-        return 2
-
-    async def refuse(message) -> None:
-        raise RuntimeError("command-line tools send nothing")
-
-    app = BotApp(config, RealClock(config.tz), refuse, db_url=db_url)
-    await app.start(serve=False)
-    try:
-        if action == "bind":
-            if len(args) != 2:
-                print("usage: python -m bot orders bind EXTERNAL_MEMBER_ID WECHAT_ID", file=sys.stderr)
-                return 2
-            n = await bind_member(app.services, args[0], args[1])
-            print(f"bound {args[0]} -> {args[1]}; {n} waiting orders now have the WeChat id")
-            return 0
-        if len(args) != 1:
-            print("usage: python -m bot orders import FILE.csv", file=sys.stderr)
-            return 2
-        try:
-            report = await import_csv(app.services, args[0])
-        except OSError as exc:
-            print(f"{args[0]}: cannot read: {exc.strerror}", file=sys.stderr)
-            return 2
-        for line, problem in report.errors:
-            print(f"{args[0]}: line {line}: {problem}", file=sys.stderr)
-        print(f"imported {report.applied}, already there {report.duplicate}, older than the stored status "
-              f"{report.stale}, bad rows {sum(1 for line, _ in report.errors if line > 1)}")
-        return 1 if report.errors else 0
-    finally:
-        await app.stop()
-
-
 def _db_url(db: str | None) -> str | None:
     return f"sqlite+aiosqlite:///{db}" if db and "://" not in db else db  # a plain path means an SQLite file
 
@@ -137,6 +98,19 @@ def _db_url(db: str | None) -> str | None:
 # -- entry point ----------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # The config names the skills, and the skills add subcommands: read --config before the full parse.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default="config.toml")
+    pre.add_argument("--log-level", default=os.environ.get("BOT_LOG_LEVEL", "INFO"))
+    early, _ = pre.parse_known_args(argv)
+    _setup_logging(early.log_level)
+    try:
+        config = load_config(early.config, must_exist=early.config != "config.toml")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
     parser = argparse.ArgumentParser(prog="python -m bot", description="WeChat community-group bot")
     parser.add_argument("--log-level", default=os.environ.get("BOT_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,28 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="config.toml")
     p.add_argument("--db", default=None, help="database URL (overrides the config)")
     p.add_argument("--until", default=None, help="ISO 8601 instant to keep the clock running to")
-    p = sub.add_parser("orders", help="orders: import FILE.csv (good rows in, bad ones reported by line); "
-                                      "bind EXTERNAL_ID WXID")
-    p.add_argument("action", choices=["import", "bind"])
-    p.add_argument("args", nargs="+")
-    p.add_argument("--config", default="config.toml")
-    p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
-    p = sub.add_parser("lottery", help="lottery tools: verify <id> recomputes a draw from its seed and entrants")
-    p.add_argument("action", choices=["verify"])
-    p.add_argument("lottery_id", type=int)
-    p.add_argument("--config", default="config.toml")
-    p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
-    p = sub.add_parser("kb", help="knowledge base tools: check validates the FAQ knowledge files (exit 1 on errors)")
-    p.add_argument("action", choices=["check"])
-    p.add_argument("--config", default="config.toml")
-    p.add_argument("--dir", default=None, help="knowledge folder (default: skills.faq.knowledge_dir)")
+    skill_commands = {}
+    if not any(a in ("check-config",) for a in argv):  # a broken skill must not stop check-config from saying so
+        from bot.app import load_skill
+
+        for skill_name in config.bot.skills:
+            try:
+                skill = load_skill(skill_name)
+            except (ImportError, RuntimeError):
+                continue  # `run` and check-config report it
+            for spec in skill.cli_commands:
+                p = sub.add_parser(spec.name, help=spec.help)
+                if spec.arguments is not None:
+                    spec.arguments(p)
+                p.add_argument("--config", default="config.toml")
+                p.add_argument("--db", default=None, help="database URL or SQLite file (overrides the config)")
+                skill_commands[spec.name] = spec
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
-    try:
-        config = load_config(args.config, must_exist=args.command == "check-config")
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
     if args.command == "check-config":
         from bot.app import check_skills
 
@@ -181,22 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.config}: OK")
         return 0
-    if args.command == "kb":
-        from bot.config import skill_settings
-        from skills.faq import FaqSettings, check_cli
+    if args.command in skill_commands:
+        from bot.cli import CliContext
 
-        try:
-            folder = args.dir or skill_settings(config, "faq", FaqSettings).knowledge_dir
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        return check_cli(folder)
-    if args.command == "lottery":
-        from skills.lottery import verify_cli
-
-        return asyncio.run(verify_cli(config, _db_url(args.db), args.lottery_id))
-    if args.command == "orders":
-        return asyncio.run(orders_cli(config, _db_url(args.db), args.action, args.args))
+        return asyncio.run(skill_commands[args.command].run(CliContext(args, config, _db_url(args.db))))
     if args.command == "replay":
         until = None
         if args.until:

@@ -19,11 +19,12 @@ from bot.caps import CapStore
 from bot.clock import Clock, RealClock, VirtualClock
 from bot.commands import CommandRouter
 from bot.config import Config, ConfigError, skill_settings
-from bot.context import Services
+from bot.context import Services, SkillRuntime
 from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
 from bot.scheduler import Scheduler
-from bot.skill import Skill
+from bot.skill import ReplayInputSpec, Skill
+from bot.targets import register_resolver
 from storage.db import create_engine, migrate, session_factory
 
 log = logging.getLogger("bot")
@@ -47,7 +48,8 @@ def check_skills(config: Config) -> list[str]:
 
 
 def load_skill(name: str) -> Skill:
-    """``ping`` is skills/ping.py; a dotted name (``mybrand.skills.vip``) is imported as it is."""
+    """``ping`` is the package (or module) skills/ping; a dotted name (``mybrand.skills.vip``) is imported as it
+    is. Found by name at run time: the core imports no skill."""
     module = importlib.import_module(name if "." in name else f"skills.{name}")
     skill = getattr(module, "skill", None)
     if not isinstance(skill, Skill):
@@ -107,10 +109,12 @@ class BotApp:
             hooks.extend(skill.hooks)
             for job in skill.jobs:
                 self.scheduler.register(job.name, job.handler)
+            for prefix, resolver in skill.resolvers.items():
+                register_resolver(self.services, prefix, resolver)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
         for skill in self.skills:
-            if skill.settings is not None:
-                self.services.skill_state[skill.name] = skill_settings(cfg, skill.name, skill.settings)
+            settings = skill_settings(cfg, skill.name, skill.settings) if skill.settings is not None else None
+            self.services.skills[skill.name] = SkillRuntime(settings, skill.state() if skill.state else None)
         for skill in self.skills:
             for startup in skill.startups:
                 await startup(self.services)
@@ -128,7 +132,7 @@ class BotApp:
         if self._web_wanted and cfg.http.enabled:
             from bot.web.server import WebServer  # aiohttp only where a server is wanted
 
-            web = WebServer(self.services, cfg.http)
+            web = WebServer(self.services, cfg.http, self.skills)
             try:
                 await web.start()
                 self.web = web
@@ -137,6 +141,10 @@ class BotApp:
                           cfg.http.host, cfg.http.port, exc.strerror or exc)
                 await web.stop()
         log.info("bot started: %d skills, database %s", len(self.skills), self.engine.url.render_as_string())
+
+    def replay_inputs(self) -> dict[str, ReplayInputSpec]:
+        """Replay line kinds the loaded skills handle (``order``, say), by kind."""
+        return {spec.kind: spec for skill in self.skills for spec in skill.replay_inputs}
 
     def logged_in(self, bot_id: str | None) -> None:
         self.set_account(bot_id)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-from dataclasses import fields
 
-from bot.context import CommandContext, EventContext
+from bot.context import Context
 from bot.events import MessageReceived
 from bot.parser import MAX_COMMAND_TEXT, normalize, parse_stripped, strip_mentions
 from bot.skill import CommandSpec, Skill, UsageError
@@ -58,7 +57,7 @@ class CommandRouter:
                     return spec, n
         return None
 
-    async def handle(self, ctx: EventContext) -> bool:
+    async def handle(self, ctx: Context) -> bool:
         """Run the command in the message, if any. True when the message was a command (handled or refused)."""
         event = ctx.event
         assert isinstance(event, MessageReceived)
@@ -78,21 +77,16 @@ class CommandRouter:
             if spec is None:
                 return False
             args = ()
-        cctx = CommandContext(**{f.name: getattr(ctx, f.name) for f in fields(EventContext)},
-                              command=parsed, spec=spec, args=args)
-        cctx.skill = spec.skill
+        ctx.command, ctx.spec, ctx.args = parsed, spec, args
+        ctx.skill = spec.skill
         ctx.addressed = True
-        try:
-            await self._run(cctx, spec)
-        finally:
-            ctx._session = cctx._session  # the event keeps one session: the dispatcher commits it
-            ctx.skill = cctx.skill
+        await self._run(ctx, spec)
         return True
 
-    async def _run(self, ctx: CommandContext, spec: CommandSpec) -> None:
+    async def _run(self, ctx: Context, spec: CommandSpec) -> None:
         event = ctx.event
         detail = {"command": spec.name, "args": " ".join(ctx.args)[:MAX_LOGGED_ARGS]}
-        if spec.admin_only and not ctx.is_admin:
+        if not self._may_use(ctx, spec):
             ctx.record("refused", {**detail, "reason": "not_admin"})
             ctx.reply(REFUSED)
             return
@@ -117,7 +111,7 @@ class CommandRouter:
             raise  # the dispatcher rolls the session back and reports to the error hook
         ctx.record("command", {**detail, "outcome": "ok"})
 
-    async def _unknown(self, ctx: EventContext, name: str) -> None:
+    async def _unknown(self, ctx: Context, name: str) -> None:
         ctx.addressed = True
         ctx.record("command", {"command": name[:64], "outcome": "unknown"})
         visible = sorted({n for n, s in self._by_name.items() if self._may_use(ctx, s) and not s.hidden})
@@ -126,10 +120,15 @@ class CommandRouter:
         ctx.reply(f"没有 /{name[:20]} 这个命令。{hint}发送 /help 查看可用命令。")
 
     @staticmethod
-    def _may_use(ctx: EventContext, spec: CommandSpec) -> bool:
-        return not spec.admin_only or ctx.is_admin
+    def _may_use(ctx: Context, spec: CommandSpec) -> bool:
+        """The command's scope decides: anyone, this room's admins (and global ones), or global admins only."""
+        if spec.scope == "member":
+            return True
+        if spec.scope == "global":
+            return ctx.is_global_admin
+        return ctx.is_admin
 
-    async def _help(self, ctx: CommandContext) -> None:
+    async def _help(self, ctx: Context) -> None:
         mine = [s for s in self.specs if not s.hidden and self._may_use(ctx, s)]
         if ctx.args:
             found = self.lookup(list(ctx.args))

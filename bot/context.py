@@ -1,9 +1,10 @@
-"""What a handler gets: the event, its one database session, and the services it may use."""
+"""What a handler gets: one :class:`Context` for commands, hooks and jobs — the event (or the job run), one database
+session, and the services it may use."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,23 +12,33 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.activity import ActivityLog
+from bot.capabilities import Capabilities
 from bot.clock import Clock
 from bot.config import Config
 from bot.events import Event, MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.governor import SendGovernor
 from bot.parser import ParsedCommand
+from storage.transactions import after_commit
 
 if TYPE_CHECKING:
     from bot.scheduler import Scheduler
-    from bot.skill import CommandSpec
+    from bot.skill import CommandSpec, Resolver
 
 # WeChat ends an @-mention with a four-per-em space; clients render the name as a mention only with it.
 MENTION_END = "\u2005"
 
 
-def with_mentions(people: list[Person] | tuple[Person, ...], text: str) -> str:
+def with_mentions(people: Sequence[Person], text: str) -> str:
     prefix = "".join(f"@{p.name or p.id}{MENTION_END}" for p in people)
     return prefix + text
+
+
+@dataclass
+class SkillRuntime:
+    """A loaded skill's validated settings and its state in this process (``Skill.settings_of``/``state_of``)."""
+
+    settings: Any = None
+    state: Any = None
 
 
 @dataclass
@@ -39,41 +50,103 @@ class Services:
     scheduler: Scheduler
     sessions: async_sessionmaker[AsyncSession]
     bot_id: str | None = None
-    # Per-skill state set up at start (typed settings, caches), keyed by skill name: no module globals.
-    skill_state: dict[str, Any] = field(default_factory=dict)
-    # Pluggable target prefixes for proactive messages ("tier" → a function a tiers skill registers at start);
-    # see bot/targets.py. Built-in prefixes (all, room, tag) need no entry.
-    target_resolvers: dict[str, Any] = field(default_factory=dict)
-    # Set by the orders skill at start: how orders from the HTTP API and replay get in (bot/orders_input.py).
-    order_handler: Any = None
+    # What the connected platform can do; the transport says so at login.
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    skills: dict[str, SkillRuntime] = field(default_factory=dict)
+    # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
+    target_resolvers: dict[str, Resolver] = field(default_factory=dict)
+
+    def runtime(self, skill: str) -> SkillRuntime:
+        try:
+            return self.skills[skill]
+        except KeyError:
+            raise LookupError(f"skill {skill!r} is not loaded (is it listed in bot.skills?)") from None
+
+    def has_skill(self, skill: str) -> bool:
+        return skill in self.skills
 
 
-@dataclass
-class EventContext:
-    event: Event
-    services: Services
-    skill: str | None = None
-    stopped: bool = False
-    addressed: bool = False  # the message was meant for the bot: its full text goes to the activity store
-    extra: dict = field(default_factory=dict)
-    _session: AsyncSession | None = None
+@dataclass(frozen=True)
+class JobRun:
+    """The scheduled run a job handler is called for."""
+
+    key: str
+    payload: dict
+    scheduled_for: datetime
+
+
+class Context:
+    """One event's (or one job run's) view of the bot.
+
+    The session is opened on first use and belongs to whoever made the context (the dispatcher for events, the
+    scheduler for jobs): it commits or rolls back, and what a handler asked to do ``after_commit`` runs only once its
+    writes are committed.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        event: Event | None = None,
+        job: JobRun | None = None,
+        skill: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> None:
+        self.services = services
+        self.event = event
+        self.job = job
+        self.skill = skill
+        self.stopped = False
+        self.addressed = False  # the message was meant for the bot: its full text goes to the activity store
+        # set by the command router for a command's handler
+        self.command: ParsedCommand | None = None
+        self.spec: CommandSpec | None = None
+        self.args: tuple[str, ...] = ()  # arguments after the command's own words
+        self._session = session
+
+    # -- the database -----------------------------------------------------------------------------------------------
 
     @property
     def session(self) -> AsyncSession:
-        """The event's one database session, opened on first use (most chatter never needs one)."""
+        """The one database session, opened on first use (most chatter never needs one)."""
         if self._session is None:
             self._session = self.services.sessions()
         return self._session
 
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once what this handler wrote is committed, never if it is rolled back: announce only what
+        is recorded."""
+        after_commit(self.session, fn)
+
     async def release_session(self) -> None:
-        """Commit what this event wrote so far and give the connection back, before awaiting the network (an
-        LLM call): on SQLite the process has one connection, and every other chat would wait for this one."""
+        """Commit what was written so far and give the connection back, before awaiting the network (an LLM call):
+        on SQLite the process has one connection, and every other chat would wait for this one."""
         if self._session is not None:
             session, self._session = self._session, None
             try:
                 await session.commit()
             finally:
                 await session.close()
+
+    async def commit(self) -> None:
+        """For the context's owner (dispatcher, scheduler): commit (what waited for the commit runs)."""
+        if self._session is not None:
+            await self._session.commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # -- who and when -------------------------------------------------------------------------------------------------
 
     @property
     def now(self) -> datetime:
@@ -84,21 +157,54 @@ class EventContext:
         return self.services.config
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self.services.capabilities
+
+    @property
     def sender(self) -> Person | None:
         return self.event.sender if isinstance(self.event, MessageReceived) else None
 
     @property
     def room_id(self) -> str | None:
-        return self.event.room_id
+        return self.event.room_id if self.event is not None else None
 
     @property
     def is_admin(self) -> bool:
+        """An admin here: a global admin, or an admin of this room."""
         s = self.sender
         return s is not None and self.config.is_admin(s.id, self.room_id)
+
+    @property
+    def is_global_admin(self) -> bool:
+        s = self.sender
+        return s is not None and self.config.is_admin(s.id)
+
+    @property
+    def mentioned_ids(self) -> tuple[str, ...]:
+        """Ids @-mentioned in the message, the bot itself left out."""
+        event = self.event
+        if not isinstance(event, MessageReceived):
+            return ()
+        return tuple(i for i in event.mention_ids if i != self.services.bot_id)
+
+    # jobs
+    @property
+    def payload(self) -> dict:
+        return self.job.payload if self.job is not None else {}
+
+    @property
+    def job_key(self) -> str | None:
+        return self.job.key if self.job is not None else None
+
+    @property
+    def scheduled_for(self) -> datetime | None:
+        return self.job.scheduled_for if self.job is not None else None
 
     def stop(self) -> None:
         """No later handler sees this event."""
         self.stopped = True
+
+    # -- speaking (always through the governor) -----------------------------------------------------------------------
 
     def reply(self, text: str, *, mention: bool = True) -> asyncio.Future:
         """Answer the sender: in a room with an @-mention (unless ``mention=False``), else 1-on-1."""
@@ -118,58 +224,27 @@ class EventContext:
         self,
         message: OutgoingMessage,
         *,
-        priority: Priority = Priority.REPLY,
+        priority: Priority | None = None,
         kind: ProactiveKind | None = None,
     ) -> asyncio.Future:
+        """Send ``message``. In a job it is bot-initiated (proactive: quiet hours and caps apply, light by default);
+        in answer to an event it is a reply unless ``kind`` says otherwise."""
+        if self.job is not None:
+            priority = Priority.SCHEDULED if priority is None else priority
+            kind = ProactiveKind.LIGHT if kind is None else kind
+        elif priority is None:
+            priority = Priority.REPLY
         return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.skill)
 
+    def coalesce(self, key: str, item: Any, render: Callable[[list[Any]], OutgoingMessage | None], *,
+                 window_s: float, priority: Priority = Priority.REPLY, kind: ProactiveKind | None = None) -> None:
+        """Gather ``item`` with the others under ``key`` for ``window_s``; then ``render`` them as one message."""
+        self.services.governor.coalesce(key, item, render, window_s=window_s, priority=priority, kind=kind,
+                                        skill=self.skill)
+
     def record(self, kind: str, detail: dict | None = None, *, member_id: str | None = None) -> None:
+        """Note something in the activity store, attributed to this skill."""
         s = self.sender
         self.services.activity.record(
             kind, room_id=self.room_id, member_id=member_id or (s.id if s else None), skill=self.skill, detail=detail
         )
-
-
-@dataclass
-class CommandContext(EventContext):
-    command: ParsedCommand | None = None
-    spec: CommandSpec | None = None
-    args: tuple[str, ...] = ()  # arguments after the command's own words
-
-    @property
-    def mentioned_ids(self) -> tuple[str, ...]:
-        """Ids @-mentioned in the command, the bot itself left out."""
-        event = self.event
-        if not isinstance(event, MessageReceived):
-            return ()
-        return tuple(i for i in event.mention_ids if i != self.services.bot_id)
-
-
-@dataclass
-class JobContext:
-    job_key: str
-    payload: dict
-    scheduled_for: datetime
-    session: AsyncSession
-    services: Services
-    skill: str | None = None  # the skill whose handler runs: sends and records are attributed to it
-    _after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-    @property
-    def now(self) -> datetime:
-        return self.services.clock.now()
-
-    def after_commit(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` once the run's transaction is committed (never if it rolls back): announce only what is
-        recorded. The scheduler calls these right after its commit."""
-        self._after_commit.append(fn)
-
-    def send(
-        self,
-        message: OutgoingMessage,
-        *,
-        priority: Priority = Priority.SCHEDULED,
-        kind: ProactiveKind = ProactiveKind.LIGHT,
-    ) -> asyncio.Future:
-        """Jobs are bot-initiated: proactive by default, so quiet hours and caps apply."""
-        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.skill)

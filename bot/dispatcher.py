@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.commands import CommandRouter
-from bot.context import EventContext, Services
+from bot.context import Context, Services
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived
 from bot.skill import HookSpec
 
@@ -76,7 +76,7 @@ class Dispatcher:
 
     async def handle(self, event: Event) -> None:
         self.handled += 1
-        ctx = EventContext(event=event, services=self.services)
+        ctx = Context(self.services, event=event)
         try:
             if event.room_id is not None:
                 await self.services.activity.note_account_room(event.room_id, event.at)
@@ -91,28 +91,24 @@ class Dispatcher:
                 await self._joined(ctx, event)
             elif isinstance(event, MembersLeft):
                 await self._left(ctx, event)
-            if ctx._session is not None:
-                await ctx._session.commit()
+            await ctx.commit()
         except Exception as exc:
             await self._rollback(ctx)
             self._error_hook(exc, self._describe(event, ctx.skill))
         finally:
-            if ctx._session is not None:
-                try:
-                    await ctx._session.close()
-                except Exception as exc:  # the database went away mid-event: report, keep going
-                    self._error_hook(exc, {"during": "close", **self._describe(event, ctx.skill)})
+            try:
+                await ctx.close()
+            except Exception as exc:  # the database went away mid-event: report, keep going
+                self._error_hook(exc, {"during": "close", **self._describe(event, ctx.skill)})
         await self.services.activity.flush_if_full()
 
-    async def _rollback(self, ctx: EventContext) -> None:
-        if ctx._session is None:
-            return
+    async def _rollback(self, ctx: Context) -> None:
         try:
-            await ctx._session.rollback()
+            await ctx.rollback()
         except Exception as exc:  # the database itself is down: report, never crash
             self._error_hook(exc, {"during": "rollback", **self._describe(ctx.event, ctx.skill)})
 
-    async def _message(self, ctx: EventContext, event: MessageReceived) -> None:
+    async def _message(self, ctx: Context, event: MessageReceived) -> None:
         s = self.services
         s.activity.seen(event.sender, event.at, event.room_id, event.room_topic)
         if event.room_id is not None and event.sender.id != s.bot_id:
@@ -131,7 +127,7 @@ class Dispatcher:
             s.activity.record("message", room_id=event.room_id, member_id=event.sender.id, detail=detail,
                               at=event.at)
 
-    async def _joined(self, ctx: EventContext, event: MembersJoined) -> None:
+    async def _joined(self, ctx: Context, event: MembersJoined) -> None:
         act = self.services.activity
         for person in event.members:
             act.joined(event.room_id, person, event.at, event.inviter_id, event.room_topic)
@@ -139,14 +135,14 @@ class Dispatcher:
                        detail={"inviter": event.inviter_id} if event.inviter_id else None)
         await self._run_hooks("join", ctx)
 
-    async def _left(self, ctx: EventContext, event: MembersLeft) -> None:
+    async def _left(self, ctx: Context, event: MembersLeft) -> None:
         act = self.services.activity
         for member_id in event.member_ids:
             act.left(event.room_id, member_id, event.at)
             act.record("leave", room_id=event.room_id, member_id=member_id, at=event.at)
         await self._run_hooks("leave", ctx)
 
-    async def _run_hooks(self, kind: str, ctx: EventContext) -> None:
+    async def _run_hooks(self, kind: str, ctx: Context) -> None:
         for hook in self._hooks[kind]:
             ctx.skill = hook.skill
             try:
@@ -158,21 +154,20 @@ class Dispatcher:
                 break
 
     @staticmethod
-    async def _isolated(hook: HookSpec, ctx: EventContext) -> None:
+    async def _isolated(hook: HookSpec, ctx: Context) -> None:
         """Run a hook so that its failure undoes only its own writes.
 
         When an earlier hook has written, its work is committed first (what a savepoint would keep anyway), so a
         plain rollback loses nothing but the failing hook's work — and a hook may release the session before a
         network call (ctx.release_session) without a savepoint left open under it.
         """
-        session = ctx._session  # not ctx.session: opening one for every chatter message costs ~60% throughput
-        if session is not None and session.in_transaction():
-            await session.commit()
+        # ctx.has_session, not ctx.session: opening one for every chatter message costs ~60% throughput
+        if ctx.has_session and ctx.session.in_transaction():
+            await ctx.commit()
         try:
             await hook.handler(ctx)
         except Exception:
-            if ctx._session is not None:
-                await ctx._session.rollback()
+            await ctx.rollback()
             raise
 
     @staticmethod

@@ -4,7 +4,7 @@ it at the moment of sending, so it holds for every skill and for messages alread
 
 from __future__ import annotations
 
-from bot.context import CommandContext
+from bot.context import Context
 from bot.skill import Skill
 
 skill = Skill("optout", "退订与订阅")
@@ -12,7 +12,7 @@ skill = Skill("optout", "退订与订阅")
 
 @skill.command("unsubscribe", aliases=("退订", "td"), keywords=("TD", "退订"), usage="/退订 或直接发送 TD",
                help="不再接收通知和活动私信（订单提醒除外）")
-async def unsubscribe(ctx: CommandContext) -> None:
+async def unsubscribe(ctx: Context) -> None:
     changed = await ctx.services.governor.set_opt_out(ctx.sender.id, True)
     ctx.record("opt_out", {"opted_out": True, "changed": changed})
     ctx.reply("已为你退订：之后不会再私信你通知和活动消息（你的订单提醒除外）。想恢复请发送 /订阅。"
@@ -20,7 +20,7 @@ async def unsubscribe(ctx: CommandContext) -> None:
 
 
 @skill.command("subscribe", aliases=("订阅",), usage="/订阅", help="恢复接收通知和活动私信")
-async def subscribe(ctx: CommandContext) -> None:
+async def subscribe(ctx: Context) -> None:
     changed = await ctx.services.governor.set_opt_out(ctx.sender.id, False)
     ctx.record("opt_out", {"opted_out": False, "changed": changed})
     ctx.reply("已恢复订阅，之后会照常收到通知～（每天最多一条，发送 TD 可随时退订）" if changed

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import IO
 
-from bot.app import BotApp
+from bot.app import BotApp, load_skill
 from bot.clock import VirtualClock
 from bot.config import Config
-from bot.orders_input import OrderFieldError
-from bot.transports.replay import OrderLine, ReplayLineError, ReplayOutput, Tick, parse_event
+from bot.http import FieldError
+from bot.transports.replay import InputLine, ReplayLineError, ReplayOutput, Tick, parse_event
 
 
 def read_lines(source: str) -> Iterator[tuple[int, str]]:
@@ -49,12 +49,14 @@ async def run_replay(
         bad += 1
         print(f"line {number}: {problem}; skipped", file=err, flush=True)
 
+    # line kinds the enabled skills add (order, say): known before the clock starts at the first valid line
+    inputs = {spec.kind: spec for name in config.bot.skills for spec in load_skill(name).replay_inputs}
     lines = iter(lines)
     first = None
     first_number = 0
     for number, line in lines:  # the clock starts at the first valid event
         try:
-            first, first_number = parse_event(line), number
+            first, first_number = parse_event(line, inputs), number
             break
         except ReplayLineError as exc:
             report(number, str(exc))
@@ -74,14 +76,11 @@ async def run_replay(
         t0 = perf_counter() if on_event is not None else 0.0
         problem = None
         await clock.advance_to(event.at)
-        if isinstance(event, OrderLine):
-            if app.services.order_handler is None:
-                problem = 'order: the orders skill is not enabled (add "orders" to bot.skills)'
-            else:
-                try:
-                    await app.services.order_handler(event.update, "replay")
-                except OrderFieldError as exc:
-                    problem = f"order: {exc}"
+        if isinstance(event, InputLine):
+            try:
+                await event.spec.apply(app.services, event.value)
+            except FieldError as exc:
+                problem = f"{event.spec.kind}: {exc}"
         elif not isinstance(event, Tick):
             await app.dispatcher.handle(event)
         await clock.run_pending()
@@ -94,7 +93,7 @@ async def run_replay(
             report(first_number, problem)
         for number, line in lines:
             try:
-                event = parse_event(line)
+                event = parse_event(line, inputs)
             except ReplayLineError as exc:
                 report(number, str(exc))
                 continue

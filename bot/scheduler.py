@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from croniter import croniter
-from sqlalchemy import bindparam, event, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
-from bot.context import JobContext
+from bot.context import Context, JobRun
 from storage.models import AccountRoom, ScheduledJob
 from storage.prepared import Prepared
+from storage.transactions import after_commit
 from storage.upsert import insert_for
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[JobContext], Awaitable[None]]
+JobHandler = Callable[[Context], Awaitable[None]]
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
 BATCH = 100  # jobs run per look at the table
@@ -243,9 +244,20 @@ class Scheduler:
         async with self._sessions() as s, s.begin():
             return (await s.execute(stmt)).rowcount > 0
 
-    async def get(self, key: str) -> ScheduledJob | None:
+    async def get(self, key: str, session: AsyncSession | None = None) -> ScheduledJob | None:
+        stmt = select(ScheduledJob).where(ScheduledJob.key == key)
+        if session is not None:
+            return (await session.execute(stmt)).scalar_one_or_none()
         async with self._sessions() as s:
-            return (await s.execute(select(ScheduledJob).where(ScheduledJob.key == key))).scalar_one_or_none()
+            return (await s.execute(stmt)).scalar_one_or_none()
+
+    async def jobs(self, handler: str, session: AsyncSession, statuses: tuple[str, ...] | None = None
+                   ) -> list[ScheduledJob]:
+        """The jobs that run ``handler`` (``statuses``: only those), by key: what a skill lists as its own."""
+        stmt = select(ScheduledJob).where(ScheduledJob.handler == handler)
+        if statuses is not None:
+            stmt = stmt.where(ScheduledJob.status.in_(statuses))
+        return list((await session.execute(stmt.order_by(ScheduledJob.key))).scalars())
 
     # -- running ------------------------------------------------------------------------------------------------
 
@@ -282,7 +294,7 @@ class Scheduler:
         is visible, find nothing due, and not look again."""
         if when is None:
             return
-        event.listen(session.sync_session, "after_commit", lambda _s: self._arm(when), once=True)
+        after_commit(session, lambda: self._arm(when))
 
     def _arm(self, when: datetime | None) -> None:
         """A job (new, re-scheduled, resumed, recurring) runs at ``when``: make sure a pass looks by then."""
@@ -448,8 +460,8 @@ class Scheduler:
                 log.error("job %s: no handler %r; marked failed", job.key, job.handler)
                 await s.commit()
                 return
-            ctx = JobContext(job_key=job.key, payload=dict(job.payload or {}), scheduled_for=due, session=s,
-                             services=self.services, skill=skill_name)
+            ctx = Context(self.services, job=JobRun(job.key, dict(job.payload or {}), due), skill=skill_name,
+                          session=s)
             try:
                 await handler(ctx)
                 if conn.closed:  # the handler committed along the way (the tier pass commits in chunks)
@@ -465,8 +477,6 @@ class Scheduler:
                 self.fired.append((job.key, due))
                 self.services.activity.record("job", skill=skill_name,
                                               detail={"job": job.key, "outcome": "ok", "due": due.isoformat()})
-                for fn in ctx._after_commit:
-                    fn()
             except Exception as exc:
                 await s.rollback()
                 self._report(exc, job.key)

@@ -1,12 +1,10 @@
-"""Engine and session factory; migrations applied at start."""
+"""Engine and session factory. (Migrations: storage/migrate.py; ``migrate`` is re-exported here.)"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -15,7 +13,6 @@ from storage.sqlite_inline import SESSION_WAIT_S, SingleConnectionPool, inline_c
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def sqlite_pragmas(dbapi_conn, _record=None) -> None:
@@ -51,24 +48,4 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str | None = None) -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    if url:
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to head. Safe to call at every start."""
-
-    def upgrade(sync_conn) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "heads")  # skills may add branches off the base schema
-
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # several bot processes may start together on one database: one migrates, the others wait for it
-            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261840001)")
-        await conn.run_sync(upgrade)
+from storage.migrate import migrate  # noqa: E402,F401  (the app and tests call storage.db.migrate)

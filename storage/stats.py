@@ -14,11 +14,11 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity, Member, MemberName, Room, RoomMember, ScheduledJob
-from storage.models_lottery import Lottery, LotteryEntry
+from skills.lottery.models import Lottery, LotteryEntry
 from storage.models_points import PointsBalance
-from storage.models_tiers import MemberTier, RoomDay, TierChange, TierDaily, TierOrder
-from storage.rollup import ACTIVE_KINDS, ALL_ROOMS, DIRECT, day_bounds
-from storage.tiers import TIERS
+from skills.tiers.models import MemberTier, RoomDay, TierChange, TierDaily, TierOrder
+from skills.tiers.rollup import ACTIVE_KINDS, ALL_ROOMS, DIRECT, day_bounds
+from skills.tiers.store import TIERS
 
 MAX_QUERY = 64  # longest member search string
 
@@ -178,7 +178,7 @@ async def funnel(session: AsyncSession, now: datetime, tz: ZoneInfo, window_days
 
 
 async def overview(session: AsyncSession, now: datetime, tz: ZoneInfo, days: int, window_days: int) -> Overview:
-    from storage.tiers import tier_counts
+    from skills.tiers.store import tier_counts
 
     counts = await tier_counts(session)
     members = await session.scalar(select(func.count()).select_from(Member)) or 0

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from sqlalchemy import bindparam, case, delete, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models_tiers import MemberDay, MemberWindow, WindowDay
+from skills.tiers.models import MemberDay, MemberWindow, WindowDay
 from storage.upsert import insert_for
 
 _W = WindowDay.__table__

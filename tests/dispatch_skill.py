@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from datetime import timedelta
 
-from bot.context import CommandContext, EventContext, JobContext
+from bot.context import Context
 from bot.events import OutgoingMessage
 from bot.skill import Skill, UsageError
 from storage.models import MemberName
@@ -26,7 +26,7 @@ def reset() -> None:
 
 
 @skill.on_message(priority=50)
-async def second(ctx: EventContext) -> None:
+async def second(ctx: Context) -> None:
     calls.append(f"second:{ctx.event.text}")
     sessions.append(ctx.session)
     if ctx.event.text in ("boom-second", "write-boom"):
@@ -37,7 +37,7 @@ async def second(ctx: EventContext) -> None:
 
 
 @skill.on_message(priority=10)
-async def first(ctx: EventContext) -> None:
+async def first(ctx: Context) -> None:
     calls.append(f"first:{ctx.event.text}")
     sessions.append(ctx.session)
     text = ctx.event.text
@@ -53,30 +53,30 @@ async def first(ctx: EventContext) -> None:
 
 
 @skill.on_message(priority=90, block=True)
-async def last(ctx: EventContext) -> None:
+async def last(ctx: Context) -> None:
     calls.append(f"last:{ctx.event.text}")
 
 
 @skill.on_message(priority=95)
-async def never(ctx: EventContext) -> None:  # after a blocking hook: never runs
+async def never(ctx: Context) -> None:  # after a blocking hook: never runs
     calls.append("never")
 
 
-@skill.command("save", help="写一条记录然后失败", admin_only=False, hidden=True)
-async def save_then_fail(ctx: CommandContext) -> None:
+@skill.command("save", help="写一条记录然后失败", hidden=True)
+async def save_then_fail(ctx: Context) -> None:
     ctx.session.add(MemberName(member_id=ctx.sender.id, name="saved-before-failure", first_seen=ctx.now))
     await ctx.session.flush()
     raise RuntimeError("handler bug")
 
 
 @skill.command("count", help="数一数记录", hidden=True)
-async def count(ctx: CommandContext) -> None:
+async def count(ctx: Context) -> None:
     rows = (await ctx.session.execute(select(MemberName).where(MemberName.member_id == ctx.sender.id))).all()
     ctx.reply(f"{len(rows)} 条")
 
 
 @skill.command("add", usage="/add 数字 数字", help="加法", where="direct")
-async def add(ctx: CommandContext) -> None:
+async def add(ctx: Context) -> None:
     try:
         a, b = (int(x) for x in ctx.args)
     except ValueError:
@@ -84,18 +84,18 @@ async def add(ctx: CommandContext) -> None:
     ctx.reply(str(a + b))
 
 
-@skill.command("secret", aliases=("秘密",), help="管理员专用", admin_only=True)
-async def secret(ctx: CommandContext) -> None:
+@skill.command("secret", aliases=("秘密",), help="管理员专用", scope="room")
+async def secret(ctx: Context) -> None:
     ctx.reply("ok")
 
 
 @skill.command("roomonly", help="仅群聊", where="room")
-async def roomonly(ctx: CommandContext) -> None:
+async def roomonly(ctx: Context) -> None:
     ctx.reply("room ok")
 
 
 @skill.command("remind", usage="/remind 秒数 内容", help="定时提醒", hidden=True)
-async def remind(ctx: CommandContext) -> None:
+async def remind(ctx: Context) -> None:
     try:
         seconds = int(ctx.args[0])
     except (IndexError, ValueError):
@@ -108,6 +108,6 @@ async def remind(ctx: CommandContext) -> None:
 
 
 @skill.job("remind")
-async def fire_reminder(ctx: JobContext) -> None:
+async def fire_reminder(ctx: Context) -> None:
     p = ctx.payload
     ctx.send(OutgoingMessage(p["text"], room_id=p["room"]) if p["room"] else OutgoingMessage(p["text"], user_id=p["user"]))

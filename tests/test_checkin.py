@@ -13,7 +13,7 @@ from bot.app import check_skills
 from bot.config import ConfigError
 from bot.events import MessageReceived, Person
 from storage.models import Activity
-from storage.models_checkin import Checkin, Redemption, RewardStock
+from skills.checkin.models import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from tests.support import START, TZ, Harness, fast_governor, make_config
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storage.models_checkin import Checkin
-from storage.models_lottery import Lottery
+from skills.checkin.models import Checkin
+from skills.lottery.models import Lottery
 from tests.db_checks import messages_balances_ledger, read
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike

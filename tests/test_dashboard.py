@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from skills.tiers import run_pass
 from storage.models import Activity
-from storage.models_lottery import Lottery
+from skills.lottery.models import Lottery
 from tests.support import Harness
 from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, serve, tiers_config
 

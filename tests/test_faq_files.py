@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from skills.knowledge.base import build
-from skills.knowledge.files import load_knowledge, parse_csv, parse_markdown, parse_synonyms, parse_userdict
+from skills.faq.knowledge.base import build
+from skills.faq.knowledge.files import load_knowledge, parse_csv, parse_markdown, parse_synonyms, parse_userdict
 from tests.faq_support import write_kb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ def test_kb_check_command_line(tmp_path):
 
 
 def test_user_words_are_used_and_forgotten_when_removed():
-    from skills.knowledge.text import Analyzer
+    from skills.faq.knowledge.text import Analyzer
 
     assert "晨光冷萃杯" in Analyzer(user_words=[("晨光冷萃杯", 50)]).analyse("晨光冷萃杯多少钱").words
     assert "晨光冷萃杯" not in Analyzer().analyse("晨光冷萃杯多少钱").words  # the next load has no such word

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from skills.faq import FaqSettings, state
-from skills.knowledge import local
-from skills.knowledge.local import LocalEmbedder
+from skills.faq.knowledge import local
+from skills.faq.knowledge.local import LocalEmbedder
 from tests.faq_support import faq_config, write_kb
 from tests.support import Harness
 
@@ -108,9 +108,9 @@ def test_settings_know_the_embedders_and_want_one_source():
 
 
 def test_a_query_with_no_known_word_is_searched_with_its_vector_too(embedder):
-    from skills.knowledge.entries import Entry
-    from skills.knowledge.index import Index
-    from skills.knowledge.text import Analyzer
+    from skills.faq.knowledge.entries import Entry
+    from skills.faq.knowledge.index import Index
+    from skills.faq.knowledge.text import Analyzer
 
     index = Index([Entry("a", "退款多久到账？", "一个工作日。"), Entry("b", "可以开发票吗？", "可以。")], Analyzer())
     embedder.embed_missing(index.questions)

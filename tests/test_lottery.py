@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from bot.config import ConfigError
 from bot.events import OutgoingMessage, Priority
-from skills.lottery_draw import commitment, draw_winners, parse_duration
+from skills.lottery.draw import commitment, draw_winners, parse_duration
 from storage.models import ScheduledJob
-from storage.models_lottery import Lottery, LotteryEntry
+from skills.lottery.models import Lottery, LotteryEntry
 from storage.points import balance, change_points, ledger_sum
 from tests.support import START, Harness, make_config
 
@@ -68,7 +68,7 @@ async def points(h, member) -> tuple[int, int]:
 
 
 def reference_draw(seed: str, ids: list[str], k: int) -> list[str]:
-    """The procedure as documented in skills/lottery_draw.py, written out again here on purpose."""
+    """The procedure as documented in skills/lottery/draw.py, written out again here on purpose."""
     remaining = sorted(set(ids))
     out = []
     for i in range(min(k, len(remaining))):
@@ -340,24 +340,26 @@ def run_cli(*args):
 async def test_verify_command_line(h, db_url, tmp_path):
     await start(h)
     await enter_all(h, ["u1", "u2", "u3"])
-    missing_config = str(tmp_path / "none.toml")
-    early = run_cli("1", "--config", missing_config, "--db", db_url)
+    default_config = tmp_path / "empty.toml"  # every setting at its default
+    default_config.write_text("", encoding="utf-8")
+    default_config = str(default_config)
+    early = run_cli("1", "--config", default_config, "--db", db_url)
     assert early.returncode == 2 and "not drawn" in early.stdout
     await h.clock.advance_to(START + timedelta(minutes=30))
     await h.settle()
     await h.app.activity.flush()
     (lot,) = await lotteries(h)
     plain_path = db_url.removeprefix("sqlite+aiosqlite:///")
-    done = run_cli("1", "--config", missing_config, "--db", plain_path)
+    done = run_cli("1", "--config", default_config, "--db", plain_path)
     assert done.returncode == 0, done.stderr
     assert f"seed: {lot.seed}" in done.stdout and "sha256(seed) == commitment: yes" in done.stdout
     assert f"winners recomputed: {' '.join(lot.winner_ids)}" in done.stdout
     assert done.stdout.strip().endswith("result: MATCH")
     async with h.app.services.sessions() as s, s.begin():
         (await s.get(Lottery, 1)).commitment = commitment("not the seed")
-    bad = run_cli("1", "--config", missing_config, "--db", db_url)
+    bad = run_cli("1", "--config", default_config, "--db", db_url)
     assert bad.returncode == 1 and "sha256(seed) == commitment: NO" in bad.stdout and "MISMATCH" in bad.stdout
-    gone = run_cli("7", "--config", missing_config, "--db", db_url)
+    gone = run_cli("7", "--config", default_config, "--db", db_url)
     assert gone.returncode == 2 and "not found" in gone.stderr
 
 
@@ -445,7 +447,7 @@ async def test_settings_give_the_defaults_and_bad_settings_stop_the_start(db_url
 
 
 async def test_a_minimum_tier_admits_that_tier_and_above_only(db_url):
-    from storage.models_tiers import MemberTier
+    from skills.tiers.models import MemberTier
 
     raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "lottery", "tiers"]},
            "skills": {"lottery": {"confirm_window_s": 30.0}}}

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.orders_input import OrderFieldError, parse_order
+from skills.orders import apply_order
+from skills.orders.input import OrderFieldError, parse_order
 from storage.models import Activity
-from storage.models_orders import Order, OrderEvent, ReminderSent
+from skills.orders.models import Order, OrderEvent, ReminderSent
 from tests.support import TZ, Harness, make_config
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
@@ -35,7 +36,7 @@ async def order(h: Harness, **fields):
     for key in ("pay_by", "pickup_by", "cutoff_at"):
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat()
-    return await h.app.services.order_handler(parse_order(data), "api")
+    return await apply_order(h.app.services, parse_order(data), "api")
 
 
 async def activity(h: Harness, kind: str) -> list[Activity]:
@@ -161,10 +162,10 @@ async def test_a_late_older_status_is_kept_but_not_applied(db_url):
 async def test_a_new_order_needs_a_member_and_an_amount(db_url):
     async with Harness(cfg(), db_url) as h:
         with pytest.raises(OrderFieldError) as exc:
-            await h.app.services.order_handler(parse_order({"order_id": "X", "status": "created", "amount": 1}))
+            await apply_order(h.app.services, parse_order({"order_id": "X", "status": "created", "amount": 1}))
         assert exc.value.field == "member_id"
         with pytest.raises(OrderFieldError) as exc:
-            await h.app.services.order_handler(parse_order({"order_id": "X", "status": "created", "member_id": "u"}))
+            await apply_order(h.app.services, parse_order({"order_id": "X", "status": "created", "member_id": "u"}))
         assert exc.value.field == "amount"
         async with h.app.services.sessions() as s:
             assert await s.get(Order, "X") is None
@@ -257,7 +258,7 @@ async def test_the_live_scheduler_picks_up_reminders_another_process_wrote(db_ur
 
         importer = BotApp(cfg(), h.clock, refuse, db_url=db_url)
         await importer.start(serve=False)
-        await importer.services.order_handler(parse_order({"order_id": "X1", "member_id": "u1", "amount": 5,
+        await apply_order(importer.services, parse_order({"order_id": "X1", "member_id": "u1", "amount": 5,
                                                            "status": "shipped", "tracking": "EMS1"}), "csv")
         await importer.activity.aclose()
         await importer.engine.dispose()

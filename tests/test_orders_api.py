@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import HttpSettings
-from storage.models_orders import Order, OrderEvent
+from skills.orders.models import Order, OrderEvent
 from tests.support import START, RecordingTransport, make_config
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike

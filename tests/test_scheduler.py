@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.context import JobContext
+from bot.context import Context
 from bot.scheduler import MAX_ATTEMPTS, ScheduleError
 from storage.models import Activity, Member, ScheduledJob
 from tests.support import TZ, Harness, make_config
@@ -27,7 +27,7 @@ class Recorder:
         self.runs: list[tuple[str, dict, datetime, datetime]] = []
         self.fail = fail
 
-    async def __call__(self, ctx: JobContext) -> None:
+    async def __call__(self, ctx: Context) -> None:
         self.runs.append((ctx.job_key, ctx.payload, ctx.scheduled_for, ctx.now))
         if self.fail:
             self.fail -= 1
@@ -341,7 +341,7 @@ async def test_job_with_missing_handler_is_marked_failed(db_url):
 
 async def test_handler_effects_and_bookkeeping_commit_together(db_url):
     async with Harness(make_config(), db_url) as h:
-        async def write_then(ctx: JobContext) -> None:
+        async def write_then(ctx: Context) -> None:
             ctx.session.add(Member(id=ctx.payload["member"], name="x", first_seen=ctx.now, last_seen=ctx.now))
             await ctx.services.scheduler.schedule(f"follow-{ctx.payload['member']}", "t.rec",
                                                   at=ctx.now + timedelta(hours=1), session=ctx.session)
@@ -370,7 +370,7 @@ async def test_one_off_handler_can_reschedule_itself(db_url):
     async with Harness(make_config(), db_url) as h:
         runs: list[datetime] = []
 
-        async def snooze(ctx: JobContext) -> None:
+        async def snooze(ctx: Context) -> None:
             runs.append(ctx.now)
             if len(runs) < 3:
                 await ctx.services.scheduler.schedule(ctx.job_key, "t.snooze", at=ctx.now + timedelta(minutes=30),
@@ -420,7 +420,7 @@ async def test_jobs_the_last_look_saw_run_without_looking_again_and_new_earlier_
         sch = h.app.scheduler
         looks: list[int] = []
 
-        async def spawner(ctx: JobContext) -> None:  # a handler scheduling a job due before the others
+        async def spawner(ctx: Context) -> None:  # a handler scheduling a job due before the others
             rec.runs.append((ctx.job_key, ctx.payload, ctx.scheduled_for, ctx.now))
             await sch.schedule("from-handler", "t.rec", at=ctx.now, session=ctx.session)
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.context import JobContext
+from bot.context import Context
 from storage.models import ScheduledJob
 from tests.support import START, Harness, make_config
 
@@ -27,7 +27,7 @@ async def test_two_processes_run_each_due_job_exactly_once(pg_url):
     async with Harness(make_config(), db_url) as a, Harness(make_config(), db_url) as b:
         for name, h in (("a", a), ("b", b)):
 
-            async def handler(ctx: JobContext, name: str = name) -> None:
+            async def handler(ctx: Context, name: str = name) -> None:
                 for _ in range(3):  # yield mid-job: a racing scheduler gets every chance to run the same job
                     await asyncio.sleep(0)
                 runs[ctx.job_key] += 1
@@ -66,7 +66,7 @@ def shared_config(db_url: str):
 
 
 async def lottery_status(h: Harness) -> dict[str, str]:
-    from storage.models_lottery import Lottery
+    from skills.lottery.models import Lottery
 
     async with h.app.services.sessions() as s:
         rows = (await s.execute(select(Lottery.room_id, Lottery.status, Lottery.id).order_by(Lottery.id))).all()

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from bot.config import ConfigError
 from skills.tiers import run_pass
-from storage.models_tiers import MemberTier, TierChange, TierDaily, TierOrder, TierRun
-from storage.tiers import members_in_tier, quartile_scores
+from skills.tiers.models import MemberTier, TierChange, TierDaily, TierOrder, TierRun
+from skills.tiers.store import members_in_tier, quartile_scores
 from tests.support import Harness
 from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
 
@@ -94,7 +94,7 @@ async def test_changes_are_recorded_with_their_time_and_the_nightly_job_runs(h):
 
 async def assert_windows_exact(h: Harness, today, window: int = 90, recent: int = 7) -> None:
     """member_windows, kept by adding and taking out days, equals summing member_days afresh."""
-    from storage.models_tiers import MemberDay, MemberWindow
+    from skills.tiers.models import MemberDay, MemberWindow
 
     async with h.app.services.sessions() as s:
         days = (await s.execute(select(MemberDay))).scalars().all()
@@ -217,8 +217,8 @@ async def test_rollups_count_local_days_across_dst_and_rolling_again_changes_not
 
     from storage.db import create_engine, migrate, session_factory
     from storage.models import Activity
-    from storage.models_tiers import MemberDay, RoomDay
-    from storage.rollup import roll_day, roll_days
+    from skills.tiers.models import MemberDay, RoomDay
+    from skills.tiers.rollup import roll_day, roll_days
 
     ny = ZoneInfo("America/New_York")  # DST starts 2026-03-08 02:00 local
     engine = create_engine(db_url)

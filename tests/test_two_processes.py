@@ -16,7 +16,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from storage.db import create_engine
 from storage.models import AccountRoom
-from storage.models_lottery import Lottery
+from skills.lottery.models import Lottery
 from tests.db_checks import read
 
 ROOT = Path(__file__).resolve().parents[1]

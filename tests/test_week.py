@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.orders_input import parse_order
+from skills.orders import apply_order
+from skills.orders.input import parse_order
 from bot.targets import Recipient, register_resolver
 from storage.models import Activity
 from tests.support import TZ, Harness, make_config
@@ -129,14 +130,14 @@ async def test_a_week_of_gentle_scheduling_and_reminders(db_url, tmp_path):
                 backlog.append((at, kind, data))
             continue
         for _, _, late in backlog:
-            await h.app.services.order_handler(parse_order(late), "api")
+            await apply_order(h.app.services, parse_order(late), "api")
         backlog.clear()
         if kind == "say":
             await h.clock.advance_to(at)
             await h.say(data["user"], data["text"], room=data["room"])
         else:
             await h.clock.advance_to(at)
-            await h.app.services.order_handler(parse_order(data), "api")
+            await apply_order(h.app.services, parse_order(data), "api")
     await h.clock.advance_to(END)
     held.update(h.app.governor.held)
     await h.app.activity.flush()

@@ -1,6 +1,6 @@
 """Replay: the scriptable contract of shared/docs/replay.md.
 
-Events come as JSON lines (message, join, leave, tick, and order: README.md); every action the bot takes goes to
+Events come as JSON lines (message, join, leave, tick, and the kinds skills add, e.g. order); every action the bot takes goes to
 stdout as a JSON line, flushed per line; logs and diagnostics go to stderr. The clock is virtual: it moves to each event's ``at`` (never backwards), and everything
 that falls due in between happens at its own instant first.
 """
@@ -14,8 +14,14 @@ from typing import IO
 
 import orjson
 
+from collections.abc import Mapping
+from typing import Any
+
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
-from bot.orders_input import OrderFieldError, OrderUpdate, parse_order
+from bot.http import FieldError
+from bot.skill import ReplayInputSpec
+
+BASE_KINDS = ("message", "join", "leave", "tick")
 
 
 class ReplayLineError(ValueError):
@@ -33,8 +39,9 @@ def _str(obj: dict, key: str, *, required: bool = True) -> str | None:
     return value
 
 
-def parse_event(line: str) -> Event | None:
-    """One line to an event; None for a tick (it only moves the clock). Raises ReplayLineError."""
+def parse_event(line: str, inputs: Mapping[str, ReplayInputSpec] = {}) -> Event | Tick | InputLine:
+    """One line to an event, a tick (it only moves the clock) or a line of a kind a skill handles (``inputs``, by
+    kind). Raises ReplayLineError."""
     try:
         obj = orjson.loads(line)  # a few times faster than json.loads: the replay parses every line
     except orjson.JSONDecodeError as exc:
@@ -88,23 +95,25 @@ def parse_event(line: str) -> Event | None:
         if not all(isinstance(i, str) and i for i in ids):
             raise ReplayLineError("each of 'users' must be an id")
         return MembersLeft(at=at, room_id=_str(obj, "room"), member_ids=ids, room_topic=obj.get("room_topic") or None)
-    if kind == "order":
+    spec = inputs.get(kind) if isinstance(kind, str) else None
+    if spec is not None:
         fields = {k: v for k, v in obj.items() if k not in ("at", "kind")}
         try:
-            return OrderLine(at, parse_order(fields))
-        except OrderFieldError as exc:
-            raise ReplayLineError(f"order: {exc}") from None
-    raise ReplayLineError(f"unknown kind {kind!r} (message, join, leave, tick, order)")
+            return InputLine(at, spec, spec.parse(fields))
+        except FieldError as exc:
+            raise ReplayLineError(f"{kind}: {exc}") from None
+    raise ReplayLineError(f"unknown kind {kind!r} ({', '.join((*BASE_KINDS, *inputs))})")
 
 
-class OrderLine:
-    """An order update (the fields of POST /api/orders), applied by the orders skill at ``at``."""
+class InputLine:
+    """A line of a kind a skill handles (an order update, say), checked when read and applied at ``at``."""
 
-    __slots__ = ("at", "update")
+    __slots__ = ("at", "spec", "value")
 
-    def __init__(self, at: datetime, update: OrderUpdate) -> None:
+    def __init__(self, at: datetime, spec: ReplayInputSpec, value: Any) -> None:
         self.at = at
-        self.update = update
+        self.spec = spec
+        self.value = value
 
 
 class Tick:

@@ -15,10 +15,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -28,14 +26,14 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from bot.context import Services
-from bot.web import svg
+from bot.web import auth, svg
 from storage import stats
-from storage.tiers import TIER_NAMES, TIERS, last_run
+from skills.tiers.store import TIER_NAMES, TIERS, last_run
 
 log = logging.getLogger(__name__)
 
 BASE = "/dashboard"
-COOKIE = "dashboard_session"
+COOKIE = auth.DASHBOARD_COOKIE
 MAX_PAGE_PARAM = 12  # digits: anything longer is not a page number anyone typed on purpose
 SERVICES = web.AppKey("dashboard_services", Services)
 FUNNEL_LABELS = {"joined": "入群", "spoke": "发过言", "checked_in": "签到过", "ordered": "下过单",
@@ -44,7 +42,7 @@ FUNNEL_LABELS = {"joined": "入群", "spoke": "发过言", "checked_in": "签到
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def setup(app: web.Application, services: Services) -> None:
+def setup(app: web.Application, services: Services, skills=()) -> None:
     app[SERVICES] = services
     app.router.add_get(BASE, _page(overview))
     app.router.add_get(BASE + "/", _page(overview))
@@ -63,19 +61,7 @@ def setup(app: web.Application, services: Services) -> None:
 # -- authentication -----------------------------------------------------------------------------------------------------
 
 def _token(request: web.Request) -> str | None:
-    return os.environ.get(request.app[SERVICES].config.dashboard.token_env) or None
-
-
-def _session_value(token: str) -> str:
-    return hmac.new(token.encode(), b"dashboard-session-v1", hashlib.sha256).hexdigest()
-
-
-def _authorized(request: web.Request, token: str) -> bool:
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
-        return True
-    cookie = request.cookies.get(COOKIE, "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), _session_value(token).encode())
+    return auth.dashboard_token(request.app[SERVICES])
 
 
 def _page(handler: Callable[[web.Request, Services], Awaitable[str]]) -> Handler:
@@ -85,7 +71,7 @@ def _page(handler: Callable[[web.Request, Services], Awaitable[str]]) -> Handler
         token = _token(request)
         if token is None:
             return _disabled(request)
-        if not _authorized(request, token):
+        if not auth.dashboard_authorized(request, request.app[SERVICES]):
             return _login_page(request, status=401, note="请先输入访问令牌登录。")
         body = await handler(request, request.app[SERVICES])
         return _html(body, title=_TITLES.get(handler.__name__, "数据看板"), active=handler.__name__)
@@ -115,7 +101,7 @@ async def login(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given.encode(), token.encode()):
         return _login_page(request, status=401, note="令牌不对，请重试。")
     response = web.HTTPSeeOther(BASE)
-    response.set_cookie(COOKIE, _session_value(token), path=BASE, httponly=True, samesite="Strict",
+    response.set_cookie(COOKIE, auth.dashboard_session_value(token), path=BASE, httponly=True, samesite="Strict",
                         secure=request.secure)
     raise response
 
@@ -198,8 +184,8 @@ def _pct(part: float, whole: float) -> str:
 
 
 def _window_days(services: Services) -> int:
-    settings = services.skill_state.get("tiers")
-    return getattr(settings, "window_days", 90)
+    runtime = services.skills.get("tiers")
+    return getattr(runtime.settings if runtime else None, "window_days", 90)
 
 
 # -- pages --------------------------------------------------------------------------------------------------------------

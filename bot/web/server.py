@@ -1,27 +1,30 @@
-"""The bot's aiohttp server: a health check plus web modules mounted at start.
+"""The bot's aiohttp server: a health check, the operators' dashboard, and the routes skills declare.
 
-Each module in ``WEB_MODULES`` exposes ``setup(app: aiohttp.web.Application, services) -> None`` and adds its
-routes; handlers call storage/ or skill-level plain functions, never the transport. Started by
-``python -m bot run`` (and by ``BotApp`` when asked) on ``[http] host``/``port`` (default 127.0.0.1:8080).
+Every route authenticates as it declares (``RouteSpec.auth``): "api" — ``Authorization: Bearer <token>`` with the
+token from the environment variable ``[http] token_env``, or ``X-Signature: sha256=<hex>``, the HMAC-SHA256 of the
+raw body with the secret from ``[http] hmac_secret_env`` (neither set: 503); "dashboard" — the dashboard's login;
+"self" — the handler checks a signature of its own (webhooks). Skills get plain ``bot.http`` values, never aiohttp
+objects. Started by ``python -m bot run`` on ``[http] host``/``port`` (default 127.0.0.1:8080).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.config import HttpSettings
+from bot.http import HttpRequest, HttpResponse
+from bot.skill import RouteSpec, Skill
+from bot.web import auth
 
 if TYPE_CHECKING:
     from bot.context import Services
 
 log = logging.getLogger(__name__)
-
-# Mounted in this order.
-WEB_MODULES: list[str] = ["bot.web.orders_api", "bot.web.dashboard"]
 
 SERVICES = web.AppKey("services", object)
 
@@ -30,19 +33,59 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_app(services: Services, settings: HttpSettings, modules: list[str] | None = None) -> web.Application:
+def _mount(app: web.Application, services: Services, route: RouteSpec, settings: HttpSettings) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        if route.auth == "api":
+            token = os.environ.get(settings.token_env) or None
+            secret = os.environ.get(settings.hmac_secret_env) or None
+            if token is None and secret is None:
+                return _json(HttpResponse.error(
+                    503, f"API not configured: set {settings.token_env} or {settings.hmac_secret_env}"))
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            return _json(HttpResponse.error(413, f"body larger than {settings.max_body_bytes} bytes"))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json(HttpResponse.error(413, f"body larger than {settings.max_body_bytes} bytes"))
+        if route.auth == "api" and not auth.api_authorized(request.headers, body, token, secret):
+            log.warning("%s %s: refused a request from %s (missing or wrong credentials)", route.method, route.path,
+                        request.remote)
+            return _json(HttpResponse.error(
+                401, "missing or wrong credentials (Authorization: Bearer ... or X-Signature: sha256=...)"))
+        if route.auth == "dashboard" and not auth.dashboard_authorized(request, services):
+            return _json(HttpResponse.error(401, "log in to the dashboard first"))
+        req = HttpRequest(route.method, request.path, body, dict(request.query), dict(request.match_info),
+                          request.remote)
+        try:
+            answer = await route.handler(req, services)
+        except ValueError as exc:  # the body was not what the route reads (e.g. not JSON)
+            answer = HttpResponse.error(400, str(exc))
+        return _json(answer)
+
+    app.router.add_route(route.method, route.path, handle)
+
+
+def _json(answer: HttpResponse) -> web.Response:
+    return web.json_response(answer.body if answer.body is not None else {}, status=answer.status)
+
+
+def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill] = ()) -> web.Application:
+    from bot.web import dashboard
+
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app.router.add_get("/health", health)
-    for name in WEB_MODULES if modules is None else modules:
-        importlib.import_module(name).setup(app, services)
+    for skill in skills:
+        for route in skill.routes:
+            _mount(app, services, route, settings)
+    dashboard.setup(app, services, skills)
     return app
 
 
 class WebServer:
-    def __init__(self, services: Services, settings: HttpSettings, modules: list[str] | None = None) -> None:
+    def __init__(self, services: Services, settings: HttpSettings, skills: Sequence[Skill] = ()) -> None:
         self.settings = settings
-        self.app = build_app(services, settings, modules)
+        self.app = build_app(services, settings, skills)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port = 0)
 

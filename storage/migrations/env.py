@@ -7,14 +7,14 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import importlib
+
+from storage.migrate import model_modules
 from storage.models import Base
-import storage.models_points  # noqa: F401  (each module of tables is imported here, so autogenerate sees it)
-import storage.models_checkin  # noqa: F401
-import storage.models_lottery  # noqa: F401
-import storage.models_welcome  # noqa: F401
-import storage.models_tiers  # noqa: F401
-import storage.models_gentle  # noqa: F401
-import storage.models_orders  # noqa: F401
+
+if context.config.attributes.get("connection") is None:  # the alembic CLI (autogenerate): see every table
+    for _module in model_modules():
+        importlib.import_module(_module)
 
 target_metadata = Base.metadata
 

@@ -11,7 +11,7 @@ import storage.types
 
 revision = '0001'
 down_revision = None
-branch_labels = None
+branch_labels = ('core',)
 depends_on = None
 
 

@@ -1,0 +1,30 @@
+"""What the connected platform can do, learnt from the transport at login.
+
+Skills read it through ``ctx.capabilities`` and degrade where a feature is missing (no ``kick``: alert the room's
+admins instead). A transport that says nothing can send text and @-mention, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    send_text: bool = True
+    mention: bool = True
+    image: bool = False
+    file: bool = False
+    link: bool = False
+    kick: bool = False
+    invite: bool = False
+    room_qrcode: bool = False
+    announce: bool = False
+
+    @classmethod
+    def from_mapping(cls, raw: dict) -> Capabilities:
+        """From a provider's answer (e.g. the bridge's GET /capabilities): missing or non-true means false."""
+        return cls(**{f.name: raw.get(f.name) is True for f in fields(cls)})
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self) if getattr(self, f.name))

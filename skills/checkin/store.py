@@ -1,0 +1,155 @@
+"""Queries of the check-in skill. Each takes the caller's session; nothing here commits.
+
+Points always move through storage.points.change_points (ledger + balance together); this module adds the
+per-day check-in rows, reward stock and redemptions around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Member, RoomMember
+from skills.checkin.models import Checkin, Redemption, RewardStock
+from storage.models_points import PointsBalance, PointsLedger
+from storage.points import AlreadyRecorded, change_points
+from storage.prepared import Prepared, savepoint
+from storage.upsert import insert_for
+
+
+class OutOfStock(Exception):
+    pass
+
+
+# built once and run as prepared statements: see storage/points.py and storage/prepared.py
+_CHECKIN_INSERT = Prepared(Checkin.__table__.insert())
+_LAST_CHECKIN = Prepared(select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
+                         .order_by(Checkin.local_date.desc()).limit(1))
+_MY_BALANCE = Prepared(select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m")))
+_ABOVE = Prepared(select(func.count()).where(PointsBalance.balance > bindparam("b")))
+_ROOM_TOP = Prepared(select(PointsBalance.member_id, Member.name, PointsBalance.balance)
+             .join(RoomMember, RoomMember.member_id == PointsBalance.member_id)
+             .outerjoin(Member, Member.id == PointsBalance.member_id)
+             .where(RoomMember.room_id == bindparam("room"), RoomMember.active.is_(True), PointsBalance.balance > 0)
+             .order_by(PointsBalance.balance.desc(), PointsBalance.member_id)
+             .limit(bindparam("n")))
+_STOCK = select(RewardStock.item, RewardStock.stock).where(RewardStock.item.in_(bindparam("items", expanding=True)))
+_MEMBER_NAME = Prepared(select(Member.name).where(Member.id == bindparam("m")))
+
+
+@dataclass(frozen=True, slots=True)
+class LastCheckin:
+    local_date: str  # ISO date
+    streak: int
+
+
+async def last_checkin(session: AsyncSession, member_id: str) -> LastCheckin | None:
+    row = (await _LAST_CHECKIN.run(await session.connection(), {"m": member_id})).first()
+    return LastCheckin(row[0], row[1]) if row is not None else None
+
+
+async def record_checkin(
+    session: AsyncSession, member_id: str, day: date, streak: int, points: int, *, at: datetime,
+    room_id: str | None, reason: str,
+) -> int:
+    """Award the day's points and note the check-in, together; return the new balance.
+
+    Raises AlreadyRecorded when this member already checked in on ``day`` (even by a racing request): then
+    nothing changes. The ledger's unique (source, ref_id) is the guard; the checkins row rides on it.
+    """
+    try:
+        async with savepoint(session):  # one savepoint for both rows
+            new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
+                                              ref_id=f"{member_id}:{day.isoformat()}", at=at, savepoint=False)
+            await _CHECKIN_INSERT.run(await session.connection(), {
+                "member_id": member_id, "local_date": day.isoformat(), "streak": streak, "points": points,
+                "room_id": room_id, "at": at})
+    except IntegrityError:  # the checkins row of a racing request that got past the ledger first
+        raise AlreadyRecorded(f"checkin:{member_id}:{day}") from None
+    return new_balance
+
+
+async def standing(session: AsyncSession, member_id: str) -> tuple[int, int | None]:
+    """(balance, rank among all members by balance; ties share a rank; None without any points)."""
+    conn = await session.connection()
+    mine = (await _MY_BALANCE.run(conn, {"m": member_id})).scalar()
+    if not mine:
+        return 0, None
+    above = (await _ABOVE.run(conn, {"b": mine})).scalar()
+    return mine, (above or 0) + 1
+
+
+async def room_top(session: AsyncSession, room_id: str, limit: int) -> list[tuple[str, str, int]]:
+    """(member id, name, balance) of the room's current members with points, highest first."""
+    rows = (await _ROOM_TOP.run(await session.connection(), {"room": room_id, "n": limit})).all()
+    return [(m, n or m, b) for m, n, b in rows]
+
+
+async def member_name(session: AsyncSession, member_id: str) -> str | None:
+    return (await _MEMBER_NAME.run(await session.connection(), {"m": member_id})).scalar()
+
+
+async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime) -> None:
+    """Create stock rows for rewards not seen before; existing rows keep their count (a restart must not
+    refill what members already redeemed)."""
+    if not stock:
+        return
+    stmt = insert_for(session.bind.dialect.name, RewardStock.__table__).values(
+        [{"item": item, "stock": n, "updated_at": at} for item, n in stock.items()])
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["item"]))
+
+
+_STOCK_BY_COUNT: dict[int, Prepared] = {}
+
+
+async def stock_of(session: AsyncSession, items: list[str]) -> dict[str, int]:
+    if not items:
+        return {}
+    if len(items) > 32:
+        return dict((await session.execute(_STOCK, {"items": items})).all())
+    stmt = _STOCK_BY_COUNT.get(len(items))
+    if stmt is None:  # the catalog's length is fixed by config: one prepared statement for it
+        stmt = _STOCK_BY_COUNT[len(items)] = Prepared(select(RewardStock.item, RewardStock.stock).where(
+            RewardStock.item.in_([bindparam(f"item{i}") for i in range(len(items))])))
+    rows = await stmt.run(await session.connection(), {f"item{i}": item for i, item in enumerate(items)})
+    return dict(rows.all())
+
+
+async def redeem(
+    session: AsyncSession, member_id: str, item: str, cost: int, *, at: datetime, room_id: str | None,
+    member_name: str = "",
+) -> tuple[Redemption, int]:
+    """Take one from stock, spend the points, write the redemption — all or nothing; return it and the balance.
+
+    Raises OutOfStock, or storage.points.InsufficientPoints; either way nothing changes. The stock is a
+    conditional UPDATE (stock > 0), so racing redemptions can't take it below zero.
+    """
+    async with session.begin_nested():
+        taken = await session.execute(
+            update(RewardStock).where(RewardStock.item == item, RewardStock.stock > 0)
+            .values(stock=RewardStock.stock - 1, updated_at=at).execution_options(synchronize_session=False))
+        if taken.rowcount == 0:
+            raise OutOfStock(item)
+        redemption = Redemption(member_id=member_id, member_name=member_name[:256], room_id=room_id, item=item,
+                                cost=cost, status="pending", at=at)
+        session.add(redemption)
+        await session.flush()
+        if cost > 0:
+            new_balance = await change_points(session, member_id, -cost, reason=f"兑换 {item}", source="redeem",
+                                              ref_id=f"redemption:{redemption.id}", at=at)
+        else:
+            new_balance = (await standing(session, member_id))[0]
+    return redemption, new_balance
+
+
+async def activity_awards_today(session: AsyncSession, member_id: str, day: date) -> int:
+    """How many activity awards this member got on ``day`` (their ref ids are "member:date:n")."""
+    prefix = f"{member_id}:{day.isoformat()}:"
+    return await session.scalar(
+        select(func.count()).select_from(PointsLedger).where(
+            PointsLedger.source == "activity", PointsLedger.member_id == member_id,
+            PointsLedger.ref_id >= prefix, PointsLedger.ref_id < prefix[:-1] + ";")) or 0  # ";" sorts right after ":"

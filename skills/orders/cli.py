@@ -1,0 +1,42 @@
+"""``python -m bot orders import FILE.csv`` and ``orders bind EXTERNAL_ID WXID``: written to the database; the
+running bot picks up the reminders within a minute."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.cli import CliContext
+from skills.orders import bind_member, import_csv, skill
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["import", "bind"])
+    parser.add_argument("args", nargs="+")
+
+
+@skill.cli("orders", help="orders: import FILE.csv (good rows in, bad ones reported by line); bind EXTERNAL_ID WXID",
+           arguments=_arguments)
+async def orders_cli(cli: CliContext) -> int:
+    action, args = cli.args.action, cli.args.args
+    if action == "bind" and len(args) != 2:
+        print("usage: python -m bot orders bind EXTERNAL_MEMBER_ID WECHAT_ID", file=sys.stderr)
+        return 2
+    if action == "import" and len(args) != 1:
+        print("usage: python -m bot orders import FILE.csv", file=sys.stderr)
+        return 2
+    async with cli.services() as services:
+        if action == "bind":
+            n = await bind_member(services, args[0], args[1])
+            print(f"bound {args[0]} -> {args[1]}; {n} waiting orders now have the WeChat id")
+            return 0
+        try:
+            report = await import_csv(services, args[0])
+        except OSError as exc:
+            print(f"{args[0]}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+    for line, problem in report.errors:
+        print(f"{args[0]}: line {line}: {problem}", file=sys.stderr)
+    print(f"imported {report.applied}, already there {report.duplicate}, older than the stored status "
+          f"{report.stale}, bad rows {sum(1 for line, _ in report.errors if line > 1)}")
+    return 1 if report.errors else 0
