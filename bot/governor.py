@@ -25,12 +25,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from bot.activity import ActivityLog
 from bot.backoff import backoff_delay
-from bot.caps import CapStore
 from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
+from bot.governor_stores import ActivityRecorder, GovernorCapStore
 from bot.transports.base import NotConnectedError, RiskControlError, UncertainDeliveryError
 
 log = logging.getLogger(__name__)
@@ -89,8 +88,8 @@ class SendGovernor:
         send: SendFn,
         clock: Clock,
         settings: GovernorSettings,
-        caps: CapStore,
-        activity: ActivityLog,
+        caps: GovernorCapStore,
+        activity: ActivityRecorder,
         rng: random.Random | None = None,
     ) -> None:
         self._send = send
