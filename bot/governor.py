@@ -25,16 +25,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from bot.activity import ActivityLog
-from bot.caps import CapStore
+from bot.backoff import backoff_delay
 from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
+from bot.governor_stores import ActivityRecorder, GovernorCapStore
 from bot.transports.base import NotConnectedError, RiskControlError, UncertainDeliveryError
 
 log = logging.getLogger(__name__)
 
 OFFLINE_PROBE_S = 30.0  # while the transport is down and no login is reported, try one send this often
+RETRY_INITIAL_S = 2  # the first wait after an ordinary send failure; doubles with each further attempt
 
 SendFn = Callable[[OutgoingMessage], Awaitable[str | None]]
 
@@ -87,8 +88,8 @@ class SendGovernor:
         send: SendFn,
         clock: Clock,
         settings: GovernorSettings,
-        caps: CapStore,
-        activity: ActivityLog,
+        caps: GovernorCapStore,
+        activity: ActivityRecorder,
         rng: random.Random | None = None,
     ) -> None:
         self._send = send
@@ -373,7 +374,7 @@ class SendGovernor:
             platform_id = await self._send(item.message)
         except RiskControlError as exc:
             self._backoff_level += 1
-            delay = min(self.settings.backoff_initial_s * 2 ** (self._backoff_level - 1), self.settings.backoff_max_s)
+            delay = backoff_delay(self._backoff_level, self.settings.backoff_initial_s, self.settings.backoff_max_s)
             self._backoff_until = now + timedelta(seconds=delay)
             log.warning("risk control from the platform (%s): pausing all sends for %.0f s", exc, delay)
             self._activity.record(
@@ -442,7 +443,7 @@ class SendGovernor:
             self._drop(item, reason)
             return
         log.warning("send to %s failed (attempt %d, %s): %s", item.message.chat_key, item.attempts, failure, exc)
-        item.not_before = now + timedelta(seconds=2**item.attempts)
+        item.not_before = now + timedelta(seconds=backoff_delay(item.attempts, RETRY_INITIAL_S))
         item.retrying = True
         self._enqueue(item)
 

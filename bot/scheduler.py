@@ -19,6 +19,7 @@ from croniter import croniter
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.backoff import backoff_delay
 from bot.clock import Clock, TimerHandle
 from bot.context import Context, JobRun
 from storage.models import AccountRoom, ScheduledJob
@@ -494,7 +495,7 @@ class Scheduler:
             elif job.attempts >= MAX_ATTEMPTS:
                 job.status = "failed"
             else:
-                job.next_run_at = self._clock.now() + timedelta(seconds=60 * job.attempts)
+                job.next_run_at = self._clock.now() + timedelta(seconds=backoff_delay(job.attempts, 60))
         if job.status == "active":
             self._arm(job.next_run_at)
 

@@ -1,6 +1,8 @@
 """The send governor on a virtual clock: pacing, priorities, quiet hours, caps, coalescing, back-off, retries.
 
-Everything runs the real app (Harness) over a real SQLite file; only the transport edge records or raises.
+Most tests run the governor alone with its stores in memory (GovernorRig, tests/governor_memory.py: no
+database, milliseconds each); the ones about what reaches the database, and what happens when it fails, run the
+real app (Harness) over a real SQLite file. Either way only the transport edge records or raises.
 Expected instants are computed from the settings (jitter_s=0 unless the test is about jitter).
 """
 
@@ -16,6 +18,7 @@ from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor import SendOutcome, in_quiet_hours
 from bot.transports.base import RiskControlError, UncertainDeliveryError
 from storage.models import Activity, ProactiveCount
+from tests.governor_memory import GovernorRig
 from tests.support import START, TZ, Harness, make_config
 
 NEVER_QUIET = QuietHours(start=time(0, 0), end=time(0, 0))
@@ -37,7 +40,7 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, second, tzinfo=TZ)
 
 
-def times(h: Harness) -> list[datetime]:
+def times(h: Harness | GovernorRig) -> list[datetime]:
     return [x.at for x in h.sent]
 
 
@@ -54,7 +57,7 @@ def res(future: asyncio.Future) -> SendOutcome:
     return future.result()
 
 
-async def drain(h: Harness) -> None:
+async def drain(h: Harness | GovernorRig) -> None:
     """Run the clock until the governor has nothing left that could go without a quiet-hours wait."""
     await h.settle()
 
@@ -62,19 +65,19 @@ async def drain(h: Harness) -> None:
 # -- pacing -------------------------------------------------------------------------------------------------------
 
 
-async def test_min_interval_same_chat(db_url):
-    async with Harness(make_config(min_interval_s=2.0, per_chat_interval_s=0.5), db_url) as h:
+async def test_min_interval_same_chat():
+    async with GovernorRig(make_config(min_interval_s=2.0, per_chat_interval_s=0.5)) as h:
         for i in range(4):
-            h.app.governor.submit(room(f"m{i}"))
+            h.governor.submit(room(f"m{i}"))
         await drain(h)
         assert h.transport.texts() == ["m0", "m1", "m2", "m3"]
         assert times(h) == [s(0), s(2), s(4), s(6)]
 
 
-async def test_chat_switch_and_per_chat_intervals(db_url):
+async def test_chat_switch_and_per_chat_intervals():
     gov = dict(min_interval_s=2.0, chat_switch_interval_s=5.0, per_chat_interval_s=3.0)
-    async with Harness(make_config(**gov), db_url) as h:
-        g = h.app.governor
+    async with GovernorRig(make_config(**gov)) as h:
+        g = h.governor
         g.submit(room("a", "g1"))
         g.submit(room("b", "g1"))  # same chat: max(min 2, per-chat 3) = 3
         g.submit(room("c", "g2"))  # switch: 5
@@ -83,10 +86,10 @@ async def test_chat_switch_and_per_chat_intervals(db_url):
         assert [(x.text, x.at) for x in h.sent] == [("a", s(0)), ("b", s(3)), ("c", s(8)), ("d", s(13))]
 
 
-async def test_per_chat_interval_holds_across_a_switch(db_url):
+async def test_per_chat_interval_holds_across_a_switch():
     gov = dict(min_interval_s=1.0, chat_switch_interval_s=2.0, per_chat_interval_s=10.0)
-    async with Harness(make_config(**gov), db_url) as h:
-        g = h.app.governor
+    async with GovernorRig(make_config(**gov)) as h:
+        g = h.governor
         g.submit(room("a", "g1"))
         g.submit(room("b", "g2"))
         g.submit(room("c", "g1"))  # switch would allow +4, but g1 had a send at 0: per-chat 10 wins
@@ -94,10 +97,10 @@ async def test_per_chat_interval_holds_across_a_switch(db_url):
         assert [(x.text, x.at) for x in h.sent] == [("a", s(0)), ("b", s(2)), ("c", s(10))]
 
 
-async def test_max_per_minute_is_a_sliding_window(db_url):
-    async with Harness(make_config(max_per_minute=3, min_interval_s=1.0), db_url) as h:
+async def test_max_per_minute_is_a_sliding_window():
+    async with GovernorRig(make_config(max_per_minute=3, min_interval_s=1.0)) as h:
         for i in range(7):
-            h.app.governor.submit(room(f"m{i}"))
+            h.governor.submit(room(f"m{i}"))
         await drain(h)
         # 3 in the first minute; each later send waits until the send 3 back is 60 s old
         assert times(h) == [s(0), s(1), s(2), s(60), s(61), s(62), s(120)]
@@ -105,15 +108,15 @@ async def test_max_per_minute_is_a_sliding_window(db_url):
             assert h.sent[i].at - h.sent[i - 3].at >= timedelta(seconds=60)
 
 
-async def test_sends_spaced_from_previous_send_not_from_submit(db_url):
-    async with Harness(make_config(min_interval_s=5.0, per_chat_interval_s=1.0), db_url) as h:
-        h.app.governor.submit(room("a"))
+async def test_sends_spaced_from_previous_send_not_from_submit():
+    async with GovernorRig(make_config(min_interval_s=5.0, per_chat_interval_s=1.0)) as h:
+        h.governor.submit(room("a"))
         await drain(h)
         await h.clock.advance(3)
-        h.app.governor.submit(room("b"))
+        h.governor.submit(room("b"))
         await drain(h)
         await h.clock.advance(60)
-        h.app.governor.submit(room("c"))  # long after: goes at once
+        h.governor.submit(room("c"))  # long after: goes at once
         await drain(h)
         assert times(h) == [s(0), s(5), s(65)]
 
@@ -121,37 +124,37 @@ async def test_sends_spaced_from_previous_send_not_from_submit(db_url):
 # -- jitter -------------------------------------------------------------------------------------------------------
 
 
-async def _jittered_gaps(db_url: str, seed: int, n: int = 300) -> list[float]:
+async def _jittered_gaps(seed: int, n: int = 300) -> list[float]:
     gov = dict(min_interval_s=1.0, chat_switch_interval_s=1.0, per_chat_interval_s=0.0, jitter_s=0.5)
-    async with Harness(make_config(**gov), db_url, seed=seed) as h:
+    async with GovernorRig(make_config(**gov), seed=seed) as h:
         for i in range(n):
-            h.app.governor.submit(room(f"m{i}"))
+            h.governor.submit(room(f"m{i}"))
         await drain(h)
         assert len(h.sent) == n
         t = times(h)
         return [(b - a).total_seconds() for a, b in zip(t, t[1:])]
 
 
-async def test_jitter_gaps_within_bounds_and_span_the_range(tmp_path):
-    gaps = await _jittered_gaps(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", seed=7)
+async def test_jitter_gaps_within_bounds_and_span_the_range():
+    gaps = await _jittered_gaps(seed=7)
     assert all(1.0 - 1e-6 <= g <= 1.5 + 1e-6 for g in gaps), (min(gaps), max(gaps))
     assert min(gaps) < 1.02 and max(gaps) > 1.48  # both ends approached
     assert len({round(g, 3) for g in gaps}) > 50  # really random, not one constant
 
 
-async def test_jitter_is_deterministic_for_a_seed(tmp_path):
-    a = await _jittered_gaps(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", seed=3, n=40)
-    b = await _jittered_gaps(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", seed=3, n=40)
-    c = await _jittered_gaps(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", seed=4, n=40)
+async def test_jitter_is_deterministic_for_a_seed():
+    a = await _jittered_gaps(seed=3, n=40)
+    b = await _jittered_gaps(seed=3, n=40)
+    c = await _jittered_gaps(seed=4, n=40)
     assert a == b
     assert a != c
 
 
-async def test_jitter_applies_to_chat_switch(db_url):
+async def test_jitter_applies_to_chat_switch():
     gov = dict(min_interval_s=1.0, chat_switch_interval_s=10.0, per_chat_interval_s=0.0, jitter_s=2.0)
-    async with Harness(make_config(**gov), db_url, seed=11) as h:
+    async with GovernorRig(make_config(**gov), seed=11) as h:
         for i in range(60):
-            h.app.governor.submit(room(f"m{i}", "g1" if i % 2 == 0 else "g2"))
+            h.governor.submit(room(f"m{i}", "g1" if i % 2 == 0 else "g2"))
         await drain(h)
         t = times(h)
         gaps = [(b - a).total_seconds() for a, b in zip(t, t[1:])]
@@ -162,9 +165,9 @@ async def test_jitter_applies_to_chat_switch(db_url):
 # -- order --------------------------------------------------------------------------------------------------------
 
 
-async def test_priority_order_when_queued_together(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_priority_order_when_queued_together():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         f_sched = g.submit(room("scheduled"), priority=Priority.SCHEDULED)
         f_trans = g.submit(room("transactional"), priority=Priority.TRANSACTIONAL)
         f_reply = g.submit(room("reply"), priority=Priority.REPLY)
@@ -173,9 +176,9 @@ async def test_priority_order_when_queued_together(db_url):
         assert [(res(f)).at for f in (f_reply, f_trans, f_sched)] == [s(0), s(1), s(2)]
 
 
-async def test_reply_overtakes_a_waiting_scheduled_backlog(db_url):
-    async with Harness(make_config(min_interval_s=10.0, room_daily_caps={}), db_url) as h:
-        g = h.app.governor
+async def test_reply_overtakes_a_waiting_scheduled_backlog():
+    async with GovernorRig(make_config(min_interval_s=10.0, room_daily_caps={})) as h:
+        g = h.governor
         for i in range(3):
             g.submit(room(f"s{i}"), priority=Priority.SCHEDULED)
         await h.clock.advance(5)  # s0 went at 0; s1 waits for 10
@@ -184,10 +187,10 @@ async def test_reply_overtakes_a_waiting_scheduled_backlog(db_url):
         assert [(x.text, x.at) for x in h.sent] == [("s0", s(0)), ("reply", s(10)), ("s1", s(20)), ("s2", s(30))]
 
 
-async def test_fifo_within_priority_never_skips_to_a_cheaper_chat(db_url):
+async def test_fifo_within_priority_never_skips_to_a_cheaper_chat():
     gov = dict(min_interval_s=1.0, chat_switch_interval_s=5.0, per_chat_interval_s=1.0)
-    async with Harness(make_config(**gov), db_url) as h:
-        g = h.app.governor
+    async with GovernorRig(make_config(**gov)) as h:
+        g = h.governor
         order = [("a", "g1"), ("b", "g2"), ("c", "g1"), ("d", "g1"), ("e", "g2")]
         for t, r in order:
             g.submit(room(t, r))
@@ -196,9 +199,9 @@ async def test_fifo_within_priority_never_skips_to_a_cheaper_chat(db_url):
         assert times(h) == [s(0), s(5), s(10), s(11), s(16)]
 
 
-async def test_per_chat_order_kept_within_each_priority(db_url):
-    async with Harness(make_config(room_daily_caps={}), db_url) as h:
-        g = h.app.governor
+async def test_per_chat_order_kept_within_each_priority():
+    async with GovernorRig(make_config(room_daily_caps={})) as h:
+        g = h.governor
         for i in range(4):
             g.submit(room(f"s{i}", "g1"), priority=Priority.SCHEDULED)
             g.submit(room(f"r{i}", "g1"))
@@ -221,10 +224,10 @@ def test_in_quiet_hours_windows():
     assert not in_quiet_hours(time(3, 0), time(0, 0), time(0, 0))
 
 
-async def test_light_message_at_23_goes_at_8_next_morning(db_url):
+async def test_light_message_at_23_goes_at_8_next_morning():
     cfg = make_config(light=KindPolicy(quiet_hours="defer", max_delay_s=12 * 3600))
-    async with Harness(cfg, db_url, start=local(23, 23)) as h:
-        f = h.app.governor.submit(room("早安"), priority=Priority.SCHEDULED, kind=ProactiveKind.LIGHT)
+    async with GovernorRig(cfg, start=local(23, 23)) as h:
+        f = h.governor.submit(room("早安"), priority=Priority.SCHEDULED, kind=ProactiveKind.LIGHT)
         await h.clock.advance_to(local(24, 7, 59, 59))
         assert h.sent == [] and not f.done()
         await h.clock.advance_to(local(24, 8))
@@ -232,55 +235,55 @@ async def test_light_message_at_23_goes_at_8_next_morning(db_url):
         assert res(f) == SendOutcome(True, local(24, 8).astimezone(f.result().at.tzinfo), platform_id="m1")
 
 
-async def test_light_message_in_early_morning_with_default_policy_is_deferred(db_url):
+async def test_light_message_in_early_morning_with_default_policy_is_deferred():
     # default light max_delay is 6 h: 03:00 → 08:00 is 5 h, so it waits
-    async with Harness(make_config(), db_url, start=local(24, 3)) as h:
-        f = h.app.governor.submit(room("tip"), priority=Priority.SCHEDULED)
+    async with GovernorRig(make_config(), start=local(24, 3)) as h:
+        f = h.governor.submit(room("tip"), priority=Priority.SCHEDULED)
         await h.clock.advance_to(local(24, 12))
         assert times(h) == [local(24, 8)]
         assert (res(f)).sent
 
 
-async def test_transactional_deferred_to_end_of_quiet_hours(db_url):
-    async with Harness(make_config(), db_url, start=local(23, 22, 30)) as h:
-        f = h.app.governor.submit(dm("您的订单已发货"), priority=Priority.TRANSACTIONAL)
+async def test_transactional_deferred_to_end_of_quiet_hours():
+    async with GovernorRig(make_config(), start=local(23, 22, 30)) as h:
+        f = h.governor.submit(dm("您的订单已发货"), priority=Priority.TRANSACTIONAL)
         await h.clock.advance_to(local(24, 12))
         assert times(h) == [local(24, 8)]
         assert (res(f)).sent
 
 
-async def test_promotional_in_quiet_hours_is_dropped(db_url):
-    async with Harness(make_config(), db_url, start=local(23, 23)) as h:
-        f = h.app.governor.submit(room("大促"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
+async def test_promotional_in_quiet_hours_is_dropped():
+    async with GovernorRig(make_config(), start=local(23, 23)) as h:
+        f = h.governor.submit(room("大促"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
         assert f.done()
         outcome = f.result()
         assert outcome == SendOutcome(False, local(23, 23), reason="quiet_hours")
         await h.clock.advance_to(local(24, 12))
         assert h.sent == []
-        assert h.app.governor.dropped == {"quiet_hours": 1}
+        assert h.governor.dropped == {"quiet_hours": 1}
 
 
-async def test_reply_in_quiet_hours_goes_at_once(db_url):
-    async with Harness(make_config(), db_url, start=local(23, 23)) as h:
-        f = h.app.governor.submit(room("在的"))
+async def test_reply_in_quiet_hours_goes_at_once():
+    async with GovernorRig(make_config(), start=local(23, 23)) as h:
+        f = h.governor.submit(room("在的"))
         await h.clock.run_pending()
         assert times(h) == [local(23, 23)]
         assert (res(f)).sent
 
 
-async def test_deferral_longer_than_max_delay_is_dropped_stale_at_submit(db_url):
+async def test_deferral_longer_than_max_delay_is_dropped_stale_at_submit():
     cfg = make_config(light=KindPolicy(quiet_hours="defer", max_delay_s=3600))
-    async with Harness(cfg, db_url, start=local(23, 23)) as h:
-        f = h.app.governor.submit(room("tip"), priority=Priority.SCHEDULED)
+    async with GovernorRig(cfg, start=local(23, 23)) as h:
+        f = h.governor.submit(room("tip"), priority=Priority.SCHEDULED)
         assert (res(f)) == SendOutcome(False, local(23, 23), reason="stale")
         await h.clock.advance_to(local(24, 12))
         assert h.sent == []
 
 
-async def test_pacing_into_quiet_hours_drops_promotional(db_url):
+async def test_pacing_into_quiet_hours_drops_promotional():
     cfg = make_config(min_interval_s=10.0, per_chat_interval_s=10.0)
-    async with Harness(cfg, db_url, start=local(23, 21, 59, 55)) as h:
-        g = h.app.governor
+    async with GovernorRig(cfg, start=local(23, 21, 59, 55)) as h:
+        g = h.governor
         f1 = g.submit(room("p1"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
         f2 = g.submit(room("p2", "g2"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
         await h.clock.advance_to(local(24, 12))
@@ -289,11 +292,11 @@ async def test_pacing_into_quiet_hours_drops_promotional(db_url):
         assert times(h) == [local(23, 21, 59, 55)]
 
 
-async def test_pacing_into_quiet_hours_defers_light(db_url):
+async def test_pacing_into_quiet_hours_defers_light():
     cfg = make_config(min_interval_s=10.0, per_chat_interval_s=10.0,
                       light=KindPolicy(quiet_hours="defer", max_delay_s=12 * 3600))
-    async with Harness(cfg, db_url, start=local(23, 21, 59, 55)) as h:
-        g = h.app.governor
+    async with GovernorRig(cfg, start=local(23, 21, 59, 55)) as h:
+        g = h.governor
         g.submit(room("l1"), priority=Priority.SCHEDULED)
         f2 = g.submit(room("l2"), priority=Priority.SCHEDULED)
         await h.clock.advance_to(local(24, 12))
@@ -301,12 +304,12 @@ async def test_pacing_into_quiet_hours_defers_light(db_url):
         assert [(x.text, x.at) for x in h.sent] == [("l1", local(23, 21, 59, 55)), ("l2", local(24, 8))]
 
 
-async def test_message_held_past_max_delay_is_dropped_stale_at_delivery(db_url):
+async def test_message_held_past_max_delay_is_dropped_stale_at_delivery():
     cfg = make_config(light=KindPolicy(quiet_hours="defer", max_delay_s=600), backoff_initial_s=1800,
                       reply_max_delay_s=3600)
-    async with Harness(cfg, db_url) as h:
+    async with GovernorRig(cfg) as h:
         h.transport.fail_with.append(RiskControlError("操作过于频繁"))
-        g = h.app.governor
+        g = h.governor
         f_reply = g.submit(room("reply"))
         f_light = g.submit(room("tip", "g2"), priority=Priority.SCHEDULED)
         await drain(h)
@@ -316,11 +319,11 @@ async def test_message_held_past_max_delay_is_dropped_stale_at_delivery(db_url):
         assert h.transport.texts() == ["reply"]
 
 
-async def test_a_reply_held_back_too_long_is_dropped_not_sent_late(db_url):
+async def test_a_reply_held_back_too_long_is_dropped_not_sent_late():
     cfg = make_config(backoff_initial_s=1800, reply_max_delay_s=600)
-    async with Harness(cfg, db_url) as h:
+    async with GovernorRig(cfg) as h:
         h.transport.fail_with.append(RiskControlError("操作过于频繁"))
-        f_reply = h.app.governor.submit(room("reply"))
+        f_reply = h.governor.submit(room("reply"))
         await drain(h)
         assert res(f_reply) == SendOutcome(False, s(1800), reason="stale")
         assert h.transport.texts() == []
@@ -329,9 +332,9 @@ async def test_a_reply_held_back_too_long_is_dropped_not_sent_late(db_url):
 # -- daily caps ---------------------------------------------------------------------------------------------------
 
 
-async def test_room_total_cap_drops_fourth_light_message(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_room_total_cap_drops_fourth_light_message():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         futures = [g.submit(room(f"t{i}"), priority=Priority.SCHEDULED) for i in range(4)]
         await drain(h)
         outcomes = [res(f) for f in futures]
@@ -344,9 +347,9 @@ async def test_room_total_cap_drops_fourth_light_message(db_url):
         assert h.transport.texts()[3:] == ["a reply", "other room"]
 
 
-async def test_room_cap_is_per_room_and_replies_uncapped(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_room_cap_is_per_room_and_replies_uncapped():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         for i in range(3):
             g.submit(room(f"g1-{i}", "g1"), priority=Priority.SCHEDULED)
         await drain(h)
@@ -358,9 +361,9 @@ async def test_room_cap_is_per_room_and_replies_uncapped(db_url):
         assert (res(f_over)).reason == "cap:total"
 
 
-async def test_promotional_cap(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_promotional_cap():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         f1 = g.submit(room("promo1"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
         f2 = g.submit(room("promo2"), priority=Priority.SCHEDULED, kind=ProactiveKind.PROMOTIONAL)
         f3 = g.submit(room("light"), priority=Priority.SCHEDULED, kind=ProactiveKind.LIGHT)
@@ -370,11 +373,11 @@ async def test_promotional_cap(db_url):
         assert (res(f3)).sent  # the promotional counted 1 of the 3 total
 
 
-async def test_cap_resets_on_the_next_local_day(db_url):
+async def test_cap_resets_on_the_next_local_day():
     # quiet hours off so sends can straddle local midnight (16:00 UTC, same UTC date)
     cfg = make_config(quiet_hours=NEVER_QUIET)
-    async with Harness(cfg, db_url, start=local(23, 23, 50)) as h:
-        g = h.app.governor
+    async with GovernorRig(cfg, start=local(23, 23, 50)) as h:
+        g = h.governor
         fs = [g.submit(room(f"d1-{i}"), priority=Priority.SCHEDULED) for i in range(4)]
         await drain(h)
         assert [(res(f)).sent for f in fs] == [True, True, True, False]
@@ -432,9 +435,9 @@ async def test_counts_written_behind_survive_a_failed_flush(db_url):
         assert counts == {("room:g1", "total"): 3, ("room:g1", "light"): 2, ("room:g1", "promotional"): 1}
 
 
-async def test_member_dm_cap(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_member_dm_cap():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         f1 = g.submit(dm("hi", "u1"), priority=Priority.SCHEDULED)
         f2 = g.submit(dm("again", "u1"), priority=Priority.SCHEDULED)
         f3 = g.submit(dm("hi", "u2"), priority=Priority.SCHEDULED)
@@ -464,9 +467,9 @@ async def test_transactional_is_not_capped_and_not_counted(db_url):
 # -- coalescing ---------------------------------------------------------------------------------------------------
 
 
-async def test_coalesce_many_items_into_one_message_at_window_end(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_coalesce_many_items_into_one_message_at_window_end():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         rendered: list[list] = []
 
         def render(items: list) -> OutgoingMessage:
@@ -489,9 +492,9 @@ async def test_coalesce_many_items_into_one_message_at_window_end(db_url):
         assert [(x.text, x.at) for x in h.sent][1:] == [("欢迎 戊", s(70))]
 
 
-async def test_coalesce_keys_are_separate_and_render_none_sends_nothing(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_coalesce_keys_are_separate_and_render_none_sends_nothing():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         g.coalesce("a", 1, lambda items: room(f"a{sum(items)}"), window_s=10)
         g.coalesce("b", 2, lambda items: None, window_s=10)
         g.coalesce("a", 2, lambda items: room("never used"), window_s=10)  # the first render wins
@@ -500,9 +503,9 @@ async def test_coalesce_keys_are_separate_and_render_none_sends_nothing(db_url):
         assert not g.busy and g.pending == 0
 
 
-async def test_coalesced_message_obeys_kind_caps(db_url):
-    async with Harness(make_config(), db_url) as h:
-        g = h.app.governor
+async def test_coalesced_message_obeys_kind_caps():
+    async with GovernorRig(make_config()) as h:
+        g = h.governor
         for i in range(5):
             g.coalesce(f"k{i}", i, lambda items: room(f"c{items[0]}"), window_s=1, priority=Priority.SCHEDULED,
                        kind=ProactiveKind.LIGHT)
@@ -514,10 +517,10 @@ async def test_coalesced_message_obeys_kind_caps(db_url):
 # -- back-off on risk control -------------------------------------------------------------------------------------
 
 
-async def test_risk_control_pauses_all_sends_then_retries_same_message(db_url):
-    async with Harness(make_config(backoff_initial_s=60.0), db_url) as h:
+async def test_risk_control_pauses_all_sends_then_retries_same_message():
+    async with GovernorRig(make_config(backoff_initial_s=60.0)) as h:
         h.transport.fail_with.append(RiskControlError("操作过于频繁"))
-        g = h.app.governor
+        g = h.governor
         f1 = g.submit(room("first", "g1"))
         f2 = g.submit(room("second", "g2"))
         await h.clock.advance_to(s(59.999))
@@ -527,9 +530,9 @@ async def test_risk_control_pauses_all_sends_then_retries_same_message(db_url):
         assert (res(f1)).sent and (res(f2)).sent
 
 
-async def test_backoff_doubles_up_to_max_and_resets_after_success(db_url):
+async def test_backoff_doubles_up_to_max_and_resets_after_success():
     cfg = make_config(backoff_initial_s=60.0, backoff_max_s=200.0)
-    async with Harness(cfg, db_url) as h:
+    async with GovernorRig(cfg) as h:
         attempts: list[datetime] = []
         real_send = h.transport.send
 
@@ -537,9 +540,9 @@ async def test_backoff_doubles_up_to_max_and_resets_after_success(db_url):
             attempts.append(h.clock.now())
             return await real_send(message)
 
-        h.app.governor._send = counting_send  # the transport edge
+        h.governor._send = counting_send  # the transport edge
         h.transport.fail_with.extend(RiskControlError("风控") for _ in range(4))
-        f = h.app.governor.submit(room("x"))
+        f = h.governor.submit(room("x"))
         await drain(h)
         # waits: 60, 120, 200 (capped from 240), 200 (capped from 480)
         assert attempts == [s(0), s(60), s(180), s(380), s(580)]
@@ -547,10 +550,10 @@ async def test_backoff_doubles_up_to_max_and_resets_after_success(db_url):
         # after a success the next risk-control error starts from the initial back-off again
         await h.clock.advance_to(s(1000))
         h.transport.fail_with.append(RiskControlError("风控"))
-        f2 = h.app.governor.submit(room("y"))
+        f2 = h.governor.submit(room("y"))
         await drain(h)
         assert (res(f2)).at == s(1060)
-        failed = await rows_of(h, "send_failed")
+        failed = h.activity.rows("send_failed")
         assert [r.detail["backoff_s"] for r in failed] == [60, 120, 200, 200, 60]
         assert all(r.detail["reason"] == "risk_control" for r in failed)
 
@@ -558,18 +561,18 @@ async def test_backoff_doubles_up_to_max_and_resets_after_success(db_url):
 # -- ordinary transport errors ------------------------------------------------------------------------------------
 
 
-async def test_transport_error_retried_then_sent(db_url):
-    async with Harness(make_config(retry_attempts=3), db_url) as h:
+async def test_transport_error_retried_then_sent():
+    async with GovernorRig(make_config(retry_attempts=3)) as h:
         h.transport.fail_with.extend([ConnectionError("reset"), ConnectionError("reset")])
-        f = h.app.governor.submit(room("x"))
+        f = h.governor.submit(room("x"))
         await h.clock.advance_to(s(600))  # retry waits are deferred: settle() does not wait for them
         # retry waits 2 s then 4 s
         assert (res(f)) == SendOutcome(True, s(6), platform_id="m1")
-        assert [r.detail["attempt"] for r in await rows_of(h, "send_failed")] == [1, 2]
+        assert [r.detail["attempt"] for r in h.activity.rows("send_failed")] == [1, 2]
 
 
-async def test_transport_error_dropped_after_retry_attempts(db_url):
-    async with Harness(make_config(retry_attempts=3), db_url) as h:
+async def test_transport_error_dropped_after_retry_attempts():
+    async with GovernorRig(make_config(retry_attempts=3)) as h:
         attempts: list[datetime] = []
         real_send = h.transport.send
 
@@ -577,21 +580,21 @@ async def test_transport_error_dropped_after_retry_attempts(db_url):
             attempts.append(h.clock.now())
             return await real_send(message)
 
-        h.app.governor._send = counting_send
+        h.governor._send = counting_send
         h.transport.fail_with.extend(ConnectionError("down") for _ in range(10))
-        f = h.app.governor.submit(room("x"))
+        f = h.governor.submit(room("x"))
         await h.clock.advance_to(s(600))  # retry waits are deferred: settle() does not wait for them
         assert attempts == [s(0), s(2), s(6), s(14)]  # the first try and 3 retries
         assert (res(f)) == SendOutcome(False, s(14), reason="transport_error")
-        assert h.app.governor.dropped == {"transport_error": 1}
-        dropped = await rows_of(h, "send_dropped")
+        assert h.governor.dropped == {"transport_error": 1}
+        dropped = h.activity.rows("send_dropped")
         assert [(r.room_id, r.detail["reason"]) for r in dropped] == [("g1", "transport_error")]
 
 
-async def test_transport_error_does_not_block_other_messages(db_url):
-    async with Harness(make_config(retry_attempts=3), db_url) as h:
+async def test_transport_error_does_not_block_other_messages():
+    async with GovernorRig(make_config(retry_attempts=3)) as h:
         h.transport.fail_with.append(ConnectionError("once"))
-        g = h.app.governor
+        g = h.governor
         f1 = g.submit(room("a", "g1"))
         f2 = g.submit(room("b", "g2"))
         await h.clock.advance_to(s(600))  # retry waits are deferred: settle() does not wait for them
@@ -602,12 +605,12 @@ async def test_transport_error_does_not_block_other_messages(db_url):
 # -- warm-up ------------------------------------------------------------------------------------------------------
 
 
-async def test_warmup_multiplies_intervals_after_login(db_url):
+async def test_warmup_multiplies_intervals_after_login():
     gov = dict(min_interval_s=1.0, chat_switch_interval_s=3.0, per_chat_interval_s=1.0,
                warmup_s=600.0, warmup_factor=2.0)
-    async with Harness(make_config(**gov), db_url) as h:
-        h.app.logged_in("bot")
-        g = h.app.governor
+    async with GovernorRig(make_config(**gov)) as h:
+        h.governor.on_login()
+        g = h.governor
         g.submit(room("a", "g1"))
         g.submit(room("b", "g1"))  # 1 × 2
         g.submit(room("c", "g2"))  # 3 × 2
@@ -621,11 +624,11 @@ async def test_warmup_multiplies_intervals_after_login(db_url):
         assert times(h)[3:] == [s(600), s(601), s(604)]
 
 
-async def test_no_warmup_without_login(db_url):
+async def test_no_warmup_without_login():
     gov = dict(min_interval_s=1.0, per_chat_interval_s=1.0, warmup_s=600.0, warmup_factor=5.0)
-    async with Harness(make_config(**gov), db_url) as h:
-        h.app.governor.submit(room("a"))
-        h.app.governor.submit(room("b"))
+    async with GovernorRig(make_config(**gov)) as h:
+        h.governor.submit(room("a"))
+        h.governor.submit(room("b"))
         await drain(h)
         assert times(h) == [s(0), s(1)]
 
@@ -633,14 +636,14 @@ async def test_no_warmup_without_login(db_url):
 # -- outcomes and the activity store ------------------------------------------------------------------------------
 
 
-async def test_outcome_future_for_sent_message(db_url):
-    async with Harness(make_config(), db_url) as h:
-        f = h.app.governor.submit(room("hello", mentions=("u1",)), skill="greeter")
+async def test_outcome_future_for_sent_message():
+    async with GovernorRig(make_config()) as h:
+        f = h.governor.submit(room("hello", mentions=("u1",)), skill="greeter")
         assert not f.done()
         await drain(h)
         outcome = res(f)
         assert outcome == SendOutcome(True, s(0), platform_id="m1")
-        assert h.app.governor.sent_count == 1
+        assert h.governor.sent_count == 1
 
 
 async def test_everything_sent_and_dropped_is_in_the_activity_store(db_url):
@@ -713,9 +716,9 @@ async def test_settle_waits_for_retries_but_not_for_quiet_hours(db_url):
 # -- the transport disconnected ---------------------------------------------------------------------------------
 
 
-async def test_held_while_disconnected_then_each_sent_once_after_login(db_url):
-    async with Harness(make_config(min_interval_s=1.0, per_chat_interval_s=1.0), db_url) as h:
-        g = h.app.governor
+async def test_held_while_disconnected_then_each_sent_once_after_login():
+    async with GovernorRig(make_config(min_interval_s=1.0, per_chat_interval_s=1.0)) as h:
+        g = h.governor
         h.transport.offline = True
         first, second = g.submit(room("a")), g.submit(room("b"), priority=Priority.SCHEDULED)
         await h.clock.advance_to(s(300))  # five minutes down: the probes every 30 s find it still down
@@ -727,12 +730,12 @@ async def test_held_while_disconnected_then_each_sent_once_after_login(db_url):
         await drain(h)
         assert [(x.text, x.at) for x in h.sent] == [("a", s(310)), ("b", s(311))]
         assert res(first).sent and res(second).sent and not g.offline
-        assert [r for r in await rows_of(h, "send_failed")] == []
+        assert [r for r in h.activity.rows("send_failed")] == []
 
 
-async def test_a_reply_held_past_its_useful_life_is_dropped_not_sent_late(db_url):
-    async with Harness(make_config(reply_max_delay_s=600.0), db_url) as h:
-        g = h.app.governor
+async def test_a_reply_held_past_its_useful_life_is_dropped_not_sent_late():
+    async with GovernorRig(make_config(reply_max_delay_s=600.0)) as h:
+        g = h.governor
         h.transport.offline = True
         reply = g.submit(room("在的～"))
         later = g.submit(room("light tip"), priority=Priority.SCHEDULED)
@@ -744,23 +747,23 @@ async def test_a_reply_held_past_its_useful_life_is_dropped_not_sent_late(db_url
         assert (res(reply).sent, res(reply).reason) == (False, "stale") and res(later).sent
 
 
-async def test_probe_finds_the_transport_back_even_without_a_login_report(db_url):
-    async with Harness(make_config(), db_url) as h:
+async def test_probe_finds_the_transport_back_even_without_a_login_report():
+    async with GovernorRig(make_config()) as h:
         h.transport.offline = True
-        future = h.app.governor.submit(room("a"))
+        future = h.governor.submit(room("a"))
         await h.clock.advance_to(s(40))
         h.transport.offline = False
         await h.clock.advance_to(s(100))
         assert res(future).sent and h.sent[0].at == s(60)  # the probe 30 s after the failed one at 30 s
 
 
-async def test_uncertain_delivery_is_never_retried(db_url):
-    async with Harness(make_config(retry_attempts=3), db_url) as h:
+async def test_uncertain_delivery_is_never_retried():
+    async with GovernorRig(make_config(retry_attempts=3)) as h:
         h.transport.fail_with = [UncertainDeliveryError("send timed out after 30s")]
-        future = h.app.governor.submit(room("a"))
-        h.app.governor.submit(room("b"))
+        future = h.governor.submit(room("a"))
+        h.governor.submit(room("b"))
         await h.clock.advance_to(s(600))
         assert h.transport.texts() == ["b"]  # "a" may have arrived: sending it again could make it twice
         assert (res(future).sent, res(future).reason) == (False, "uncertain")
-        (failed,) = await rows_of(h, "send_failed")
+        (failed,) = h.activity.rows("send_failed")
         assert failed.detail["reason"] == "uncertain"

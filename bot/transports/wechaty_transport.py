@@ -36,6 +36,7 @@ from typing import Any
 
 from grpclib.exceptions import StreamTerminatedError
 
+from bot.backoff import Backoff
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
 from bot.transports.base import (
     EventSink,
@@ -178,7 +179,7 @@ class WechatyTransport:
     # -- connection loop ----------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(1.0, self._max_backoff)
         first = True
         while not self._stopping:
             try:
@@ -186,7 +187,7 @@ class WechatyTransport:
                 if first:
                     first = False
                     self._first_attempt_done.set()
-                backoff = 1.0
+                backoff.reset()
                 await self._consume_events()
                 log.warning("wechaty gateway closed the event stream; reconnecting")
             except asyncio.CancelledError:
@@ -196,13 +197,13 @@ class WechatyTransport:
                     self._first_failure = exc
                     self._first_attempt_done.set()
                     return
-                log.warning("wechaty gateway connection lost (%s); reconnecting in %.0fs", self._error_text(exc), backoff)
+                log.warning("wechaty gateway connection lost (%s); reconnecting in %.0fs", self._error_text(exc),
+                            backoff.peek())
             self._close_channel()
             self._logged_in.clear()
             if self._stopping:
                 return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
+            await asyncio.sleep(backoff.next())
 
     async def _connect(self) -> None:
         host, port = _split_endpoint(self._endpoint)
