@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     early, _ = pre.parse_known_args(argv)
     _setup_logging(early.log_level)
     try:
-        config = load_config(early.config, must_exist=early.config != "config.toml")
+        # a missing --config file is an error; the default config.toml may be absent (check-config insists)
+        config = load_config(early.config, must_exist=True if "check-config" in argv else None)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
