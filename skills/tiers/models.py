@@ -82,7 +82,7 @@ class MemberDay(Base):
 
 
 class MemberWindow(Base):
-    """Per member, member_days summed over the tiers' windows, kept up to date day by day (see storage/windows.py):
+    """Per member, member_days summed over the tiers' windows, kept up to date day by day (see skills/tiers/windows.py):
     the pass reads 100,000 rows here instead of grouping millions of member_days rows."""
 
     __tablename__ = "member_windows"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Activity
 from skills.tiers.models import MemberDay, RoomDay, TierOrder
 from storage.upsert import insert_for
-from storage.windows import uncount
+from skills.tiers.windows import uncount
 
 ACTIVE_KINDS = ("message", "checkin", "order", "redeem")  # what a member does (not what is done to them)
 ORDER_STATUSES = ("created", "paid", "shipped", "ready_for_pickup", "completed", "cancelled")

@@ -37,7 +37,7 @@ from storage.models import Activity, Member, RoomMember
 from storage.models_points import PointsBalance
 from skills.tiers.models import MemberTier, MemberWindow, TierChange, TierDaily, TierOrder, TierRun
 from skills.tiers.rollup import roll_days
-from storage.windows import align
+from skills.tiers.windows import align
 from storage.upsert import insert_for
 
 TIERS = ("core", "new", "active", "casual", "silent", "lost")
