@@ -244,6 +244,124 @@ def test_csv_import_reports_bad_rows_by_line_and_imports_the_rest(tmp_path):
     asyncio.run(check())
 
 
+def import_file(csv_file: Path, db: Path, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot", "orders", "import", str(csv_file), "--config", str(config),
+                           "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def stored_orders(db: Path) -> dict[str, Order]:
+    import asyncio
+
+    async def read() -> dict[str, Order]:
+        async with Harness(cfg(), f"sqlite+aiosqlite:///{db}") as h:
+            async with h.app.services.sessions() as s:
+                return {o.id: o for o in (await s.execute(select(Order))).scalars()}
+
+    return asyncio.run(read())
+
+
+def test_csv_import_reports_what_hand_edits_break_and_keeps_every_good_row(tmp_path):
+    """A 200 KB field, year 9999 and year 1, an unclosed quote in the middle (the csv module let it swallow the
+    rows after it), full-width ids: each bad row reported by line and field, every good row imported."""
+    config = tmp_path / "config.toml"
+    config.write_text('[bot]\nskills = ["orders"]\n', encoding="utf-8")
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text(
+        "order_id,member_id,items,amount,status,pay_by\n"
+        "B1,u1,草莓,10,paid,\n"
+        f"B2,u2,\"{'米' * 200_000}\",10,paid,\n"
+        "B3,u3,面包,10,created,9999-12-31T23:00:00-08:00\n"
+        "B4,u4,面包,10,created,0001-01-01T00:00:00+08:00\n"
+        "B5,u5,\"牛奶,10,paid,\n"
+        "B6,u6,蛋糕,10,paid,\n"
+        "ＢＸ１２３,ｕ７,米,5,paid,\n"
+        "BX123,u7,米,5,paid,\n"
+        "B8,u8,\"苹果\",8,paid,\n"
+        "B9,u9,\"鸡蛋\n面粉\",6,paid,\n"
+        ",,,,,\n", encoding="utf-8")
+    run = import_file(csv_file, tmp_path / "bot.db", config)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    problems = [line for line in run.stderr.splitlines() if line.startswith(str(csv_file))]
+    assert problems == [
+        f"{csv_file}: line 3: items: is longer than 10000 characters",
+        f"{csv_file}: line 4: pay_by: must be between 2000 and 2100",
+        f"{csv_file}: line 5: pay_by: must be between 2000 and 2100",
+        f"{csv_file}: line 6: items: the quote opened on this line is not closed; the row is skipped and the lines "
+        "after it are read as rows"]
+    assert "imported 5, already there 1, older than the stored status 0, bad rows 4 (read as UTF-8)" in run.stdout
+    rows = stored_orders(tmp_path / "bot.db")
+    assert sorted(rows) == ["B1", "B6", "B8", "B9", "BX123"]
+    assert rows["BX123"].member_id == "u7" and rows["B8"].items == ["苹果"] and rows["B9"].items == ["鸡蛋", "面粉"]
+
+
+def test_csv_import_reads_a_gbk_file_from_excel(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[bot]\nskills = ["orders"]\n', encoding="utf-8")
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text("order_id,member_id,items,amount,status\r\n"
+                        "G1,u1,草莓;牛奶,59.9,paid\r\n"
+                        "G2,u2,面包,abc,paid\r\n", encoding="gbk")
+    run = import_file(csv_file, tmp_path / "bot.db", config)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"{csv_file}: line 3: amount: is not a number" in run.stderr
+    assert "imported 1, already there 0, older than the stored status 0, bad rows 1 (read as GB18030)" in run.stdout
+    assert stored_orders(tmp_path / "bot.db")["G1"].items == ["草莓", "牛奶"]
+
+
+def test_csv_encodings_utf8_with_bom_and_mixed_files():
+    from skills.orders.csv_import import decode
+
+    assert decode("\ufefforder_id\n草莓\n".encode("utf-8")) == ("order_id\n草莓\n", "UTF-8 with BOM", [])
+    assert decode("order_id\n草莓\n".encode("gbk"))[:2] == ("order_id\n草莓\n", "GB18030")
+    # a GBK row pasted into a UTF-8 file: skipped and said, the rest read as UTF-8 (not all of it as nonsense)
+    data = "order_id,items\nA1,草莓\nA2,牛奶\n".encode() + "A3,面包\n".encode("gbk")
+    text, encoding, problems = decode(data)
+    assert (text, encoding) == ("order_id,items\nA1,草莓\nA2,牛奶\n\n", "UTF-8")
+    assert [(p.line, p.field) for p in problems] == [(4, "file")] and "not valid UTF-8" in problems[0].message
+    assert decode("order_id\n".encode("utf-16"))[2][0].message.startswith("is UTF-16 text")
+
+
+def test_csv_an_unclosed_quote_at_the_end_and_quoted_line_breaks():
+    from skills.orders.csv_import import Problem, read_rows
+
+    rows = list(read_rows('order_id,items,status\nA1,"a\nb",paid\nA2,"c,paid\nA3,d,paid\nA4,e,paid\n'))
+    assert rows[0] == (2, {"order_id": "A1", "items": "a\nb", "status": "paid"})
+    assert rows[1] == Problem(4, "items", "the quote opened on this line is not closed; the row is skipped and the "
+                                          "lines after it are read as rows")
+    assert rows[2:] == [(5, {"order_id": "A3", "items": "d", "status": "paid"}),
+                        (6, {"order_id": "A4", "items": "e", "status": "paid"})]
+    # the quote runs to the end of the file: the rows after it are still read
+    rows = list(read_rows('order_id,items,status,tracking\nA1,x,paid,"SF1\nA2,y,paid\n'))
+    assert [r.line if isinstance(r, Problem) else r[0] for r in rows] == [2, 3]
+    assert rows[1] == (3, {"order_id": "A2", "items": "y", "status": "paid"})
+
+
+def test_times_outside_2000_to_2100_are_field_errors():
+    base = {"order_id": "T1", "status": "created"}
+    for at in ("9999-12-31T23:00:00-08:00", "0001-01-01T00:00:00+08:00", "1999-12-31T23:59:59+00:00",
+               "2100-01-01T08:00:00+08:00"):
+        with pytest.raises(OrderFieldError) as exc:
+            parse_order(base | {"pay_by": at})
+        assert (exc.value.field, exc.value.message) == ("pay_by", "must be between 2000 and 2100")
+    assert parse_order(base | {"pickup_by": "2099-12-31T23:59:59+00:00"}).pickup_by.year == 2099
+
+
+def test_ids_are_nfkc_normalised_and_bounded_by_their_columns():
+    from skills.orders.input import parse_binding
+
+    upd = parse_order({"order_id": " ＡＢ１２３ ", "status": "paid", "member_id": "ｗｘｉｄ＿１",
+                       "external_member_id": "ＶＩＰ－００１", "group_buy_id": "ＧＢ１"})
+    assert (upd.order_id, upd.member_id, upd.external_member_id, upd.group_buy_id) == (
+        "AB123", "wxid_1", "VIP-001", "GB1")
+    assert parse_binding("ＶＩＰ－００１", "wxid_1") == ("VIP-001", "wxid_1")
+    for field, value in [("order_id", "A" * 65), ("group_buy_id", "G" * 65), ("member_id", "u" * 129),
+                         ("external_member_id", "x" * 129), ("room", "r" * 129), ("member_id", "u\x00")]:
+        with pytest.raises(OrderFieldError) as exc:
+            parse_order({"order_id": "A1", "status": "paid"} | {field: value})
+        assert exc.value.field == field
+
+
 async def test_the_live_scheduler_picks_up_reminders_another_process_wrote(db_url):
     """The CSV import runs beside the bot: its jobs are rows the bot's timer knows nothing about; the live
     scheduler looks for new jobs every poll_s."""

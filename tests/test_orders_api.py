@@ -108,6 +108,11 @@ async def test_a_signature_over_another_body_is_refused(server):
     assert await count(app, Order) == 0
 
 
+def raw(field: str, number: str) -> bytes:
+    """ORDER with ``field`` a JSON number written out as given (json.dumps can't write 5,000 digits)."""
+    return (json.dumps({k: v for k, v in ORDER.items() if k != field})[:-1] + f', "{field}": {number}}}').encode()
+
+
 @pytest.mark.parametrize("body, status, field", [
     (b"{not json", 400, None),
     (b"\xff\xfe", 400, None),
@@ -122,6 +127,22 @@ async def test_a_signature_over_another_body_is_refused(server):
     (json.dumps(ORDER | {"items": [{"name": "米", "qty": 0}]}).encode(), 422, "items[0].qty"),
     (json.dumps({k: v for k, v in ORDER.items() if k != "member_id"}).encode(), 422, "member_id"),
     (json.dumps({k: v for k, v in ORDER.items() if k != "amount"}).encode(), 422, "amount"),
+    # extreme dates, huge numbers, deep nesting: each a clean 4xx, never a 500
+    (json.dumps(ORDER | {"pay_by": "9999-12-31T23:00:00-08:00"}).encode(), 422, "pay_by"),
+    (json.dumps(ORDER | {"pay_by": "0001-01-01T00:00:00+08:00"}).encode(), 422, "pay_by"),
+    (json.dumps(ORDER | {"group_buy_id": "GB1", "cutoff_at": "9999-12-31T23:59:59-01:00"}).encode(), 422, "cutoff_at"),
+    (raw("amount", "9" * 5000), 422, "amount"),
+    (raw("order_id", "1" * 5000), 422, "order_id"),
+    (json.dumps(ORDER | {"amount": "9" * 5000}).encode(), 422, "amount"),
+    (json.dumps(ORDER | {"items": [{"name": "米", "qty": 10 ** 40}]}).encode(), 422, "items[0].qty"),
+    (b"[" * 100_000, 400, None),
+    (b'{"order_id": ' + b"[" * 100_000, 400, None),
+    # over-long or unstorable ids: PostgreSQL refused them with a 500
+    (json.dumps(ORDER | {"member_id": "u" * 129}).encode(), 422, "member_id"),
+    (json.dumps(ORDER | {"external_member_id": "x" * 129}).encode(), 422, "external_member_id"),
+    (json.dumps(ORDER | {"room": "r" * 129}).encode(), 422, "room"),
+    (json.dumps(ORDER | {"member_id": "u\x00"}).encode(), 422, "member_id"),
+    (json.dumps(ORDER | {"tracking": "SF\ud800"}).encode(), 422, "tracking"),
 ])
 async def test_bad_bodies_get_a_4xx_naming_the_field_and_change_nothing(server, body, status, field):
     app, client = server
@@ -130,6 +151,17 @@ async def test_bad_bodies_get_a_4xx_naming_the_field_and_change_nothing(server, 
         answer = await r.json()
         assert answer.get("field") == field and answer["error"]
     assert await count(app, Order) == 0 and await count(app, OrderEvent) == 0
+
+
+async def test_a_full_width_order_id_is_the_same_order(server):
+    app, client = server
+    async with client.post("/api/orders", json=ORDER | {"order_id": "ＡＢ１２３", "member_id": "ｕ１"},
+                           headers=bearer()) as r:
+        assert r.status == 200 and await r.json() == {"result": "applied", "order_id": "AB123", "status": "created"}
+    async with client.post("/api/orders", json=ORDER | {"order_id": "AB123"}, headers=bearer()) as r:
+        assert r.status == 200 and (await r.json())["result"] == "duplicate"
+    async with app.services.sessions() as s:
+        assert [(o.id, o.member_id) for o in (await s.execute(select(Order))).scalars()] == [("AB123", "u1")]
 
 
 async def test_a_body_over_1_mb_is_413(server):

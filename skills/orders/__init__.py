@@ -1,7 +1,8 @@
 """Orders and reminders (订单提醒).
 
 Orders come in by the HTTP API (``POST /api/orders``, skills/orders/api.py), the CSV import (``python -m bot orders
-import``, skills/orders/cli.py) and replay (``order`` lines); all three call ``apply_order`` with a validated OrderUpdate (skills/orders/input.py).
+import``, skills/orders/cli.py and csv_import.py) and replay (``order`` lines); all three call ``apply_order`` with
+a validated OrderUpdate (skills/orders/input.py). The queries are in skills/orders/store.py.
 An update is idempotent on (order id, status): the same webhook twice changes nothing the second time. An update
 older than the order's status (a late "paid" after "completed") is kept for the record but not applied.
 
@@ -23,25 +24,20 @@ activity row of kind ``order``, every reminder one of kind ``reminder`` (the tie
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context, Services
 from bot.events import OutgoingMessage, Priority, ProactiveKind
-from skills.orders.input import FIELDS, OPEN_STATUSES, OrderFieldError, OrderResult, OrderUpdate, parse_order
 from bot.skill import Skill
-from storage.models import RoomMember
-from skills.orders.models import GroupBuy, MemberBinding, Order, OrderEvent, ReminderSent
-from storage.prepared import Prepared
-from storage.upsert import insert_for
+from skills.orders import store
+from skills.orders.input import OrderFieldError, OrderResult, OrderUpdate, parse_order
+from skills.orders.models import Order
 
 log = logging.getLogger(__name__)
 
@@ -71,34 +67,6 @@ def _yuan(cents: int) -> float:
     return round(cents / 100, 2)
 
 
-# Built once (building a statement costs about as much as running it through SQLAlchemy; see bot/scheduler.py).
-_ORDERS = Order.__table__
-_ORDER = Prepared(select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id")))
-_UPDATABLE = ("member_id", "external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id",
-              "room_id", "tracking", "status", "updated_at")
-_ORDER_UPDATE = Prepared(update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
-                         .values({c: bindparam("new_" + c) for c in _UPDATABLE}))
-_BOUND = Prepared(select(MemberBinding.__table__.c.wechat_id)
-                  .where(MemberBinding.__table__.c.external_id == bindparam("external_id")))
-_DIALECT_STATEMENTS: dict[tuple[str, str], Prepared] = {}
-
-
-def _statement(conn, name: str) -> Prepared:  # type: ignore[no-untyped-def]
-    """The dialect's INSERT … ON CONFLICT statements, built once per dialect."""
-    key = (conn.dialect.name, name)
-    stmt = _DIALECT_STATEMENTS.get(key)
-    if stmt is None:
-        if name == "event":  # the (order, status) seen before: nothing
-            stmt = insert_for(key[0], OrderEvent.__table__).on_conflict_do_nothing(
-                index_elements=["order_id", "status"])
-        elif name == "claim":  # a reminder decided before: nothing
-            stmt = insert_for(key[0], ReminderSent.__table__).on_conflict_do_nothing()
-        else:
-            stmt = insert_for(key[0], _ORDERS)
-        _DIALECT_STATEMENTS[key] = Prepared(stmt)
-    return _DIALECT_STATEMENTS[key]
-
-
 # -- applying updates -----------------------------------------------------------------------------------------------
 
 @skill.replay_input("order", parse=parse_order)
@@ -123,15 +91,12 @@ async def apply_order(services: Services, upd: OrderUpdate, source: str = "api")
 async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: str) -> OrderResult:
     """Core statements, built once (an update is a few of them: the order, its event, its reminders' jobs)."""
     now = services.clock.now()
-    conn = await s.connection()
-    found = (await _ORDER.run(conn, {"order_id": upd.order_id})).first()
+    found = await store.get_order(s, upd.order_id)
     order = found._asdict() if found is not None else None
     stale = order is not None and (STAGE[upd.status] < STAGE[order["status"]] or (
         STAGE[order["status"]] == 3 and upd.status != order["status"]))
     # the (order, status) event first: its unique key is what makes a repeated webhook a no-op
-    inserted = await _statement(conn, "event").run(conn, {
-        "order_id": upd.order_id, "status": upd.status, "source": source, "received_at": now, "applied": not stale})
-    if inserted.rowcount == 0:
+    if not await store.record_event(s, upd.order_id, upd.status, source, now, applied=not stale):
         return OrderResult("duplicate", upd.order_id, order["status"] if order else upd.status)
     if stale:
         return OrderResult("stale", upd.order_id, order["status"])  # type: ignore[index]
@@ -141,7 +106,7 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
             raise OrderFieldError("member_id", "is required for a new order (or external_member_id)")
         if upd.amount_cents is None:
             raise OrderFieldError("amount", "is required for a new order")
-        order = {c: None for c in _UPDATABLE} | {"id": upd.order_id, "created_at": now}
+        order = {c: None for c in store.UPDATABLE} | {"id": upd.order_id, "created_at": now}
     for name in ("external_member_id", "items", "amount_cents", "pay_by", "pickup_by", "group_buy_id", "room_id",
                  "tracking"):
         value = getattr(upd, name)
@@ -150,12 +115,12 @@ async def _apply(services: Services, s: AsyncSession, upd: OrderUpdate, source: 
     if upd.member_id:
         order["member_id"] = upd.member_id
     elif order["member_id"] is None and order["external_member_id"]:
-        order["member_id"] = (await _BOUND.run(conn, {"external_id": order["external_member_id"]})).scalar()
+        order["member_id"] = await store.bound_wechat_id(s, order["external_member_id"])
     order["status"], order["updated_at"] = upd.status, now
     if is_new:
-        await _statement(conn, "insert").run(conn, order)
+        await store.insert_order(s, order)
     else:
-        await _ORDER_UPDATE.run(conn, {("new_" + c): order[c] for c in _UPDATABLE} | {"order_id": upd.order_id})
+        await store.update_order(s, upd.order_id, order)
     if upd.group_buy_id and upd.cutoff_at is not None:
         await _group_buy(services, s, upd.group_buy_id, upd.cutoff_at, now)
     await _plan_reminders(services, s, upd.order_id, order, now, new=is_new)
@@ -191,13 +156,13 @@ async def _plan_reminders(services: Services, s: AsyncSession, order_id: str, or
 
 
 async def _group_buy(services: Services, s: AsyncSession, gb_id: str, cutoff: datetime, now: datetime) -> None:
-    gb = await s.get(GroupBuy, gb_id)
+    gb = await store.group_buy(s, gb_id)
     if gb is not None and gb.cutoff_at == cutoff:
         return  # known, same cut-off: its reminder is planned already
     if gb is None:
-        s.add(GroupBuy(id=gb_id, cutoff_at=cutoff))
+        await store.add_group_buy(s, gb_id, cutoff)
     else:
-        gb.cutoff_at = cutoff
+        await store.move_group_buy_cutoff(s, gb_id, cutoff)
     when = cutoff - timedelta(seconds=_settings(services).cutoff_before_s)
     key = f"groupbuy:{gb_id}:cutoff"
     if when < now:  # "还有1小时截单" would be wrong by now
@@ -210,14 +175,8 @@ async def _group_buy(services: Services, s: AsyncSession, gb_id: str, cutoff: da
 
 async def bind_member(services: Services, external_id: str, wechat_id: str) -> int:
     """Map the shop's member id to a WeChat id; orders waiting for it get it. Returns how many orders did."""
-    now = services.clock.now()
     async with services.sessions() as s, s.begin():
-        stmt = insert_for(s.bind.dialect.name, MemberBinding.__table__).values(
-            external_id=external_id, wechat_id=wechat_id, created_at=now)
-        await s.execute(stmt.on_conflict_do_update(index_elements=["external_id"], set_={"wechat_id": wechat_id}))
-        result = await s.execute(update(Order).where(Order.external_member_id == external_id,
-                                                     Order.member_id.is_(None)).values(member_id=wechat_id))
-        return result.rowcount
+        return await store.bind_member(s, external_id, wechat_id, services.clock.now())
 
 
 # -- reminders ------------------------------------------------------------------------------------------------------
@@ -276,19 +235,11 @@ def _send_after_commit(ctx: Context, message: OutgoingMessage, detail: dict) -> 
     ctx.after_commit(go)
 
 
-async def _claim(s: AsyncSession, ref: str, kind: str, target: str, now: datetime) -> bool:
-    """Insert the reminder's unique row; False if it was decided before (restart, duplicate job)."""
-    conn = await s.connection()
-    result = await _statement(conn, "claim").run(conn, {"ref": ref, "kind": kind, "target": target,
-                                                            "decided_at": now})
-    return result.rowcount > 0
-
-
 @skill.job("remind")
 async def remind(ctx: Context) -> None:
     order_id, kind = ctx.payload["order_id"], ctx.payload["reminder"]
     s = ctx.session
-    order = (await _ORDER.run(await s.connection(), {"order_id": order_id})).first()
+    order = await store.get_order(s, order_id)
     detail = {"order_id": order_id, "reminder": kind}
     if order is None or order.status != STILL_APPLIES[kind]:
         _record_reminder(ctx.services, {**detail, "outcome": "skipped"}, order.member_id if order else None)
@@ -298,7 +249,7 @@ async def remind(ctx: Context) -> None:
                  order.external_member_id)
         _record_reminder(ctx.services, {**detail, "outcome": "unbound"})
         return
-    if not await _claim(s, order_id, kind, f"user:{order.member_id}", ctx.now):
+    if not await store.claim_reminder(s, order_id, kind, f"user:{order.member_id}", ctx.now):
         return  # decided before: at most once
     _send_after_commit(ctx, OutgoingMessage(reminder_text(ctx.services, order, kind), user_id=order.member_id),
                        detail)
@@ -308,20 +259,18 @@ async def remind(ctx: Context) -> None:
 async def cutoff(ctx: Context) -> None:
     gb_id = ctx.payload["group_buy_id"]
     s = ctx.session
-    gb = await s.get(GroupBuy, gb_id)
+    gb = await store.group_buy(s, gb_id)
     if gb is None or gb.cutoff_at is None or gb.cutoff_at != datetime.fromisoformat(ctx.payload["cutoff_at"]):
         return  # the cut-off moved: its own job carries the new time
-    rows = (await s.execute(select(Order.room_id, Order.member_id).where(
-        Order.group_buy_id == gb_id, Order.status != "cancelled"))).all()
+    rows = await store.group_buy_buyers(s, gb_id)
     rooms = {r.room_id for r in rows if r.room_id}
     members = {r.member_id for r in rows if r.member_id}
     if members and not rooms:  # orders without a room: the group buy's rooms are where its buyers are
-        rooms = set((await s.execute(select(RoomMember.room_id).where(
-            RoomMember.member_id.in_(members), RoomMember.active.is_(True)))).scalars())
+        rooms = await store.active_rooms_of(s, members)
     t = ctx.services.clock.local(gb.cutoff_at)
     text = f"⏰ 团购「{gb_id}」还有1小时截单（{t:%H:%M} 截止），还没下单的朋友抓紧啦～"
     for room_id in sorted(rooms):
-        if await _claim(s, gb_id, "gb_cutoff", f"room:{room_id}", ctx.now):
+        if await store.claim_reminder(s, gb_id, "gb_cutoff", f"room:{room_id}", ctx.now):
             _send_after_commit(ctx, OutgoingMessage(text, room_id=room_id),
                                {"order_id": None, "group_buy": gb_id, "reminder": "gb_cutoff"})
 
@@ -334,9 +283,7 @@ async def my_orders(ctx: Context) -> None:
     if ctx.room_id is not None:
         ctx.reply("订单信息比较私密，请私聊我发送「我的订单」查看～")
         return
-    orders = (await ctx.session.execute(
-        select(Order).where(Order.member_id == ctx.sender.id, Order.status.in_(OPEN_STATUSES))
-        .order_by(Order.created_at.desc()).limit(10))).scalars().all()
+    orders = await store.open_orders(ctx.session, ctx.sender.id)
     if not orders:
         ctx.reply("你目前没有进行中的订单～")
         return
@@ -353,43 +300,6 @@ async def my_orders(ctx: Context) -> None:
             extra = f"，物流：{o.tracking}"
         lines.append(f"· {o.id} {_items(o)} ¥{_yuan(o.amount_cents):.2f} {STATUS_ZH[o.status]}{extra}")
     ctx.reply("\n".join(lines))
-
-
-# -- CSV import -----------------------------------------------------------------------------------------------------
-
-@dataclass
-class ImportReport:
-    applied: int = 0
-    duplicate: int = 0
-    stale: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, problem)
-
-
-async def import_csv(services: Services, path: str | Path) -> ImportReport:
-    """Import a CSV with a header row (columns as in the API; items separated by ;). Good rows are applied,
-    bad ones reported by line number; each row is idempotent like a webhook."""
-    report = ImportReport()
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        unknown = [c for c in reader.fieldnames or () if c and c.strip() not in FIELDS]
-        if not reader.fieldnames or "order_id" not in reader.fieldnames:
-            report.errors.append((1, f"header must name the columns ({', '.join(FIELDS)})"))
-            return report
-        if unknown:
-            report.errors.append((1, f"unknown columns ignored: {', '.join(unknown)}"))
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                report.errors.append((line, "more values than columns"))
-                continue
-            try:
-                upd = parse_order({k.strip(): (v or "").strip() for k, v in row.items() if k})
-                result = await apply_order(services, upd, "csv")
-            except OrderFieldError as exc:
-                report.errors.append((line, str(exc)))
-                continue
-            setattr(report, result.outcome, getattr(report, result.outcome) + 1)
-    return report
 
 
 from skills.orders import api, cli  # noqa: E402,F401  (their routes and subcommands register on `skill`)

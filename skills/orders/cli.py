@@ -7,7 +7,10 @@ import argparse
 import sys
 
 from bot.cli import CliContext
-from skills.orders import bind_member, import_csv, skill
+from bot.http import FieldError
+from skills.orders import bind_member, skill
+from skills.orders.csv_import import import_csv
+from skills.orders.input import parse_binding
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +28,16 @@ async def orders_cli(cli: CliContext) -> int:
     if action == "import" and len(args) != 1:
         print("usage: python -m bot orders import FILE.csv", file=sys.stderr)
         return 2
+    if action == "bind":
+        try:
+            external_id, wechat_id = parse_binding(args[0], args[1])
+        except FieldError as exc:
+            print(f"orders bind: {exc}", file=sys.stderr)
+            return 2
     async with cli.services() as services:
         if action == "bind":
-            n = await bind_member(services, args[0], args[1])
-            print(f"bound {args[0]} -> {args[1]}; {n} waiting orders now have the WeChat id")
+            n = await bind_member(services, external_id, wechat_id)
+            print(f"bound {external_id} -> {wechat_id}; {n} waiting orders now have the WeChat id")
             return 0
         try:
             report = await import_csv(services, args[0])
@@ -38,5 +47,5 @@ async def orders_cli(cli: CliContext) -> int:
     for line, problem in report.errors:
         print(f"{args[0]}: line {line}: {problem}", file=sys.stderr)
     print(f"imported {report.applied}, already there {report.duplicate}, older than the stored status "
-          f"{report.stale}, bad rows {sum(1 for line, _ in report.errors if line > 1)}")
+          f"{report.stale}, bad rows {report.bad_rows} (read as {report.encoding})")
     return 1 if report.errors else 0
