@@ -34,8 +34,10 @@ class HttpRequest:
         """The body as JSON; raises ValueError (answered 400 by the server) when it is not."""
         try:
             return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("body is not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # not UTF-8, not JSON, a number of thousands of digits
+            raise ValueError(f"body is not valid JSON: {str(exc)[:200]}") from None
 
 
 @dataclass(frozen=True)
