@@ -28,6 +28,7 @@ from storage.models_points import PointsLedger
 from storage.points import change_points
 from storage.prepared import Prepared
 from storage.sqlite_inline import BusyStats, NestedSessionError, WalCheckpointer, untested_versions
+from tests.loop_lag import Ticker, until
 from tests.support import START
 
 
@@ -158,39 +159,6 @@ def test_outside_the_tested_versions_sqlite_runs_on_the_plain_path_after_one_war
 
 # -- busy waits off the loop, the WAL bounded ---------------------------------------------------------------------------
 
-class Ticker:
-    """A task ticking every 5 ms that records how late each tick came: the loop's longest stall."""
-
-    def __init__(self, period: float = 0.005) -> None:
-        self.period = period
-        self.ticks = 0
-        self.worst = 0.0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self.period
-            await asyncio.sleep(self.period)
-            self.worst = max(self.worst, loop.time() - due)
-            self.ticks += 1
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-async def until(cond, timeout: float = 10.0) -> None:
-    """Check ``cond`` every 2 ms until it holds (bounded): waiting for a state, not for a time."""
-
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.002)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 @contextlib.contextmanager
 def write_lock_held_by_another_connection(path: str):
     """A second sqlite3 connection, on a thread of its own, holding the write lock until the block ends."""
@@ -247,7 +215,7 @@ async def test_a_write_meeting_another_connections_lock_awaits_it_with_the_loop_
         assert not write.done()
     await write  # the lock gone, the retried statement went through
     await ticker.stop()
-    assert ticker.ticks >= 20 and ticker.worst < 0.1
+    assert ticker.ticks >= 20 and ticker.worst < 0.15
     async with sessions() as s:
         assert await s.scalar(select(ScheduledJob.key)) == "k1"
 
@@ -263,7 +231,7 @@ async def test_a_lock_held_past_the_bound_fails_the_write_without_stalling_the_l
             await write_by("orm", sessions, "k1")
         waited = time.monotonic() - started
         await ticker.stop()
-    assert 0.3 <= waited < 1.5 and ticker.ticks >= 20 and ticker.worst < 0.1
+    assert 0.3 <= waited < 1.5 and ticker.ticks >= 20 and ticker.worst < 0.15
     await write_by("orm", sessions, "k2")  # the connection is usable again
     async with sessions() as s:
         assert list((await s.execute(select(ScheduledJob.key))).scalars()) == ["k2"]
