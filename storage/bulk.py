@@ -2,21 +2,21 @@
 
 SQLite gets one multi-row ``INSERT … VALUES (…),(…)`` per chunk, executed straight on the process's one inline
 sqlite3 connection (storage/sqlite_inline.py) inside the session's transaction: a 1,000-row batch is a few
-milliseconds of SQLite work and no thread hand-offs (the fsync of WAL checkpoints happens on its own thread). PostgreSQL (asyncpg) gets ordinary SQLAlchemy statements.
-The upsert SQL is the same for both.
+milliseconds of SQLite work and no thread hand-offs (the fsync of WAL checkpoints happens on its own thread).
+Values are stored as every other path stores them (storage/types.py: sqlite_encoder). PostgreSQL (asyncpg) gets
+ordinary SQLAlchemy statements. The upsert SQL is the same for both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from operator import itemgetter
 
-import orjson
-from sqlalchemy import JSON, Boolean, DateTime, Table, literal_column
+from sqlalchemy import Table, literal_column
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.sqlite_inline import InlineConnection
+from storage.types import sqlite_encoder, utc_text
 from storage.upsert import insert_for
 
 SQLITE_MAX_VARIABLES = 32_000  # SQLite ≥ 3.32 allows 32,766 bound parameters per statement
@@ -34,38 +34,20 @@ class Write:
     ignore: bool = False
 
 
-def _json(value: object) -> str:
-    # orjson: the same compact UTF-8 JSON as json.dumps(ensure_ascii=False), ~10x faster per detail dict
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _sqlite_datetime(v: datetime) -> str:
-    # the layout SQLAlchemy's SQLite DateTime writes and reads back: naive UTC, always with microseconds
-    if v.tzinfo is not None:
-        v = v.astimezone(UTC).replace(tzinfo=None)
-    return v.isoformat(sep=" ", timespec="microseconds")
-
-
 def _column_encoder(table: Table, name: str, dt_cache: dict[int, str]):
-    """A converter for one column, or None when the value goes to sqlite3 as it is (most columns)."""
-    python_type = getattr(table.c[name].type, "impl", table.c[name].type)
-    if isinstance(python_type, DateTime):
+    """The column type's converter (storage/types.py), or None when the value goes to sqlite3 as it is."""
+    encode = sqlite_encoder(table.c[name].type)
+    if encode is utc_text:
 
         def encode_dt(v):
-            if v is None:
-                return None
             key = id(v)  # one event's instant (the same object) recurs across a batch's tables; ids are stable
             s = dt_cache.get(key)  # while the batch holds the rows, and hashing an aware datetime costs more
             if s is None:
-                s = dt_cache[key] = _sqlite_datetime(v)
+                s = dt_cache[key] = utc_text(v)
             return s
 
         return encode_dt
-    if isinstance(python_type, JSON):
-        return lambda v: None if v is None else _json(v)
-    if isinstance(python_type, Boolean):
-        return lambda v: None if v is None else int(v)
-    return None
+    return encode
 
 
 def sqlite_statements(w: Write, dt_cache: dict[int, str] | None = None) -> list[tuple[str, tuple]]:
@@ -110,7 +92,7 @@ async def write_with_session(session: AsyncSession, writes: list[Write]) -> None
         dt_cache: dict[int, str] = {}
         statements = [s for w in writes for s in sqlite_statements(w, dt_cache)]
         if isinstance(raw, InlineConnection):  # the usual case: straight to sqlite3, no adapter per statement
-            raw.execute_bulk(statements)
+            await raw.execute_bulk(statements)
         else:
             for sql, params in statements:
                 await conn.exec_driver_sql(sql, params)

@@ -9,10 +9,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage.sqlite_inline import SESSION_WAIT_S, SingleConnectionPool, inline_creator
+from storage.sqlite_inline import (INLINE_SUPPORTED, SESSION_WAIT_S, InlineConnection, SingleConnectionPool,
+                                   inline_creator, is_memory)
+from storage.types import json_text
 
 log = logging.getLogger(__name__)
 
+
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # what SQLite leaves of a WAL file when it rewinds it
 
 
 def sqlite_pragmas(dbapi_conn, _record=None) -> None:
@@ -22,26 +27,35 @@ def sqlite_pragmas(dbapi_conn, _record=None) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    # Only another process can hold the lock (this one has a single connection): wait a little, then fail the
-    # statement rather than keep the event loop blocked.
-    cur.execute("PRAGMA busy_timeout=2000")
+    cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+    # Only another process can hold the lock (this one has a single writing connection). The inline connection
+    # must not sleep in SQLite's busy handler on the loop: 0, and it retries by awaiting (storage/sqlite_inline.py).
+    # Elsewhere (aiosqlite's thread) waiting a little is harmless.
+    inline = isinstance(getattr(dbapi_conn, "driver_connection", None), InlineConnection)
+    cur.execute(f"PRAGMA busy_timeout={0 if inline else 2000}")
     cur.close()
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """The bot's engine for ``url``. JSON is written as storage/types.json_text on every backend and path."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection, called inline on the loop's thread, handed out by a pool of one: see storage/sqlite_inline.py
-        engine = create_async_engine(
-            url, async_creator=inline_creator(database or ":memory:"), poolclass=SingleConnectionPool,
-            pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S,
-        )
+        if INLINE_SUPPORTED:
+            # One connection, called inline on the loop's thread, handed out by a pool of one: see
+            # storage/sqlite_inline.py
+            engine = create_async_engine(
+                url, async_creator=inline_creator(database or ":memory:"), poolclass=SingleConnectionPool,
+                pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S, json_serializer=json_text,
+            )
+        else:  # untested SQLAlchemy / aiosqlite (the warning came at import): aiosqlite's own, one connection
+            one = {} if is_memory(database) else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SESSION_WAIT_S}
+            engine = create_async_engine(url, json_serializer=json_text, **one)  # (memory: a static pool of one)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, json_serializer=json_text)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -16,21 +16,111 @@ once with an error naming the problem instead of hanging until the pool's timeou
 
 Handed to SQLAlchemy as ``async_creator`` (see storage/db.py), so the URL stays ``sqlite+aiosqlite://`` and the
 aiosqlite dialect's adapter drives it: this mimics the parts of aiosqlite's API that adapter uses.
+
+Busy waits off the loop: the connection's ``busy_timeout`` is 0, so a statement that meets another process's lock
+fails at once with SQLITE_BUSY, and is tried again after short awaits (the loop runs meanwhile) for up to
+``BUSY_WAIT_S`` before the error goes to the caller. A sleeping busy handler on this connection would stop every
+chat for that long. Retrying is safe: a statement that gets SQLITE_BUSY has done nothing (the first write of a
+transaction taking the write lock, or a COMMIT, which SQLite keeps open to be retried). SQLITE_BUSY_SNAPSHOT (a
+transaction that read an older snapshot and now wants to write) can never succeed and is raised at once.
+
+Version guard: this module drives SQLAlchemy's aiosqlite adapter through its private parts (the connection's
+``_connection`` and ``_tx`` queue, the cursor calls it makes, ``AsyncAdaptedQueuePool._do_get`` /
+``_do_return_conn``), and storage/prepared.py runs SQLAlchemy's compiled statements itself. Both were written and
+tested for the series in ``TESTED_SERIES`` (the pins in pyproject.toml). Outside them, ``INLINE_SUPPORTED`` is
+False and storage/db.py builds the plain aiosqlite engine instead (one pooled connection on aiosqlite's thread;
+the fast paths see no inline connection and use SQLAlchemy's execution): one RuntimeWarning at import naming the
+packages and versions, then a slower bot that works, rather than a crash at start or a fast path silently
+misbehaving. Chosen over failing at import because every fast path already has that plain equivalent, exercised on
+PostgreSQL and by tests/test_sqlite_inline.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiosqlite
+import sqlalchemy
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 log = logging.getLogger(__name__)
 
 SESSION_WAIT_S = 30.0  # how long a session waits for the connection before its event fails
+BUSY_WAIT_S = 2.0  # how long a statement meeting another process's lock is retried (awaiting) before it fails
+WAL_TRUNCATE_BYTES = 64 * 1024 * 1024  # a WAL file past this is checkpointed and truncated (TRUNCATE)
+
+TESTED_SERIES = {"sqlalchemy": "2.1", "aiosqlite": "0.22"}  # major.minor, as pinned in pyproject.toml
+
+
+def untested_versions(installed: Mapping[str, str] | None = None) -> list[str]:
+    """``"SQLAlchemy 2.2.0 (written for 2.1.x)"`` for each installed package outside its tested series."""
+    if installed is None:
+        installed = {"sqlalchemy": sqlalchemy.__version__, "aiosqlite": aiosqlite.__version__}
+    names = {"sqlalchemy": "SQLAlchemy", "aiosqlite": "aiosqlite"}
+    out = []
+    for package, series in TESTED_SERIES.items():
+        version = installed.get(package, "")
+        if ".".join(version.split(".")[:2]) != series:
+            out.append(f"{names[package]} {version or '(unknown)'} (written for {series}.x)")
+    return out
+
+
+_UNTESTED = untested_versions()
+INLINE_SUPPORTED = not _UNTESTED
+if _UNTESTED:
+    warnings.warn(
+        f"storage/sqlite_inline.py and storage/prepared.py use private internals of SQLAlchemy and aiosqlite and "
+        f"were tested only with SQLAlchemy {TESTED_SERIES['sqlalchemy']}.x and aiosqlite "
+        f"{TESTED_SERIES['aiosqlite']}.x; installed: {', '.join(_UNTESTED)}. SQLite runs on SQLAlchemy's plain "
+        f"aiosqlite path instead (correct, slower). Install the versions pinned in pyproject.toml to get the fast "
+        f"path back, or update these modules and TESTED_SERIES after testing them.",
+        RuntimeWarning, stacklevel=2)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY (any kind worth retrying): another connection holds the lock this statement needs."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY and code != _SQLITE_BUSY_SNAPSHOT
+
+
+_SQLITE_BUSY_SNAPSHOT = 517
+
+
+class BusyStats:
+    """Process-wide counts, for tests and benchmarks: statements that met SQLITE_BUSY, and retries made."""
+
+    busy = 0
+    retries = 0
+
+
+async def retry_busy(first: sqlite3.OperationalError, call: Callable[..., Any], *args: Any) -> Any:
+    """After ``call(*args)`` raised ``first``: if it was SQLITE_BUSY, call again after short awaits (1 ms doubling
+    to 50 ms) until it succeeds or ``BUSY_WAIT_S`` has passed; any other error is raised as it is.
+
+    Real (monotonic) time on purpose: this is a lock wait on a file, like a socket timeout, not bot behaviour.
+    """
+    if not is_busy(first):
+        raise first
+    BusyStats.busy += 1
+    deadline = time.monotonic() + BUSY_WAIT_S
+    delay = 0.001
+    while True:
+        await asyncio.sleep(delay)
+        BusyStats.retries += 1
+        try:
+            return call(*args)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        delay = min(delay * 2, 0.05)
 
 
 class InlineCursor:
@@ -46,11 +136,19 @@ class InlineCursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
-        self._cursor.execute(sql, parameters)
+        try:
+            self._cursor.execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            await retry_busy(exc, self._cursor.execute, sql, parameters)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Any) -> InlineCursor:
-        self._cursor.executemany(sql, seq_of_parameters)
+        # a list: a generator consumed by the failed attempt would leave nothing to retry with
+        seq = seq_of_parameters if isinstance(seq_of_parameters, (list, tuple)) else list(seq_of_parameters)
+        try:
+            self._cursor.executemany(sql, seq)
+        except sqlite3.OperationalError as exc:
+            await retry_busy(exc, self._cursor.executemany, sql, seq)
         return self
 
     async def fetchone(self) -> Any:
@@ -119,16 +217,28 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
-    def execute_bulk(self, statements: list[tuple[str, tuple]]) -> None:
+    async def execute_bulk(self, statements: list[tuple[str, tuple]]) -> None:
         """Run prepared statements in the open transaction (the activity store's batches), inline.
 
         Tried on a worker thread: the loop then sat idle waiting for it (GIL hand-offs, and every command needing
-        the database queued behind the batch) longer than the SQLite work itself took.
+        the database queued behind the batch) longer than the SQLite work itself took. A statement meeting
+        SQLITE_BUSY is retried (awaiting) and the batch goes on from it: the ones before it are done.
         """
-        _execute_all(self._conn, statements)
+        done = 0
+        while True:
+            try:
+                _execute_all(self._conn, statements, done)
+                return
+            except _Stopped as stop:
+                done = stop.at
+                await retry_busy(stop.error, self._conn.execute, *statements[done])
+                done += 1
 
     async def commit(self) -> None:
-        self._conn.commit()
+        try:
+            self._conn.commit()
+        except sqlite3.OperationalError as exc:  # a COMMIT that got SQLITE_BUSY stays open and may be retried
+            await retry_busy(exc, self._conn.commit)
 
     async def rollback(self) -> None:
         self._conn.rollback()
@@ -155,11 +265,25 @@ class InlineConnection:
         return self._conn.in_transaction
 
 
-def _execute_all(conn: sqlite3.Connection, statements: list[tuple[str, tuple]]) -> None:
+class _Stopped(Exception):
+    def __init__(self, at: int, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.at = at
+        self.error = error
+
+
+def _execute_all(conn: sqlite3.Connection, statements: list[tuple[str, tuple]], start: int = 0) -> None:
+    """``statements[start:]``, in order; one meeting SQLITE_BUSY stops them with ``_Stopped`` (its index)."""
     cur = conn.cursor()
     try:
-        for sql, params in statements:
-            cur.execute(sql, params)
+        for i in range(start, len(statements)):
+            sql, params = statements[i]
+            try:
+                cur.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if is_busy(exc):
+                    raise _Stopped(i, exc) from exc
+                raise
     finally:
         cur.close()
 
@@ -170,15 +294,26 @@ class WalCheckpointer:
     SQLite's automatic checkpoint runs inside whichever commit crosses 1,000 pages, fsyncs, and took ~20 ms of
     the loop each time; a PASSIVE checkpoint on another connection never takes the write lock or waits for
     readers, so it costs the bot nothing. Real time on purpose: this is file maintenance, not bot behaviour.
+
+    Bounded: under steady writes a PASSIVE checkpoint never catches up with the writer, SQLite never rewinds the
+    WAL, and the file grew without end (215 MB beside a 14 MB database in a trial). Past ``truncate_bytes`` a
+    TRUNCATE checkpoint copies the rest back and cuts the file to zero. It holds the write lock while it works, so
+    it waits for readers only ``TRUNCATE_WAIT_MS`` (then tries again next time) and the bot's writers meanwhile
+    await their SQLITE_BUSY retries (see the module docstring) instead of blocking the loop.
     """
 
-    def __init__(self, path: str, interval_s: float = 1.0, timeout: float = 2.0) -> None:
+    TRUNCATE_WAIT_MS = 200
+
+    def __init__(self, path: str, interval_s: float = 1.0, timeout: float = 2.0,
+                 truncate_bytes: int = WAL_TRUNCATE_BYTES) -> None:
         self._path = path
         self._interval_s = interval_s
         self._timeout = timeout
+        self.truncate_bytes = truncate_bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self.checkpoints = 0
+        self.truncations = 0
         self._thread.start()
 
     def _run(self) -> None:
@@ -190,28 +325,58 @@ class WalCheckpointer:
             conn.close()
 
     def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int] | None:
-        """One PASSIVE checkpoint: (frames in the WAL, frames copied back), or None when it failed."""
+        """One PASSIVE checkpoint, then a TRUNCATE one if the WAL file is past ``truncate_bytes``: (frames in the
+        WAL, frames copied back) of the PASSIVE one, or None when it failed."""
         try:
             _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:  # keep trying: a missed checkpoint only lets the WAL grow a while
             log.warning("WAL checkpoint failed: %s", exc)
             return None
         self.checkpoints += 1
+        if self.wal_bytes() > self.truncate_bytes:
+            self.truncate(conn)
         return frames, copied
+
+    def wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self._path + "-wal")
+        except OSError:  # no WAL file (yet, or any more)
+            return 0
+
+    def truncate(self, conn: sqlite3.Connection) -> bool:
+        """A TRUNCATE checkpoint, waiting at most ``TRUNCATE_WAIT_MS`` for readers: True when the WAL was cut."""
+        try:
+            conn.execute(f"PRAGMA busy_timeout={self.TRUNCATE_WAIT_MS}")
+            busy, _frames, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL truncation failed: %s", exc)
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        if busy:  # a reader or writer was in the way: next time
+            return False
+        self.truncations += 1
+        return True
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
 
-def inline_creator(path: str, timeout: float = 2.0):
+def is_memory(path: str | None) -> bool:
+    """An in-memory SQLite database: one connection's own, which no other connection can open."""
+    return not path or path == ":memory:" or path.startswith("file::memory:") or "mode=memory" in path
+
+
+def inline_creator(path: str, wal_truncate_bytes: int = WAL_TRUNCATE_BYTES):
     async def connect() -> InlineConnection:
-        # check_same_thread off: the pool may hand the connection to a later task, always on the loop's thread
-        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
+        # check_same_thread off: the pool may hand the connection to a later task, always on the loop's thread.
+        # timeout 0: no busy handler sleeping on the loop (storage/db.py's pragmas keep it at 0 for this one)
+        conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
         checkpointer = None
-        if path != ":memory:" and not path.startswith("file::memory:"):
+        if not is_memory(path):
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see WalCheckpointer
-            checkpointer = WalCheckpointer(path)
+            checkpointer = WalCheckpointer(path, truncate_bytes=wal_truncate_bytes)
         return InlineConnection(conn, checkpointer)
 
     return connect

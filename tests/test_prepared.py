@@ -1,13 +1,13 @@
 """storage/prepared.py: a statement run straight on the inline sqlite3 connection gives what SQLAlchemy gives
-(types processed both ways, literal values, row counts, upserts), inside the session's transaction; on
-PostgreSQL it is SQLAlchemy's own execution."""
+(types processed both ways, literal values, row counts, upserts, IN lists of any length), inside the session's
+transaction; on PostgreSQL it is SQLAlchemy's own execution."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import create_engine, migrate, session_factory
@@ -56,16 +56,46 @@ async def test_prepared_matches_sqlalchemy_and_joins_the_sessions_transaction(se
         assert (await Prepared(select(JOBS.c.id)).run(await s.connection())).all() == []
 
 
-async def test_prepared_refuses_expanding_lists_on_sqlite(tmp_path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")  # the direct path compiles it itself
-    await migrate(engine)
-    stmt = Prepared(select(JOBS.c.id).where(JOBS.c.key.in_(bindparam("keys", expanding=True))))
-    try:
-        async with session_factory(engine)() as s:
-            with pytest.raises(ValueError, match="expanding"):
-                await stmt.run(await s.connection(), {"keys": ["a"]})
-    finally:
-        await engine.dispose()
+async def test_one_prepared_in_list_takes_lists_of_any_length(sessions, backend):
+    """An expanding parameter: every length, empty included, through one Prepared, with the answer SQLAlchemy's
+    own execution gives; values encoded by the column's type (datetimes), tuple IN lists, literal IN lists."""
+    async with sessions() as s:
+        conn = await s.connection()
+        insert = Prepared(JOBS.insert())
+        for k in range(40):
+            await insert.run(conn, job(f"k{k:02d}", status="paused" if k % 5 == 0 else "active",
+                                       next_run_at=AT + timedelta(minutes=k)))
+        pick = Prepared(select(JOBS.c.key).where(JOBS.c.key.in_(bindparam("keys", expanding=True)),
+                                                 JOBS.c.status.in_(["active", "done"]))  # a literal IN list too
+                        .order_by(JOBS.c.key))
+        runs = Prepared.direct_runs
+        for n in (0, 1, 2, 3, 16, 17, 30, 40, 3):
+            keys = [f"k{k:02d}" for k in range(n)]
+            got = [r.key for r in (await pick.run(conn, {"keys": keys})).all()]
+            assert got == [r.key for r in (await conn.execute(pick.statement, {"keys": keys})).all()]
+            assert got == [k for i, k in enumerate(keys) if i % 5]
+        assert Prepared.direct_runs - runs == (9 if backend == "sqlite" else 0)  # all of them straight on sqlite3
+
+        at = Prepared(select(func.count()).select_from(JOBS).where(
+            JOBS.c.next_run_at.in_(bindparam("ats", expanding=True))))
+        ats = [AT + timedelta(minutes=k) for k in (0, 7, 39)] + [AT - timedelta(days=1)]
+        assert (await at.run(conn, {"ats": ats})).scalar() == 3
+        assert (await at.run(conn, {"ats": [a.astimezone(timezone(timedelta(hours=8))) for a in ats]})).scalar() == 3
+
+        pairs = Prepared(select(JOBS.c.key).where(
+            tuple_(JOBS.c.key, JOBS.c.status).in_(bindparam("pairs", expanding=True))).order_by(JOBS.c.key))
+        found = (await pairs.run(conn, {"pairs": [("k00", "paused"), ("k01", "paused"), ("k02", "active")]})).all()
+        assert [r.key for r in found] == ["k00", "k02"]
+
+        cancel = Prepared(update(JOBS).where(JOBS.c.key.in_(bindparam("keys", expanding=True)),
+                                             JOBS.c.status == "active").values(status="cancelled"))
+        assert (await cancel.run(conn, {"keys": ["k01", "k02", "k05", "nobody"]})).rowcount == 2
+        assert (await cancel.run(conn, {"keys": [f"k{k:02d}" for k in range(40)] * 2})).rowcount == 30  # 80 long
+        assert (await cancel.run(conn, {"keys": []})).rowcount == 0
+        await s.commit()
+    async with sessions() as s:
+        statuses = dict((await s.execute(select(JOBS.c.key, JOBS.c.status))).all())
+        assert sum(v == "cancelled" for v in statuses.values()) == 32 and statuses["k05"] == "paused"
 
 
 async def test_savepoint_undoes_only_its_block_and_never_commits_on_its_own(sessions):

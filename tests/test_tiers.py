@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import ConfigError
-from skills.tiers import run_pass
+from skills.tiers import run_pass, settings_of
 from skills.tiers.models import MemberTier, TierChange, TierDaily, TierOrder, TierRun
-from skills.tiers.store import members_in_tier, quartile_scores
+from skills.tiers.store import members_in_tier, quartile_scores, recompute
 from tests.support import Harness
 from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
 
@@ -122,6 +122,21 @@ async def test_members_in_tier_for_other_skills(h):
         assert await members_in_tier(s, "lost", room_id="nowhere") == []
         with pytest.raises(ValueError, match="unknown tier"):
             await members_in_tier(s, "vip")
+
+
+async def test_a_pass_reading_off_the_loop_and_one_reading_inline_agree(h):
+    """The pass reads and classifies on a worker thread (storage/reads.py); read on the loop's own session
+    instead, the same data gives the same tiers: a second pass at the same instant finds nothing to change."""
+    services = h.app.services
+    first = await run_pass(services)
+    rules = settings_of(services).rules
+    async with services.sessions() as s:
+        inline = await recompute(s, services.clock.now(), services.config.tz, rules, reads_off_loop=False)
+    async with services.sessions() as s:
+        again = await recompute(s, services.clock.now(), services.config.tz, rules)
+    for result in (inline, again):
+        assert (result.members, result.counts, result.changed, result.written) == (first.members, first.counts, 0, 0)
+    assert first.written == first.members == 9
 
 
 # -- commands ---------------------------------------------------------------------------------------------------------
