@@ -2,9 +2,13 @@
 
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
-from skills.faq.knowledge.base import build
+import pytest
+
+from skills.faq import FaqSettings, check_cli
+from skills.faq.knowledge.base import KnowledgeBase, build
 from skills.faq.knowledge.files import load_knowledge, parse_csv, parse_markdown, parse_synonyms, parse_userdict
 from tests.faq_support import write_kb
 
@@ -106,3 +110,69 @@ def test_user_words_are_used_and_forgotten_when_removed():
 
     assert "晨光冷萃杯" in Analyzer(user_words=[("晨光冷萃杯", 50)]).analyse("晨光冷萃杯多少钱").words
     assert "晨光冷萃杯" not in Analyzer().analyse("晨光冷萃杯多少钱").words  # the next load has no such word
+
+
+def test_an_unclosed_comment_is_a_problem_where_it_opens():
+    problems = []
+    entries = parse_markdown("## 包邮吗？\n满 59 元包邮。\n<!-- 备注：下周改成满 69\n## 退货\n七天无理由。\n", "物流.md",
+                             problems)
+    assert [e.question for e in entries] == ["包邮吗？"]  # what it swallowed is lost: so it is an error
+    (problem,) = problems
+    assert (problem.file, problem.line) == ("物流.md", 3) and "“<!--”没有用“-->”结束" in problem.message
+    problems = []
+    parse_markdown("## 包邮吗？\n<!-- 两行的\n注释 -->\n满 59 元包邮。\n<!-- 一行的 -->\n", "物流.md", problems)
+    assert problems == []
+
+
+def test_kb_check_reports_an_unclosed_comment_with_file_and_line(tmp_path, capsys):
+    folder = write_kb(tmp_path / "kb")
+    (folder / "活动.md").write_text("## 有活动吗\n有。\n\n<!-- 没写完的备注\n## 下一个\n答案\n", encoding="utf-8")
+    assert check_cli(str(folder)) == 1
+    out = capsys.readouterr().out
+    assert "活动.md:4: 注释“<!--”没有用“-->”结束" in out and "1 problem(s)" in out
+
+
+async def test_a_reload_with_an_unclosed_comment_keeps_the_last_good_copy(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    kb = KnowledgeBase(folder)
+    assert (await kb.reload()).ok
+    good = kb.current
+    path = folder / "物流.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + "<!-- 备注：下周改成满 69 包邮\n\n## 新问题\n新答案\n", encoding="utf-8")
+    result = await kb.reload()
+    assert not result.ok and kb.current is good and result.entries == 5
+    line = len(text.splitlines()) + 1
+    assert [str(p) for p in result.problems] == [f"物流.md:{line}: 注释“<!--”没有用“-->”结束：它后面的内容全被当成了"
+                                                 "注释，请在注释末尾加上“-->”"]
+
+
+def test_a_file_over_the_bound_is_refused_by_its_size_without_being_read(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    with (folder / "导出.md").open("wb") as f:
+        f.truncate(50_000_000)  # 50 MB (sparse: no time or disk to make it)
+    tracemalloc.start()
+    try:
+        kb = load_knowledge(folder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # reading it whole would allocate 50 MB
+    assert len(kb.entries) == 5  # the other files load
+    (problem,) = kb.problems
+    assert str(problem) == ("导出.md: 文件太大（50.0 MB），一个知识库文件最多 2.0 MB：请拆成几个文件"
+                            "（或调大 skills.faq.max_file_bytes）")
+
+
+def test_the_bound_is_a_setting_and_applies_to_every_kind_of_file(tmp_path):
+    folder = write_kb(tmp_path / "kb")
+    (folder / "正好.md").write_text("## 问\n" + "a" * (1000 - len("## 问\n".encode())), encoding="utf-8")
+    assert (folder / "正好.md").stat().st_size == 1000
+    kb = load_knowledge(folder, max_file_bytes=1000)
+    assert kb.problems == [] and len(kb.entries) == 6  # at the bound: loaded
+    (folder / "synonyms.txt").write_text("快递=物流\n" + "# 注释\n" * 200, encoding="utf-8")
+    snap, problems = build(folder, max_file_bytes=1000)
+    assert [(p.file, p.line) for p in problems] == [("synonyms.txt", 0)] and "文件太大" in problems[0].message
+    assert FaqSettings(max_file_bytes=1000).max_file_bytes == 1000
+    with pytest.raises(ValueError, match="max_file_bytes"):
+        FaqSettings(max_file_bytes=0)

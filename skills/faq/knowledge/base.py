@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skills.faq.knowledge.entries import Entry, Problem
-from skills.faq.knowledge.files import load_knowledge, signature
+from skills.faq.knowledge.files import MAX_FILE_BYTES, load_knowledge, signature
 from skills.faq.knowledge.index import Hit, Index
 from skills.faq.knowledge.text import Analyzer
 
@@ -42,10 +42,10 @@ class ReloadResult:
     changed: bool = True
 
 
-def build(folder: Path) -> tuple[Snapshot, list[Problem]]:
+def build(folder: Path, max_file_bytes: int = MAX_FILE_BYTES) -> tuple[Snapshot, list[Problem]]:
     """Parse every file and build the index (CPU-bound: run it in a thread)."""
     started = time.perf_counter()
-    kb = load_knowledge(folder)
+    kb = load_knowledge(folder, max_file_bytes=max_file_bytes)
     index = Index(kb.entries, Analyzer(kb.synonyms, kb.user_words))
     return Snapshot(index, tuple(kb.files), time.perf_counter() - started), kb.problems
 
@@ -60,6 +60,7 @@ class KnowledgeBase:
     current: Snapshot | None = None
     problems: tuple[Problem, ...] = ()  # of the last attempt
     enrich: Enricher | None = None
+    max_file_bytes: int = MAX_FILE_BYTES  # a bigger file is a problem, not loaded
     _signature: tuple = ()
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -83,7 +84,7 @@ class KnowledgeBase:
             if not force and sig == self._signature:
                 return ReloadResult(not self.problems, self.problems, len(self.entries), changed=False)
             self._signature = sig
-            snap, problems = await asyncio.to_thread(build, self.folder)
+            snap, problems = await asyncio.to_thread(build, self.folder, self.max_file_bytes)
             self.problems = tuple(problems)
             for p in problems:
                 log.warning("knowledge: %s", p)

@@ -19,6 +19,7 @@ from skills.faq.knowledge.text import Synonyms, normalize
 SYNONYMS_FILE = "synonyms.txt"
 USERDICT_FILE = "userdict.txt"
 NOT_ENTRIES = {"readme.md"}  # documentation, not knowledge
+MAX_FILE_BYTES = 2_000_000  # the default of skills.faq.max_file_bytes
 
 # "相似问法：a；b" and the like. Full-width and half-width colons both work.
 _FIELD = re.compile(r"^\s*(相似问法|相似问题|相似|标签|适用群|编号)\s*[:：]\s*(.*)$")
@@ -38,18 +39,46 @@ class Knowledge:
     files: list[str] = field(default_factory=list)
 
 
-def read_text(path: Path, name: str, problems: list[Problem]) -> str | None:
+def read_text(path: Path, name: str, problems: list[Problem], max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """The file's text, or None with a problem. A file over ``max_bytes`` is refused by its size before anything
+    is read, since parsing and indexing cost many times a file's size in memory (docs/benchmarks.md)."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(size + 1) if size <= max_bytes else b""  # (read(n) allocates n bytes up front)
+            if size < len(raw) <= max_bytes:  # it grew since its size was taken: read on, up to the bound
+                raw += f.read(max_bytes + 1 - len(raw))
     except OSError as exc:
         problems.append(Problem(name, 0, f"读不了这个文件（{exc.strerror}）"))
         return None
+    if size > max_bytes or len(raw) > max_bytes:  # (also if it grew between the size check and the read)
+        problems.append(too_big(name, max(size, len(raw)), max_bytes))
+        return None
+    return decode(raw, name, problems)
+
+
+def too_big(name: str, size: int, max_bytes: int) -> Problem:
+    return Problem(name, 0, f"文件太大（{_megabytes(size)}），一个知识库文件最多 {_megabytes(max_bytes)}："
+                            "请拆成几个文件（或调大 skills.faq.max_file_bytes）")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n:,} 字节"
+
+
+def decode(raw: bytes, name: str, problems: list[Problem]) -> str | None:
     try:
         return raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         problems.append(Problem(name, line, "不是 UTF-8 编码（Excel 请“另存为 CSV UTF-8”，记事本请选 UTF-8）"))
         return None
+
+
+def field_name(line: str) -> str | None:
+    """"相似问法" for "相似问法：a；b" and the like: a line that sets a field when it opens an entry's body."""
+    m = _FIELD.match(line)
+    return m.group(1) if m else None
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -76,11 +105,11 @@ def parse_markdown(text: str, name: str, problems: list[Problem]) -> list[Entry]
                                  tuple(current["similar"]), tuple(current["tags"]), tuple(current["rooms"]),
                                  f"{name}:{current['line']}"))
 
-    in_comment = False
+    comment_from = 0  # the line an open <!-- comment started on; 0: not in a comment
     for n, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if in_comment or stripped.startswith("<!--"):  # operators' notes, never shown to members
-            in_comment = "-->" not in stripped
+        if comment_from or stripped.startswith("<!--"):  # operators' notes, never shown to members
+            comment_from = 0 if "-->" in stripped else comment_from or n
             continue
         if line.startswith("## "):
             finish()
@@ -111,6 +140,9 @@ def parse_markdown(text: str, name: str, problems: list[Problem]) -> list[Entry]
             current["in_body"] = True
         current["body"].append(line.rstrip())
     finish()
+    if comment_from:  # everything after it was swallowed: a problem, not a silent loss
+        problems.append(Problem(name, comment_from, "注释“<!--”没有用“-->”结束：它后面的内容全被当成了注释，"
+                                                    "请在注释末尾加上“-->”"))
     return entries
 
 
@@ -191,20 +223,31 @@ def parse_userdict(text: str, name: str, problems: list[Problem]) -> list[tuple[
     return words
 
 
-def load_knowledge(folder: Path) -> Knowledge:
-    """Everything in ``folder``: *.md and *.csv entries (README.md excepted), synonyms.txt, userdict.txt."""
+def load_knowledge(folder: Path, *, max_file_bytes: int = MAX_FILE_BYTES,
+                   overrides: dict[str, str] | None = None) -> Knowledge:
+    """Everything in ``folder``: *.md and *.csv entries (README.md excepted), synonyms.txt, userdict.txt.
+
+    ``overrides``: file name → text to read instead of that file (which need not exist yet): how /kb add checks
+    the knowledge base as it would be before writing anything."""
     kb = Knowledge()
     if not folder.is_dir():
         kb.problems.append(Problem(str(folder), 0, "知识库目录不存在"))
         return kb
-    for path in sorted(folder.iterdir()):
-        name = path.name
+    overrides = overrides or {}
+    names = {p.name for p in folder.iterdir() if p.is_file()} | set(overrides)
+    for name in sorted(names):
         lower = name.lower()
-        if not path.is_file() or lower in NOT_ENTRIES or name.startswith("."):
+        if lower in NOT_ENTRIES or name.startswith("."):
             continue
         if lower.endswith((".md", ".csv")) or name in (SYNONYMS_FILE, USERDICT_FILE):
-            text = read_text(path, name, kb.problems)
             kb.files.append(name)
+            if name in overrides:
+                size = len(overrides[name].encode("utf-8"))
+                text = overrides[name] if size <= max_file_bytes else None
+                if text is None:
+                    kb.problems.append(too_big(name, size, max_file_bytes))
+            else:
+                text = read_text(folder / name, name, kb.problems, max_file_bytes)
             if text is None:
                 continue
             if lower.endswith(".md"):
