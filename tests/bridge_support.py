@@ -63,6 +63,11 @@ class AlertReceiver:
             self._changed.notify_all()
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
+    async def wait_for(self, n: int, timeout: float = 20.0) -> list[dict]:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.received) >= n), timeout)
+        return self.received
+
     def events(self) -> list[str]:
         return [a.get("event") for a in self.received]
 
