@@ -112,3 +112,53 @@ async def test_a_bridge_url_without_its_token_or_secret_is_a_clear_error(tmp_pat
     assert proc.returncode == 1
     assert f"{missing} is not set" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_the_reference_provider_drives_the_bot(db_url):
+    """scripts/bridge_provider.py, the file operators copy, as a real process against the bot on the bridge."""
+    from datetime import UTC, datetime
+
+    from tests.bridge_support import BridgeHarness
+
+    token = "reference-token"
+    provider_port = await _free_port()
+    provider = MockProvider(token=token)  # only for its URL and token: the script answers on this port
+    provider.port = provider_port
+    script = None
+    async with BridgeHarness(db_url, provider, start=datetime.now(UTC)) as h:
+        script = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "scripts" / "bridge_provider.py"), "--port", str(provider_port),
+            "--bot", f"http://127.0.0.1:{h.app.web.port}", cwd=ROOT,
+            env=_env(BOT_BRIDGE_TOKEN=token, BOT_BRIDGE_SECRET=SECRET),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert b"Type a message" in await asyncio.wait_for(script.stdout.readline(), 30)
+            script.stdin.write("u2 小王: /ping\n".encode())
+            await script.stdin.drain()
+            while h.app.dispatcher.handled == 0:  # its login and a heartbeat come first; then the message
+                await asyncio.wait_for(_next_request(h), 30)
+            await h.app.dispatcher.join()
+            await h.settle()
+            line = b""
+            while b"[bot" not in line:
+                line = await asyncio.wait_for(script.stdout.readline(), 30)
+            assert line.decode().strip() == f"[bot → room r1] @小王{MENTION_END}在的～  (@ u2)"
+            assert h.app.services.capabilities.kick  # learnt from the script's /capabilities
+        finally:
+            script.stdin.close()
+            await asyncio.wait_for(script.wait(), 30)
+
+
+async def _free_port() -> int:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
+
+
+async def _next_request(h) -> None:
+    """Until the bot's inbox has answered one more request (no sleeping on a timer: a loop turn at a time)."""
+    seen = h.bot.inbox.accepted + h.bot.inbox.duplicates + sum(h.bot.inbox.refused.values())
+    while h.bot.inbox.accepted + h.bot.inbox.duplicates + sum(h.bot.inbox.refused.values()) == seen:
+        await asyncio.sleep(0)
