@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from bot.config import HttpSettings
 from bot.http import HttpRequest, HttpResponse
@@ -102,6 +103,16 @@ def _json(answer: HttpResponse) -> web.Response:
     return web.json_response(answer.body if answer.body is not None else {}, status=answer.status)
 
 
+class _AccessLog(AccessLogger):
+    """One line per request, but none for the bridge's accepted events: at thousands a second the lines would cost
+    more than the events (the inbox counts them; refusals are still logged)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status == 200 and request.path == "/bridge/events":
+            return
+        super().log(request, response, time)
+
+
 def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill] = (),
               bridge: BridgeReceiver | None = None) -> web.Application:
     from bot.web import dashboard
@@ -128,7 +139,8 @@ class WebServer:
 
     async def start(self) -> None:
         # the access log line has method, path, status and size: never headers, so tokens stay out of the log
-        self._runner = web.AppRunner(self.app, access_log=logging.getLogger("bot.web.access"))
+        self._runner = web.AppRunner(self.app, access_log=logging.getLogger("bot.web.access"),
+                                     access_log_class=_AccessLog)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
