@@ -1,7 +1,7 @@
 """Bridge ingest: signed events over real HTTP on loopback into `python -m bot run` on the bridge, replies out to
 a provider's /send.
 
-    python bench/bridge_ingest.py [--events 10000] [--rooms 50] [--concurrency 16] [--commands 0.2]
+    python bench/bridge_ingest.py [--events 10000] [--rooms 50] [--concurrency 16] [--commands 0.1]
                                   [--skills ping,welcome,checkin,lottery] [--seed 1]
 
 The bot runs as its own process (`python -m bot run`, SQLite file, the skills given, every pacing interval of the
@@ -183,7 +183,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--commands", type=float, default=0.2)
+    parser.add_argument("--commands", type=float, default=0.1)
     parser.add_argument("--skills", default="ping,welcome,checkin,lottery")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--serve-provider", action="store_true", help=argparse.SUPPRESS)
