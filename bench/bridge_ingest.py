@@ -202,11 +202,12 @@ async def main() -> None:
         skills = json.dumps([s for s in args.skills.split(",") if s], ensure_ascii=False)
         config.write_text(CONFIG.format(skills=skills, db=Path(tmp) / "bot.db"), encoding="utf-8")
         env = {**os.environ, "BOT_BRIDGE_URL": provider_url, "BOT_BRIDGE_TOKEN": TOKEN, "BOT_BRIDGE_SECRET": SECRET,
-               "BOT_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1"}
         env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
         profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
         bot = await asyncio.create_subprocess_exec(
-            sys.executable, *profile, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=ROOT, env=env,
+            sys.executable, *profile, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=ROOT,
+            env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         port = None
         while line := (await bot.stderr.readline()).decode(errors="replace"):
@@ -250,7 +251,8 @@ async def main() -> None:
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
         "max_ms": round(latencies[-1], 2) if latencies else None,
-        "bot_cpu_ms_per_event": round(bot_cpu * 1000 / len(events), 3), "bot_peak_rss_mb": rss, "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bot_cpu_ms_per_event": round(bot_cpu * 1000 / len(events), 3), "bot_peak_rss_mb": rss,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result, ensure_ascii=False))
 

@@ -83,7 +83,8 @@ async def test_the_bot_process_runs_on_the_bridge(tmp_path):
             assert (sent["room"], sent["text"], sent["mentions"]) == ("r1", f"@小李{MENTION_END}在的～", ["u1"])
             assert (await poster.post({"id": "p2", "kind": "message", "at": at, "user": "u1", "text": "x"}))[0] == 200
             assert (await poster.post({"id": "p3", "kind": "heartbeat", "at": at}, sign=False))[0] == 401
-            assert await poster.post({"id": "p4", "kind": "logout", "at": at, "reason": "kicked"}) == (200, {"ok": True})
+            logout = {"id": "p4", "kind": "logout", "at": at, "reason": "kicked"}
+            assert await poster.post(logout) == (200, {"ok": True})
             (alert,) = await alerts.wait_for(1, timeout=30)
             assert alert["event"] == "offline" and "kicked" in alert["text"]
         assert len(provider.calls_to("/capabilities")) == 2  # at start and at the login
