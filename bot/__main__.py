@@ -48,6 +48,35 @@ async def run_console(config: Config, web: bool = False) -> int:
     return 0
 
 
+async def run_bridge(config: Config, url: str, token: str, secret: str) -> int:
+    """On a bridge provider (docs/operators/going-live.md#bridge-providers): calls to it over HTTP, its events
+    into our HTTP server at POST /bridge/events."""
+    from bot.transports.bridge_wiring import start_bridge_bot
+
+    if not config.http.enabled:
+        log.error("the bridge provider posts its events to the bot's HTTP server: set [http] enabled = true")
+        return 1
+    if not url.startswith(("http://", "https://")):
+        log.error("BOT_BRIDGE_URL must be an http:// or https:// URL")
+        return 1
+    bot = await start_bridge_bot(config, RealClock(config.tz), url, token, secret)
+    try:
+        if bot.app.web is None:
+            log.error("the HTTP server did not start: the bridge provider's events cannot reach the bot")
+            return 1
+        log.info("on the bridge provider %s; its events go to http://%s:%s/bridge/events", bot.transport.origin,
+                 config.http.host, bot.app.web.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await bot.app.drain()
+    finally:
+        await bot.stop()
+    return 0
+
+
 async def run_wechaty(config: Config, endpoint: str, token: str | None, token_var: str) -> int:
     from bot.transports.wechaty_transport import WechatyTransport
 
@@ -61,7 +90,16 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
         if app is not None:
             app.logged_in(bot_id)
 
-    transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in)
+    def logged_out(reason: str) -> None:
+        if app is not None:
+            app.health.logged_out(reason)
+
+    def login_needed(qr_url: str | None) -> None:
+        if app is not None:
+            app.health.login_needed(qr_url)
+
+    transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in,
+                                 on_logout=logged_out, on_login_needed=login_needed)
     app = BotApp(config, clock, transport.send, web=True)
     await app.start()
 
@@ -115,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="WeChat community-group bot")
     parser.add_argument("--log-level", default=os.environ.get("BOT_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("run", "run on WeChat when a puppet service is configured, else in the console"),
+    for name, text in (("run", "run on WeChat: on a bridge provider (BOT_BRIDGE_URL) or a Wechaty puppet "
+                               "service when one is configured, else in the console"),
                        ("console", "chat with the bot in this terminal"),
                        ("check-config", "validate config.toml and exit")):
         p = sub.add_parser(name, help=text)
@@ -172,6 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "console":
         return asyncio.run(run_console(config))
     secrets = Secrets()
+    if args.command == "run":
+        bridge_url, bridge_token, bridge_secret = secrets.bridge()
+        if bridge_url:  # the bridge wins over a Wechaty endpoint and over the console
+            missing = [name for name, value in ((secrets.bridge_token_var, bridge_token),
+                                                (secrets.bridge_secret_var, bridge_secret)) if not value]
+            if missing:
+                print(f"{secrets.bridge_url_var} is set, so the bot would run on the bridge, but "
+                      f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
+                      "(the provider's token and the events' signing secret; see docs/operators/going-live.md)",
+                      file=sys.stderr)
+                return 1
+            return asyncio.run(run_bridge(config, bridge_url, bridge_token, bridge_secret))
     endpoint = os.environ.get(secrets.puppet_endpoint_var) or config.wechaty.endpoint
     if endpoint:
         return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token(), secrets.puppet_token_var))

@@ -10,11 +10,14 @@ import gc
 import importlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.activity import ActivityLog
+from bot.alerts import AlertSender
 from bot.caps import CapStore
 from bot.clock import Clock, RealClock, VirtualClock
 from bot.commands import CommandRouter
@@ -22,10 +25,14 @@ from bot.config import Config, ConfigError, skill_settings
 from bot.context import Services, SkillRuntime
 from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
+from bot.health import SessionHealth
 from bot.scheduler import Scheduler
 from bot.skill import ReplayInputSpec, Skill
 from bot.targets import register_resolver
 from storage.db import create_engine, migrate, session_factory
+
+if TYPE_CHECKING:
+    from bot.web.server import BridgeReceiver
 
 log = logging.getLogger("bot")
 
@@ -73,6 +80,7 @@ class BotApp:
     def __init__(
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
         rng: random.Random | None = None, web: bool = False,
+        bridge: Callable[[BotApp], BridgeReceiver] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -84,6 +92,13 @@ class BotApp:
         self.skills: list[Skill] = []
         self._web_wanted = web  # start the HTTP server (config [http]) with the bot: `python -m bot run`
         self.web = None  # bot.web.server.WebServer once started
+        # Made at start, once the dispatcher exists: the bridge's events endpoint, served by the HTTP server.
+        self._bridge_factory = bridge
+        self.bridge: BridgeReceiver | None = None
+        # Whether the account can send, for every transport; one alert per incident ([alerts]). A transport
+        # whose platform sends heartbeats sets health.silence_s before start.
+        self.health = SessionHealth(clock, AlertSender(config.alerts).send, bot_name=config.bot.name,
+                                    on_online=self._resume_sending)
 
     async def start(self, *, serve: bool = True) -> None:
         """``serve=False`` (command-line tools): storage, skills and their startups, but no scheduler run and no
@@ -96,7 +111,8 @@ class BotApp:
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         caps = CapStore(sessions)
         self.activity.add_write_behind(caps)  # the governor's counters ride on the activity store's batches
-        self.governor = SendGovernor(self._send, self.clock, cfg.governor, caps, self.activity, self.rng)
+        self.governor = SendGovernor(self.health.watch(self._send), self.clock, cfg.governor, caps, self.activity,
+                                     self.rng)
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
@@ -129,10 +145,14 @@ class BotApp:
         # process: out of the cyclic collector's reach, its full collections stop re-walking them (they were
         # ~50 ms pauses under load).
         gc.freeze()
+        self.health.start()
+        if self._bridge_factory is not None:
+            self.bridge = self._bridge_factory(self)
+            await self.bridge.start()
         if self._web_wanted and cfg.http.enabled:
             from bot.web.server import WebServer  # aiohttp only where a server is wanted
 
-            web = WebServer(self.services, cfg.http, self.skills)
+            web = WebServer(self.services, cfg.http, self.skills, self.bridge)
             try:
                 await web.start()
                 self.web = web
@@ -147,8 +167,14 @@ class BotApp:
         return {spec.kind: spec for skill in self.skills for spec in skill.replay_inputs}
 
     def logged_in(self, bot_id: str | None) -> None:
+        """Every (re)login: our id, the health monitor (an incident ends), the governor's warm-up and release."""
         self.set_account(bot_id)
-        self.governor.on_login()
+        self.health.logged_in(bot_id)
+
+    def _resume_sending(self) -> None:
+        governor = getattr(self, "governor", None)  # None before start: nothing is queued yet
+        if governor is not None:
+            governor.on_login()
 
     def set_account(self, bot_id: str | None) -> None:
         """The account this process speaks as: its own messages are ignored, its rooms noted (storage.shared)."""
@@ -176,6 +202,8 @@ class BotApp:
     async def stop(self) -> None:
         if self.web is not None:
             await self.web.stop()
+        if self.bridge is not None:
+            await self.bridge.stop()
         await self.dispatcher.join()
         for skill in self.skills:
             for shutdown in skill.shutdowns:
@@ -184,6 +212,7 @@ class BotApp:
                 except Exception as exc:  # one skill's cleanup must not keep the others from theirs
                     self.errors(exc, {"during": "shutdown", "skill": skill.name})
         self.scheduler.stop()
+        await self.health.stop()
         await self.clock.aclose()
         await self.activity.aclose()
         if self.governor.pending:

@@ -242,6 +242,53 @@ class HttpSettings:
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
 
 
+def _webhook_format(value: str) -> str:
+    if value not in ("wecom", "feishu", "json"):
+        _refuse(f'must be "wecom", "feishu" or "json", not {value!r}')
+    return value
+
+
+def _smtp_security(value: str) -> str:
+    if value not in ("ssl", "starttls", "none"):
+        _refuse(f'must be "ssl", "starttls" or "none", not {value!r}')
+    return value
+
+
+def _mail_address(value: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+        _refuse(f"not a mail address: {value!r}")
+    return value
+
+
+_MailAddress = Annotated[str, AfterValidator(_mail_address)]
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where the operators hear that the WeChat account went offline (and came back): a group robot's webhook
+    and/or mail (bot/health.py, bot/alerts.py). The webhook URL and the SMTP password come from the environment."""
+
+    webhook_url_env: str = "BOT_ALERT_WEBHOOK_URL"  # the variable holding the webhook URL (unset: no webhook)
+    # the webhook's body: "wecom" {"msgtype":"text","text":{"content":…}}, "feishu" {"msg_type":"text",
+    # "content":{"text":…}}, "json" {"text":…, "event":…, "qr_url":…, "note":…, "at":…}
+    webhook_format: Annotated[str, AfterValidator(_webhook_format)] = "wecom"
+    smtp_host: str = ""  # empty: no mail
+    smtp_port: Annotated[int, _between(1, 65535)] = 465
+    smtp_security: Annotated[str, AfterValidator(_smtp_security)] = "ssl"  # "ssl", "starttls" or "none"
+    smtp_user: str = ""  # the login (empty: send without logging in)
+    smtp_password_env: str = "BOT_ALERT_SMTP_PASSWORD"
+    mail_from: Annotated[str, AfterValidator(lambda v: _mail_address(v) if v else v)] = ""
+    mail_to: tuple[_MailAddress, ...] = ()
+
+
+def _alerts(a: AlertSettings) -> AlertSettings:
+    if a.smtp_host and not a.mail_from:
+        _refuse("is needed to send mail (smtp_host is set)", key="mail_from")
+    if a.smtp_host and not a.mail_to:
+        _refuse("is needed to send mail (smtp_host is set): the operators' addresses", key="mail_to")
+    return a
+
+
 @dataclass(frozen=True)
 class Config:
     path: str = DEFAULT_PATH
@@ -252,6 +299,7 @@ class Config:
     wechaty: WechatySettings = WechatySettings()
     dashboard: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
+    alerts: Annotated[AlertSettings, AfterValidator(_alerts)] = AlertSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -274,9 +322,17 @@ class Secrets:
 
     puppet_token_var: str = "WECHATY_PUPPET_SERVICE_TOKEN"
     puppet_endpoint_var: str = "WECHATY_PUPPET_SERVICE_ENDPOINT"
+    bridge_url_var: str = "BOT_BRIDGE_URL"
+    bridge_token_var: str = "BOT_BRIDGE_TOKEN"
+    bridge_secret_var: str = "BOT_BRIDGE_SECRET"
 
     def puppet_token(self) -> str | None:
         return os.environ.get(self.puppet_token_var) or None
+
+    def bridge(self) -> tuple[str | None, str | None, str | None]:
+        """The bridge provider's URL, the bot's token for it and the events' signing secret (unset: None)."""
+        return tuple(os.environ.get(v) or None for v in (self.bridge_url_var, self.bridge_token_var,
+                                                         self.bridge_secret_var))  # type: ignore[return-value]
 
 
 # -- loading --------------------------------------------------------------------------------------------------------

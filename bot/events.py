@@ -21,7 +21,10 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """A text message in a room (``room_id`` set) or in a 1-on-1 chat with the bot (``room_id`` None)."""
+    """A message in a room (``room_id`` set) or in a 1-on-1 chat with the bot (``room_id`` None).
+
+    ``type`` is "text", or what else it was ("image", "link", "card", "miniprogram", "file", "other"): then ``text``
+    holds what the transport could extract (a link's title and URL) and ``url`` may point at the content."""
 
     at: datetime
     sender: Person
@@ -31,6 +34,8 @@ class MessageReceived:
     mentions_bot: bool = False
     mention_ids: tuple[str, ...] = ()
     message_id: str | None = None
+    type: str = "text"
+    url: str | None = None
 
     @property
     def chat_key(self) -> str:

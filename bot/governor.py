@@ -30,7 +30,7 @@ from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor_stores import ActivityRecorder, GovernorCapStore
-from bot.transports.base import NotConnectedError, RiskControlError, UncertainDeliveryError
+from bot.transports.base import FatalTransportError, NotConnectedError, RiskControlError, UncertainDeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class SendGovernor:
         self._backoff_level = 0
         self._backoff_until: datetime | None = None
         self._offline_since: datetime | None = None  # the transport said it is disconnected: hold until login
+        self._halted_since: datetime | None = None  # the platform refused our credentials: try nothing until login
         self._probe_at = self._clock.now()
         self._room_msgs: dict[str, deque[datetime]] = {}  # room -> its latest member messages' instants
         self.sent_count = 0
@@ -125,6 +126,10 @@ class SendGovernor:
     def on_login(self, at: datetime | None = None) -> None:
         """Start the warm-up period: slower pacing right after (re)login; release what was held while offline."""
         self._login_at = at or self._clock.now()
+        if self._halted_since is not None:
+            log.info("login: trying to send again after the platform refused our credentials")
+            self._halted_since = None
+            self._schedule()
         if self._offline_since is not None:
             log.info("transport back after %.0f s: %d messages waiting go out now (stale ones are dropped)",
                      (self._login_at - self._offline_since).total_seconds(), self.pending)
@@ -137,6 +142,11 @@ class SendGovernor:
     @property
     def offline(self) -> bool:
         return self._offline_since is not None
+
+    @property
+    def halted(self) -> bool:
+        """The platform refused our credentials: everything is held, nothing is tried until the next login."""
+        return self._halted_since is not None
 
     def submit(
         self,
@@ -228,6 +238,8 @@ class SendGovernor:
     @property
     def busy(self) -> bool:
         """True while something may still be sent without a quiet-hours wait (replay runs until this is False)."""
+        if self._halted_since is not None:
+            return False  # nothing goes out before an operator acts and the account logs in again
         return bool(self._ready or self._buckets or self._draining or any(e[2].retrying for e in self._deferred))
 
     @property
@@ -302,6 +314,8 @@ class SendGovernor:
     def _schedule(self) -> None:
         if self._draining:
             return  # the running drain reschedules when it finishes
+        if self._halted_since is not None:
+            return  # held until on_login: no timer, no retries
         now = self._clock.now()
         self._promote_deferred(now)
         candidates = []
@@ -381,6 +395,12 @@ class SendGovernor:
                 "send_failed", **self._where(item), skill=item.skill,
                 detail={"reason": "risk_control", "error": str(exc)[:200], "backoff_s": delay},
             )
+            self._enqueue_front(item)
+            return
+        except FatalTransportError as exc:  # a wrong token: retrying would only repeat the refusal
+            if self._halted_since is None:
+                self._halted_since = now
+                log.error("sending stopped (%s): %d messages held until the next login", exc, self.pending + 1)
             self._enqueue_front(item)
             return
         except NotConnectedError as exc:

@@ -125,3 +125,14 @@ class AccountRoom(Base):
     room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class BridgeEvent(Base):
+    """The ids of the events a bridge provider posted and the bot accepted (bot/transports/bridge_inbox.py): a
+    provider that posts one again, even after a restart, gets 200 and changes nothing. Pruned after a few days."""
+
+    __tablename__ = "bridge_events"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    __table_args__ = {"sqlite_with_rowid": False}

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from bot.config import KindPolicy, QuietHours
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor import SendOutcome, in_quiet_hours
-from bot.transports.base import RiskControlError, UncertainDeliveryError
+from bot.transports.base import FatalTransportError, RiskControlError, UncertainDeliveryError
 from storage.models import Activity, ProactiveCount
 from tests.governor_memory import GovernorRig
 from tests.support import START, TZ, Harness, make_config
@@ -755,6 +755,20 @@ async def test_probe_finds_the_transport_back_even_without_a_login_report():
         h.transport.offline = False
         await h.clock.advance_to(s(100))
         assert res(future).sent and h.sent[0].at == s(60)  # the probe 30 s after the failed one at 30 s
+
+
+async def test_refused_credentials_hold_everything_without_retries_until_login():
+    async with GovernorRig(make_config(retry_attempts=3, reply_max_delay_s=7200)) as h:
+        h.transport.fail_with = [FatalTransportError("HTTP 401 on POST /send")]
+        first = h.governor.submit(room("a"))
+        h.governor.submit(room("b", room_id="g2"))
+        await h.clock.advance_to(s(3600))
+        assert h.transport.texts() == [] and not first.done()
+        assert h.governor.halted and not h.governor.busy  # nothing to run the clock on for
+        assert h.clock.next_due() is None  # no probe, no retry timer: no storm
+        h.governor.on_login()
+        await h.clock.advance_to(s(3610))
+        assert h.transport.texts() == ["a", "b"] and res(first).sent
 
 
 async def test_uncertain_delivery_is_never_retried():

@@ -26,6 +26,11 @@ class UncertainDeliveryError(TransportError):
     """The connection broke or timed out mid-send: the message may have arrived. Never retried (never twice)."""
 
 
+class FatalTransportError(TransportError):
+    """Sending cannot work until an operator acts (the provider refused the bot's token: HTTP 401/403). The
+    governor holds every message and tries nothing more until the next login; the operators get one alert."""
+
+
 class RiskControlError(TransportError):
     """The platform pushed back on sending too much ("操作过于频繁"): the governor backs off."""
 

@@ -65,6 +65,8 @@ class WechatyTransport:
         connect_timeout: float = 10.0,
         max_backoff: float = 60.0,
         on_login: Callable[[str], None] | None = None,
+        on_logout: Callable[[str], None] | None = None,
+        on_login_needed: Callable[[str | None], None] | None = None,
     ) -> None:
         if not endpoint:
             raise ValueError("WechatyTransport needs the gateway endpoint (host:port)")
@@ -80,6 +82,8 @@ class WechatyTransport:
         self._connect_timeout = connect_timeout
         self._max_backoff = max_backoff
         self._on_login_hook = on_login  # e.g. the send governor's warm-up after every (re)login
+        self._on_logout_hook = on_logout  # the session health monitor: one alert per incident
+        self._on_login_needed_hook = on_login_needed  # ...with the QR link to scan
 
         self._api = import_wechaty()
         self._redact = RedactFilter(token)
@@ -248,8 +252,12 @@ class WechatyTransport:
             elif kind == int(et.EVENT_TYPE_LOGOUT):
                 log.warning("wechaty account %s logged out (%s)", payload.get("contactId"), payload.get("data"))
                 self._logged_in.clear()
+                if self._on_logout_hook is not None:
+                    self._on_logout_hook(str(payload.get("data") or "")[:200])
             elif kind == int(et.EVENT_TYPE_SCAN):
-                self._on_scan(payload)
+                qr_url = self._on_scan(payload)
+                if qr_url and self._on_login_needed_hook is not None:
+                    self._on_login_needed_hook(qr_url)
             elif kind == int(et.EVENT_TYPE_ERROR):
                 log.warning("wechaty gateway reported an error: %s", payload.get("data", payload))
             elif kind == int(et.EVENT_TYPE_MESSAGE):
@@ -289,16 +297,15 @@ class WechatyTransport:
             await self._login_signal.wait()
 
     @staticmethod
-    def _on_scan(payload: dict[str, Any]) -> None:
+    def _on_scan(payload: dict[str, Any]) -> str | None:
+        """Log the scan status; the QR link to scan, if there is one."""
         qrcode = payload.get("qrcode")
         if qrcode:
-            log.info(
-                "wechaty needs a QR scan (status %s): https://wechaty.js.org/qrcode/%s",
-                payload.get("status"),
-                urllib.parse.quote(qrcode, safe=""),
-            )
-        else:
-            log.info("wechaty scan status %s", payload.get("status"))
+            url = f"https://wechaty.js.org/qrcode/{urllib.parse.quote(qrcode, safe='')}"
+            log.info("wechaty needs a QR scan (status %s): %s", payload.get("status"), url)
+            return url
+        log.info("wechaty scan status %s", payload.get("status"))
+        return None
 
     # -- ordered delivery ---------------------------------------------------------------------------------
 

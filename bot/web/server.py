@@ -5,6 +5,9 @@ token from the environment variable ``[http] token_env``, or ``X-Signature: sha2
 raw body with the secret from ``[http] hmac_secret_env`` (neither set: 503); "dashboard" — the dashboard's login;
 "self" — the handler checks a signature of its own (webhooks). Skills get plain ``bot.http`` values, never aiohttp
 objects. Started by ``python -m bot run`` on ``[http] host``/``port`` (default 127.0.0.1:8080).
+
+One core route besides: ``POST /bridge/events``, the bridge provider's events, mounted while the bot runs on the
+bridge transport (its receiver checks the provider's signature; bot/transports/bridge_inbox.py).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from bot.config import HttpSettings
 from bot.http import HttpRequest, HttpResponse
@@ -27,6 +31,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", object)
+
+
+class BridgeReceiver(Protocol):
+    """What receives ``POST /bridge/events`` (bot.transports.bridge_inbox.BridgeInbox)."""
+
+    max_body_bytes: int
+
+    async def receive(self, timestamp: str | None, signature: str | None, body: bytes) -> HttpResponse: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 async def health(request: web.Request) -> web.Response:
@@ -65,16 +81,47 @@ def _mount(app: web.Application, services: Services, route: RouteSpec, settings:
     app.router.add_route(route.method, route.path, handle)
 
 
+def _mount_bridge(app: web.Application, receiver: BridgeReceiver) -> None:
+    limit = receiver.max_body_bytes
+    too_large = HttpResponse.error(413, f"body larger than {limit} bytes")
+
+    async def events(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > limit:
+            return _json(too_large)
+        body = bytearray()
+        async for chunk in request.content.iter_any():  # chunked bodies have no length up front
+            body += chunk
+            if len(body) > limit:
+                return _json(too_large)
+        return _json(await receiver.receive(request.headers.get("X-Bridge-Timestamp"),
+                                            request.headers.get("X-Bridge-Signature"), bytes(body)))
+
+    app.router.add_post("/bridge/events", events)
+
+
 def _json(answer: HttpResponse) -> web.Response:
     return web.json_response(answer.body if answer.body is not None else {}, status=answer.status)
 
 
-def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill] = ()) -> web.Application:
+class _AccessLog(AccessLogger):
+    """One line per request, but none for the bridge's accepted events: at thousands a second the lines would cost
+    more than the events (the inbox counts them; refusals are still logged)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status == 200 and request.path == "/bridge/events":
+            return
+        super().log(request, response, time)
+
+
+def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill] = (),
+              bridge: BridgeReceiver | None = None) -> web.Application:
     from bot.web import dashboard
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app.router.add_get("/health", health)
+    if bridge is not None:
+        _mount_bridge(app, bridge)
     for skill in skills:
         for route in skill.routes:
             _mount(app, services, route, settings)
@@ -83,15 +130,17 @@ def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill
 
 
 class WebServer:
-    def __init__(self, services: Services, settings: HttpSettings, skills: Sequence[Skill] = ()) -> None:
+    def __init__(self, services: Services, settings: HttpSettings, skills: Sequence[Skill] = (),
+                 bridge: BridgeReceiver | None = None) -> None:
         self.settings = settings
-        self.app = build_app(services, settings, skills)
+        self.app = build_app(services, settings, skills, bridge)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port = 0)
 
     async def start(self) -> None:
         # the access log line has method, path, status and size: never headers, so tokens stay out of the log
-        self._runner = web.AppRunner(self.app, access_log=logging.getLogger("bot.web.access"))
+        self._runner = web.AppRunner(self.app, access_log=logging.getLogger("bot.web.access"),
+                                     access_log_class=_AccessLog)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()

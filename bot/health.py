@@ -1,0 +1,255 @@
+"""Session health: whether the WeChat account can send, for any transport, and one alert per incident.
+
+Transports report what they learn (``logged_in``, ``logged_out``, ``login_needed``, ``saw_event``); the app wraps the
+transport's send (``watch``) so every send's outcome is seen too. An incident opens at the first sign of trouble:
+
+* the account is offline — a logout, a login request (QR code, face check), no event at all for ``silence_s``
+  (transports whose platform sends heartbeats), or sends refused as "not connected" twice in a row; while a logout,
+  a login request or the silence lasts, ``offline`` is True and the transport holds its sends (NotConnectedError:
+  the governor keeps every message until the next login);
+* the platform refused the bot's credentials (FatalTransportError): the governor stops sending.
+
+Each incident gets ONE alert (bot/alerts.py), sent ``gather_s`` after it opens so that a login request that
+follows a logout travels in the same alert with its QR link; a login request opening an incident is sent at once.
+When it ends (a login; for silence, any event; for a refused token or "not connected", a send that works) a "back"
+alert follows, if the first one went out. Everything runs on the injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.alerts import Alert
+from bot.clock import Clock, TimerHandle
+from bot.events import OutgoingMessage
+from bot.transports.base import FatalTransportError, NotConnectedError
+
+log = logging.getLogger(__name__)
+
+SILENCE_S = 180.0  # the bridge contract: no event for this long means the account is offline
+CHECK_EVERY_S = 15.0  # how often silence is looked for: it is noticed within SILENCE_S + this
+GATHER_S = 5.0  # an incident's alert waits this long for the login request that often follows a logout
+NOT_CONNECTED_REPEATS = 2  # "not connected" this many sends in a row (the governor probes every 30 s): offline
+
+AlertFn = Callable[[Alert], Awaitable[None]]
+SendFn = Callable[[OutgoingMessage], Awaitable[str | None]]
+
+# kinds of offline incident during which the transport holds its sends itself
+_HOLDING = ("logout", "login_needed", "silence")
+
+
+@dataclass(slots=True)
+class Incident:
+    kind: str  # logout, login_needed, silence, not_connected (offline) or refused (credentials)
+    since: datetime
+    reason: str = ""
+    qr_url: str | None = None
+    note: str | None = None
+    alerted: bool = False
+    timer: TimerHandle | None = None
+
+
+class SessionHealth:
+    def __init__(
+        self, clock: Clock, alert: AlertFn | None, *, bot_name: str = "小助手", silence_s: float | None = None,
+        gather_s: float = GATHER_S, on_online: Callable[[], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._alert = alert
+        self._name = bot_name
+        self.silence_s = silence_s  # None: the transport sends no heartbeats, silence means nothing
+        self.gather_s = gather_s
+        self.on_online = on_online  # the governor resumes (on_login) at every login and when silence ends
+        self.account: str | None = None
+        self.last_event_at = clock.now()
+        self.offline_incident: Incident | None = None
+        self.refused_incident: Incident | None = None
+        self._not_connected = 0
+        self._watchdog: TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.alerts: list[Alert] = []  # every alert sent (in order), for the dashboard and tests
+
+    # -- state ----------------------------------------------------------------------------------------------------
+
+    @property
+    def offline(self) -> bool:
+        """The account is known offline (logout, login request, silence): sends are held without trying."""
+        return self.offline_incident is not None and self.offline_incident.kind in _HOLDING
+
+    @property
+    def refused(self) -> bool:
+        return self.refused_incident is not None
+
+    def start(self) -> None:
+        self.last_event_at = self._clock.now()
+        if self.silence_s is not None and self._watchdog is None:
+            self._watchdog = self._clock.call_later(CHECK_EVERY_S, self._check_silence, name="health-watchdog")
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for incident in (self.offline_incident, self.refused_incident):
+            if incident is not None and incident.timer is not None:
+                incident.timer.cancel()
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until the alerts under way have been sent (tests; shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- what transports report -----------------------------------------------------------------------------------
+
+    def saw_event(self) -> None:
+        """Anything at all from the platform (a message, a heartbeat): it is alive."""
+        self.last_event_at = self._clock.now()
+        if self.offline_incident is not None and self.offline_incident.kind == "silence":
+            self._back_online()
+
+    def logged_in(self, account: str | None = None) -> None:
+        self.account = account or self.account
+        self.last_event_at = self._clock.now()
+        self._not_connected = 0
+        self._back_online()
+
+    def logged_out(self, reason: str = "") -> None:
+        self._offline("logout", reason or "平台报告已退出登录")
+
+    def login_needed(self, qr_url: str | None = None, note: str | None = None) -> None:
+        self._offline("login_needed", "需要重新登录", qr_url=qr_url, note=note)
+
+    def send_ok(self) -> None:
+        self._not_connected = 0
+        if self.offline_incident is not None and self.offline_incident.kind == "not_connected":
+            self._close(self.offline_incident, "online")
+            self.offline_incident = None
+        if self.refused_incident is not None:
+            self._close(self.refused_incident, "resumed")
+            self.refused_incident = None
+
+    def send_not_connected(self, detail: str) -> None:
+        if self.offline:
+            return  # known already: the transport held the send without trying
+        self._not_connected += 1
+        if self._not_connected >= NOT_CONNECTED_REPEATS:
+            self._offline("not_connected", detail)
+
+    def send_refused(self, detail: str) -> None:
+        """The platform refused the bot's credentials: nothing can be sent until an operator acts."""
+        if self.refused_incident is None:
+            log.error("sending refused (%s): holding every message until an operator fixes the credentials", detail)
+            self.refused_incident = Incident("refused", self._clock.now(), detail)
+            self._send_alert(self.refused_incident)  # at once: nothing else is coming to add to it
+
+    def watch(self, send: SendFn) -> SendFn:
+        """``send`` reporting its outcomes here (the app wraps the transport's send with it)."""
+
+        async def watched(message: OutgoingMessage) -> str | None:
+            try:
+                result = await send(message)
+            except FatalTransportError as exc:
+                self.send_refused(str(exc))
+                raise
+            except NotConnectedError as exc:
+                self.send_not_connected(str(exc))
+                raise
+            self.send_ok()
+            return result
+
+        return watched
+
+    # -- incidents ------------------------------------------------------------------------------------------------
+
+    def _offline(self, kind: str, reason: str, *, qr_url: str | None = None, note: str | None = None) -> None:
+        incident = self.offline_incident
+        if incident is None:
+            incident = self.offline_incident = Incident(kind, self._clock.now(), reason, qr_url, note)
+            log.warning("account offline (%s): %s; holding messages until the next login", kind, reason)
+        else:
+            if incident.kind not in _HOLDING and kind in _HOLDING:  # now known offline, not just failing
+                incident.kind, incident.reason = kind, reason
+            incident.qr_url = qr_url or incident.qr_url
+            incident.note = note or incident.note
+            if incident.alerted:
+                log.info("account still offline (%s): %s (alert already sent for this incident)", kind, reason)
+                return
+        if incident.timer is not None and (qr_url or note):
+            incident.timer.cancel()  # the login request is what the operators need: send it now
+            incident.timer = None
+        if incident.timer is None:
+            if qr_url or note or self.gather_s <= 0:
+                self._send_alert(incident)
+            else:
+                incident.timer = self._clock.call_later(self.gather_s, self._gathered, name="health-alert")
+
+    async def _gathered(self) -> None:
+        incident = self.offline_incident
+        if incident is not None and not incident.alerted:
+            incident.timer = None
+            self._send_alert(incident)
+
+    def _back_online(self) -> None:
+        incident, self.offline_incident = self.offline_incident, None
+        if incident is not None:
+            self._close(incident, "online")
+        if self.on_online is not None:
+            self.on_online()
+
+    def _close(self, incident: Incident, event: str) -> None:
+        if incident.timer is not None:
+            incident.timer.cancel()
+        lasted = self._clock.now() - incident.since
+        log.info("incident over (%s, %.0f s)", incident.kind, lasted.total_seconds())
+        if not incident.alerted:
+            return  # over before anyone was told: nothing to take back
+        minutes = max(1, round(lasted / timedelta(minutes=1)))
+        if event == "resumed":
+            text = f"【{self._name}】发送已恢复（中断约 {minutes} 分钟）。"
+        else:
+            text = f"【{self._name}】微信账号已恢复在线（离线约 {minutes} 分钟），暂存的消息开始发出。"
+        self._emit(Alert(event, text, self._clock.now()))
+
+    def _send_alert(self, incident: Incident) -> None:
+        incident.alerted = True
+        event = ("refused" if incident.kind == "refused"
+                 else "login_needed" if incident.qr_url or incident.note else "offline")
+        self._emit(Alert(event, self._text(incident), self._clock.now(), incident.qr_url, incident.note))
+
+    def _text(self, incident: Incident) -> str:
+        name = self._name
+        who = f"（{self.account}）" if self.account else ""
+        if incident.kind == "refused":
+            return (f"【{name}】平台拒绝了机器人的凭据{who}：{incident.reason}。已停止发送，消息暂存；"
+                    "请核对令牌（如 BOT_BRIDGE_TOKEN）后重启机器人。")
+        if incident.kind == "silence":
+            lines = [f"【{name}】已超过 {int(self.silence_s or 0)} 秒没有收到平台的任何消息（包括心跳），"
+                     f"微信账号{who}可能已离线。要发的消息先暂存，恢复后发出。"]
+        elif incident.kind == "not_connected":
+            lines = [f"【{name}】微信账号{who}未连接，发送失败：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+        else:
+            lines = [f"【{name}】微信账号{who}已离线：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+        if incident.qr_url:
+            lines.append(f"请扫码登录：{incident.qr_url}")
+        if incident.note:
+            lines.append(f"平台提示：{incident.note}")
+        return "\n".join(lines)
+
+    def _emit(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        log.warning("alert: %s", alert.text.replace("\n", " / "))
+        if self._alert is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._alert(alert), name=f"alert:{alert.event}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_silence(self) -> None:
+        self._watchdog = self._clock.call_later(CHECK_EVERY_S, self._check_silence, name="health-watchdog")
+        silent = (self._clock.now() - self.last_event_at).total_seconds()
+        if self.silence_s is not None and silent >= self.silence_s and self.offline_incident is None:
+            self._offline("silence", f"{silent:.0f} 秒没有任何事件")
