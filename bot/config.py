@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError, SchemaValidator
 
+from bot.timefmt import parse_hhmm
+
 T = typing.TypeVar("T")
 
 DEFAULT_PATH = "config.toml"
@@ -57,8 +59,8 @@ def _refuse(problem: str, key: str | None = None) -> typing.NoReturn:
 def _hhmm(value: typing.Any) -> typing.Any:
     if isinstance(value, time):
         return value
-    if isinstance(value, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())):
-        return time(int(m.group(1)), int(m.group(2)))
+    if isinstance(value, str) and (parsed := parse_hhmm(value)) is not None:
+        return parsed
     _refuse(f'must be a time like "22:00", not {value!r}')
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Context, Services
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.skill import Skill
+from bot.timefmt import zh_datetime
 from skills.orders import store
 from skills.orders.input import OrderFieldError, OrderResult, OrderUpdate, parse_order
 from skills.orders.models import Order
@@ -192,7 +193,7 @@ def reminder_text(services: Services, order: Order | Row, kind: str) -> str:
         if at is None:
             return ""
         t = services.clock.local(at)
-        return f"{t.month}月{t.day}日 {t:%H:%M}"
+        return zh_datetime(t)
 
     if kind == "unpaid":
         return (f"【订单提醒】订单 {order.id}（{_items(order)}，¥{_yuan(order.amount_cents):.2f}）还没有付款，"
@@ -292,10 +293,10 @@ async def my_orders(ctx: Context) -> None:
         extra = ""
         if o.status == "created" and o.pay_by:
             t = ctx.services.clock.local(o.pay_by)
-            extra = f"，请在 {t.month}月{t.day}日 {t:%H:%M} 前付款"
+            extra = f"，请在 {zh_datetime(t)} 前付款"
         elif o.status == "ready_for_pickup" and o.pickup_by:
             t = ctx.services.clock.local(o.pickup_by)
-            extra = f"，{t.month}月{t.day}日 {t:%H:%M} 前自提"
+            extra = f"，{zh_datetime(t)} 前自提"
         elif o.status == "shipped" and o.tracking:
             extra = f"，物流：{o.tracking}"
         lines.append(f"· {o.id} {_items(o)} ¥{_yuan(o.amount_cents):.2f} {STATUS_ZH[o.status]}{extra}")

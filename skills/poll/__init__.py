@@ -17,6 +17,7 @@ from bot.context import Context, Services, with_mentions
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import strip_mentions
 from bot.skill import Skill, UsageError
+from bot.timefmt import zh_datetime
 from skills.poll import store
 from skills.poll.input import MAX_OPTIONS, InputError, parse_duration, parse_start, parse_vote
 
@@ -67,7 +68,7 @@ def _forget(ctx: Context, room_id: str, poll_id: int) -> None:
 
 def _local(ctx: Context, when: datetime) -> str:
     t = ctx.services.clock.local(when)
-    return f"{t.month}月{t.day}日 {t:%H:%M}"
+    return zh_datetime(t)
 
 
 def _argument_text(ctx: Context) -> str:

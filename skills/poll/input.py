@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.timefmt import format_duration, parse_duration  # noqa: F401  (re-exported for the skill)
+
 MAX_QUESTION = 100  # characters; the column holds 256
 MAX_OPTION = 40  # characters per option
 MAX_OPTIONS = 20  # the most max_options may allow (votes are numbers members type)
@@ -99,33 +101,4 @@ def parse_vote(text: str, *, command: bool = False) -> tuple[int, bool] | None:
     return (int(raw) if raw.isdigit() else _CN_NUMBERS[raw]), True
 
 
-# -- durations -----------------------------------------------------------------------------------------------------
 
-_UNITS = {"s": 1, "秒": 1, "m": 60, "min": 60, "分": 60, "分钟": 60, "h": 3600, "小时": 3600, "时": 3600,
-          "d": 86400, "天": 86400}
-_PART = re.compile(r"(\d{1,6})\s*(分钟|小时|min|[smhd秒分时天])", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """``30m``, ``2h``, ``1h30m``, ``1d``, ``30分钟``, ``2小时``, ``1天``; a bare number is minutes; else None."""
-    text = unicodedata.normalize("NFKC", text).strip().lower()
-    if text.isdigit() and len(text) <= 6:
-        return timedelta(minutes=int(text))
-    pos, total = 0, 0
-    for m in _PART.finditer(text):
-        if m.start() != pos:
-            return None
-        total += int(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if pos == 0 or pos != len(text):
-        return None
-    return timedelta(seconds=total)
-
-
-def format_duration(d: timedelta) -> str:
-    days, rest = divmod(int(d.total_seconds()), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{days}天" if days else "", f"{hours}小时" if hours else "", f"{minutes}分钟" if minutes else "",
-             f"{seconds}秒" if seconds else ""]
-    return "".join(parts) or "0秒"

@@ -26,6 +26,7 @@ from bot.context import Context, Services
 from bot.events import OutgoingMessage, ProactiveKind
 from bot.scheduler import ScheduleError
 from bot.skill import Skill, UsageError
+from bot.timefmt import zh_date, zh_datetime
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def render(services: Services, payload: dict, when: datetime) -> str:
             raise ValueError(f"tips file {payload['tips']!r} has no tips")
         tip = tips[local.date().toordinal() % len(tips)]
     template = payload.get("text") or "{tip}"
-    return template.format(date=f"{local.month}月{local.day}日", weekday=f"星期{WEEKDAYS[local.weekday()]}",
+    return template.format(date=zh_date(local), weekday=f"星期{WEEKDAYS[local.weekday()]}",
                            tip=tip).strip()
 
 
@@ -312,7 +313,7 @@ def _when(services: Services, at: datetime | None) -> str:
     if at is None:
         return "—"
     t = services.clock.local(at)
-    return f"{t.month}月{t.day}日 {t:%H:%M}"
+    return zh_datetime(t)
 
 
 def _describe(services: Services, item: ScheduleItem) -> str:

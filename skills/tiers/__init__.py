@@ -25,12 +25,12 @@ from bot.events import MessageReceived
 from bot.parser import parse
 from bot.skill import Skill, UsageError
 from bot.targets import Recipient, TargetError
+from bot.timefmt import parse_hhmm, zh_datetime
 from storage import stats
 from skills.tiers.models import TierRun
 from skills.tiers.store import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
                            tier_counts)
 
-_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class TierSettings:
     welcome_back: str = ""  # said (with an @) when a lost member speaks in a group again; {name}; empty: off
 
     def __post_init__(self) -> None:
-        if not _HHMM.match(self.nightly_at):
+        if parse_hhmm(self.nightly_at) is None:
             raise ValueError(f'nightly_at: must be a time like "03:30", not {self.nightly_at!r}')
         if not 0 < self.active_min_days <= self.active_window_days:
             raise ValueError("active_min_days: must be between 1 and active_window_days")
@@ -156,7 +156,7 @@ async def welcome_back(ctx: Context) -> None:
 
 def _local(ctx: Context, when: datetime) -> str:
     t = ctx.services.clock.local(when)
-    return f"{t.month}月{t.day}日 {t:%H:%M}"
+    return zh_datetime(t)
 
 
 def _pct(part: int, whole: int) -> str:
