@@ -306,3 +306,8 @@ async def activity_points(ctx: Context) -> None:
         counts[key] = done + 1
     except AlreadyRecorded:  # the same member in another room at the same instant: recount next time
         counts.pop(key, None)
+
+
+from skills.checkin import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -294,3 +294,8 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
         csv.writer(fh).writerows(rows)
     tmp.replace(path)  # never a half-written file under the final name
 
+
+
+from skills.tiers import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)
