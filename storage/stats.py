@@ -319,8 +319,9 @@ EXPORT_COLUMNS = ("member_id", "name", "tier", "tier_since", "r", "f", "m", "las
                   "joined_day", "points", "orders_window", "amount_window", "rooms")
 
 
-async def export_rows(session: AsyncSession, tz: ZoneInfo):
-    """Every member with tier and figures, one tuple per member in EXPORT_COLUMNS order (streamed)."""
+async def export_rows(session: AsyncSession, tz: ZoneInfo, room_id: str | None = None):
+    """Every member with tier and figures, one tuple per member in EXPORT_COLUMNS order (streamed); with
+    ``room_id``, only the members seen in that room."""
     rooms = select(RoomMember.member_id, func.count().label("n")).where(RoomMember.active.is_(True)) \
         .group_by(RoomMember.member_id).subquery()
     stmt = (select(Member.id, Member.name, MemberTier.tier, MemberTier.since, MemberTier.r, MemberTier.f,
@@ -330,6 +331,8 @@ async def export_rows(session: AsyncSession, tz: ZoneInfo):
             .outerjoin(MemberTier, MemberTier.member_id == Member.id)
             .outerjoin(PointsBalance, PointsBalance.member_id == Member.id)
             .outerjoin(rooms, rooms.c.member_id == Member.id).order_by(Member.id))
+    if room_id is not None:
+        stmt = stmt.where(Member.id.in_(select(RoomMember.member_id).where(RoomMember.room_id == room_id)))
     result = await session.stream(stmt)
     async for row in result:
         yield tuple(v.astimezone(tz).isoformat(timespec="seconds") if isinstance(v, datetime) else v for v in row)
