@@ -125,12 +125,17 @@ async def erase(ctx: Context, member_id: str) -> None:
     activity.forget(member_id, stand_in, until=ctx.now + FORGET_AT_MOST)
     session = ctx.session
     counts: dict[str, int] = {}
-    # the skills first: they may look their rows up through the core's (an order's jobs, a member's rooms)
-    for spec in ctx.services.member_data:
-        counts[spec.skill] = await spec.erase(session, member_id, stand_in)
-    counts["points"] = await points.pseudonymise(session, member_id, stand_in)
-    counts["jobs"] = await jobs.pseudonymise(session, member_id, stand_in)
-    counts["core"] = await members.erase_member(session, member_id, stand_in)
+    try:
+        # the skills first: they may look their rows up through the core's (an order's jobs, a member's rooms)
+        for spec in ctx.services.member_data:
+            counts[spec.skill] = await spec.erase(session, member_id, stand_in)
+        counts["points"] = await points.pseudonymise(session, member_id, stand_in)
+        counts["jobs"] = await jobs.pseudonymise(session, member_id, stand_in)
+        counts["core"] = await members.erase_member(session, member_id, stand_in)
+    except Exception:  # rolled back by the dispatcher: nothing was erased, and the member is told so
+        activity.remember(member_id)
+        ctx.reply("抱歉，删除时出了点问题，你的数据没有改动。请稍后重新发送 /删除我的数据。")
+        raise
     total = sum(counts.values())
     ctx.record("erasure", {"rows": total, "by": counts}, member_id=stand_in)
     # counts only: the operator learns that an erasure happened, not whose

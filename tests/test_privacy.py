@@ -233,3 +233,24 @@ def test_every_skill_with_member_tables_declares_member_data():
         holds = [t.__tablename__ for t in tables if {"member_id", "wechat_id"} & set(t.__table__.c.keys())]
         skill = importlib.import_module(f"skills.{info.name}").skill
         assert not holds or skill.member_data_specs, f"skill {info.name} keeps {holds} but declares no member_data"
+
+
+async def test_a_failing_erasure_changes_nothing_and_says_so(tmp_path, db_url):
+    cfg = config(tmp_path)
+    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.privacy_broken_skill")))
+    async with Harness(cfg, db_url) as h:
+        await h.say(ME, "签到", room="g1", name="小王")
+        await h.say(ME, "/我的数据", room=None, after_s=1)
+        await h.say(ME, "/删除我的数据", room=None, after_s=1)
+        await h.say(ME, "确认删除", room=None, after_s=1)
+        texts = await replies_to(h, ME)
+        assert "· 测试数据：1 条" in texts[0]
+        assert texts[-1] == "抱歉，删除时出了点问题，你的数据没有改动。请稍后重新发送 /删除我的数据。"
+        assert h.app.errors.count == 1
+        await h.say(ME, "还在吗", room="g1", name="小王", after_s=1)  # recorded as ME again, not the pseudonym
+        await h.app.activity.flush()
+        assert await one(h, select(func.count()).select_from(Checkin).where(Checkin.member_id == ME)) == 1
+        assert await one(h, select(Member.name).where(Member.id == ME)) == "小王"
+        async with h.app.services.sessions() as s:
+            assert await balance(s, ME) == await ledger_sum(s, ME) == 5
+        assert await one(h, select(func.count()).select_from(Activity).where(Activity.member_id == STAND_IN)) == 0

@@ -61,10 +61,6 @@ def _only_room(payload: dict | None, room_id: str | None) -> bool:
     return room_id is not None and bool(found) and all(t == f"room:{room_id}" for t in found)
 
 
-def _global(ctx: Context) -> bool:
-    return ctx.is_global_admin
-
-
 def check_template(text: str) -> None:
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
@@ -315,7 +311,7 @@ async def add(ctx: Context) -> None:
         raise UsageError("文字里的 {...} 只能是 {date}、{weekday}、{tip}。") from None
     item = ScheduleItem(daily=daily, cron=cron, targets=_targets(ctx, opts.get("target")), text=text, tips=tips,
                         kind=kind)
-    key = _key(name) if _global(ctx) else _room_key(ctx.room_id, name)
+    key = _key(name) if ctx.is_global_admin else _room_key(ctx.room_id, name)
     try:
         next_run = await ctx.services.scheduler.schedule(
             key, HANDLER, daily=daily or None, cron=cron or None, misfire_grace_s=cfg.grace_s,
@@ -346,10 +342,10 @@ STATUS_ZH = {"active": "运行中", "paused": "已暂停"}
                help="查看定时消息", scope="room")
 async def list_(ctx: Context) -> None:
     jobs = await ctx.services.scheduler.jobs(HANDLER, ctx.session, ("active", "paused"))
-    if not _global(ctx):  # a room's admin: the schedules of this room only
+    if not ctx.is_global_admin:  # a room's admin: the schedules of this room only
         jobs = [j for j in jobs if _only_room(j.payload, ctx.room_id)]
     if not jobs:
-        ctx.reply(("还没有定时消息。" if _global(ctx) else "本群还没有定时消息。") + "用法：" + ADD_USAGE)
+        ctx.reply(("还没有定时消息。" if ctx.is_global_admin else "本群还没有定时消息。") + "用法：" + ADD_USAGE)
         return
     lines = ["定时消息："]
     for job in jobs:
@@ -369,14 +365,14 @@ async def _find(ctx: Context, name: str):  # -> ScheduledJob | None
     """The schedule ``name`` means here: a global admin's first, then this room's admins' (a global admin sees
     both; a room's admin only what sends to this room alone)."""
     keys = [_key(name)] + ([_room_key(ctx.room_id, name)] if ctx.room_id is not None else [])
-    if not _global(ctx):
+    if not ctx.is_global_admin:
         keys.reverse()
     outside = None
     for key in keys:
         job = await ctx.services.scheduler.get(key, ctx.session)
         if job is None or job.handler != HANDLER or job.status not in ("active", "paused"):
             continue
-        if _global(ctx) or _only_room(job.payload, ctx.room_id):
+        if ctx.is_global_admin or _only_room(job.payload, ctx.room_id):
             return job
         outside = job
     if outside is not None:

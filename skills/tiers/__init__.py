@@ -312,7 +312,6 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
     tmp.replace(path)  # never a half-written file under the final name
 
 
-
 from skills.tiers import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
 
 skill.member_data(privacy)
