@@ -27,6 +27,7 @@ from bot.config import ActivitySettings
 from bot.events import Person
 from storage.models import AccountRoom, Activity, Member, MemberName, Room, RoomMember
 from storage.bulk import Write, write_with_session
+from storage.members import scrub_detail
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class ActivityLog:
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Task | None = None
         self._write_behind: list[WriteBehind] = []
+        # members whose data is being erased → (pseudonym, until): see forget()
+        self._forgetting: dict[str, tuple[str, datetime]] = {}
         self._failures = 0
         self._retry_at = 0.0  # monotonic time before which only explicit flushes try again
         self.flushes = 0
@@ -108,6 +111,8 @@ class ActivityLog:
         detail: dict | None = None,
         at: datetime | None = None,
     ) -> None:
+        if self._forgetting and member_id in self._forgetting:
+            member_id, detail = self._stand_in(member_id, detail)
         self._pending.rows.append(
             {
                 "at": at or self._clock.now(),
@@ -125,6 +130,8 @@ class ActivityLog:
         ``last_seen`` is kept to within SEEN_PRECISION: a member who chats all afternoon costs one write an hour,
         not one a message (the activity log itself has every instant).
         """
+        if self._forgetting and person.id in self._forgetting and self._stand_in(person.id, None)[0] != person.id:
+            return  # being erased: not written back into the directory by the erasing event itself
         p = self._pending
         m = p.members.get(person.id)
         if m is not None:
@@ -221,6 +228,40 @@ class ActivityLog:
         except Exception as exc:  # the database is away: try again with this room's next event
             self._account_rooms.discard(key)
             log.warning("could not note room %s for account %s: %s", room_id, self.account_id, exc)
+
+    # -- erasure (bot/privacy.py) --------------------------------------------------------------------------------
+
+    def forget(self, member_id: str, stand_in: str, until: datetime) -> None:
+        """A member's data is being erased (flush first: what was waiting is then in the database, erased there).
+        Nothing about them waits to be written any more, and until ``until`` (or :meth:`remember`) what is recorded
+        about them — the erasing event's own message row, the reply to it — is recorded under ``stand_in``, its
+        typed text left out, and not put back into the member directory."""
+        p = self._pending
+        for row in p.rows:
+            if row["member_id"] == member_id:
+                row["member_id"] = stand_in
+                row["detail"] = scrub_detail(row["detail"], member_id, stand_in)
+        p.members.pop(member_id, None)
+        for key in [k for k in p.names if k[0] == member_id]:
+            del p.names[key]
+        for key in [k for k in p.room_members if k[1] == member_id]:
+            del p.room_members[key]
+        # the memos must not keep a member who comes back later from being written again
+        self._written_members.pop(member_id, None)
+        self._written_pairs = {k: v for k, v in self._written_pairs.items() if k[1] != member_id}
+        self._known_names = {k for k in self._known_names if k[0] != member_id}
+        self._forgetting[member_id] = (stand_in, until)
+
+    def remember(self, member_id: str) -> None:
+        """The erasure is over: the member is recorded as anyone else again (as a new member)."""
+        self._forgetting.pop(member_id, None)
+
+    def _stand_in(self, member_id: str, detail: dict | None) -> tuple[str, dict | None]:
+        stand_in, until = self._forgetting[member_id]
+        if self._clock.now() > until:  # the erasure was rolled back, or its reply never went out
+            del self._forgetting[member_id]
+            return member_id, detail
+        return stand_in, scrub_detail(detail, member_id, stand_in)
 
     def add_write_behind(self, source: WriteBehind) -> None:
         self._write_behind.append(source)

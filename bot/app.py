@@ -118,7 +118,8 @@ class BotApp:
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
         self.router = CommandRouter()
         hooks = []
-        for name in ("bot.optout", *cfg.bot.skills):  # opt-out is built in: no config may leave it out
+        # opt-out and the members' own data requests are built in: no config may leave them out
+        for name in ("bot.optout", "bot.privacy", *cfg.bot.skills):
             skill = load_skill(name)
             self.skills.append(skill)
             self.router.add_skill(skill)
@@ -127,6 +128,7 @@ class BotApp:
                 self.scheduler.register(job.name, job.handler)
             for prefix, resolver in skill.resolvers.items():
                 register_resolver(self.services, prefix, resolver)
+            self.services.member_data.extend(skill.member_data_specs)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
         for skill in self.skills:
             settings = skill_settings(cfg, skill.name, skill.settings) if skill.settings is not None else None

@@ -17,6 +17,7 @@ from bot.skill import CommandSpec, Skill, UsageError
 log = logging.getLogger(__name__)
 
 REFUSED = "抱歉，这个命令只有管理员可以使用。"
+ONLY_GLOBAL = "这个命令会影响所有群，只有总管理员可以使用。"  # to a room's admin trying a "global" command
 ONLY_ROOM = "这个命令需要在群里使用哦。"
 ONLY_DIRECT = "这个命令请私聊我使用哦。"
 FAILED = "抱歉，处理时出了点问题，请稍后再试。"
@@ -87,8 +88,9 @@ class CommandRouter:
         event = ctx.event
         detail = {"command": spec.name, "args": " ".join(ctx.args)[:MAX_LOGGED_ARGS]}
         if not self._may_use(ctx, spec):
-            ctx.record("refused", {**detail, "reason": "not_admin"})
-            ctx.reply(REFUSED)
+            room_admin = spec.scope == "global" and ctx.is_admin
+            ctx.record("refused", {**detail, "reason": "not_global_admin" if room_admin else "not_admin"})
+            ctx.reply(ONLY_GLOBAL if room_admin else REFUSED)
             return
         if spec.where == "room" and event.room_id is None:
             ctx.record("command", {**detail, "outcome": "wrong_place"})
@@ -147,7 +149,7 @@ class CommandRouter:
         lines = ["我可以帮你："]
         for spec in mine:
             names = "/" + spec.name + "".join(f" /{a}" for a in spec.aliases[:1])
-            mark = "（管理员）" if spec.admin_only else ""
+            mark = "（总管理员）" if spec.scope == "global" else "（管理员）" if spec.admin_only else ""
             lines.append(f"{names} {spec.help}{mark}")
         lines.append("发送 /help 命令名 查看详细用法。")
         ctx.reply("\n".join(lines))

@@ -22,7 +22,7 @@ from storage.transactions import after_commit
 
 if TYPE_CHECKING:
     from bot.scheduler import Scheduler
-    from bot.skill import CommandSpec, Resolver
+    from bot.skill import CommandSpec, MemberDataSpec, Resolver
 
 # WeChat ends an @-mention with a four-per-em space; clients render the name as a mention only with it.
 MENTION_END = "\u2005"
@@ -55,6 +55,8 @@ class Services:
     skills: dict[str, SkillRuntime] = field(default_factory=dict)
     # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
     target_resolvers: dict[str, Resolver] = field(default_factory=dict)
+    # What each loaded skill keeps about a member (``@skill.member_data``): /我的数据 and /删除我的数据 (bot/privacy.py)
+    member_data: list[MemberDataSpec] = field(default_factory=list)
 
     def runtime(self, skill: str) -> SkillRuntime:
         try:

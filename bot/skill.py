@@ -23,7 +23,8 @@ A skill is a package (or module) under ``skills/`` whose ``skill`` attribute is 
 
 Besides commands, hooks and jobs a skill may declare: HTTP routes (:meth:`Skill.route`) and dashboard pages
 (:meth:`Skill.page`), command-line subcommands (:meth:`Skill.cli`), target prefixes for proactive messages
-(:meth:`Skill.target`), extra replay line kinds (:meth:`Skill.replay_input`), and its own tables and migrations
+(:meth:`Skill.target`), extra replay line kinds (:meth:`Skill.replay_input`), what it keeps about a member for
+``/我的数据`` and ``/删除我的数据`` (:meth:`Skill.member_data`), and its own tables and migrations
 (``models.py`` and ``migrations/`` inside its package: an Alembic branch labelled with the skill's name, found by
 ``storage/migrate.py``). Rules, permissions and priorities are data here; the router and dispatcher enforce them.
 A skill never imports a transport (wechaty, aiohttp): it talks to members only through its :class:`Context`.
@@ -151,6 +152,21 @@ class ReplayInputSpec:
     skill: str
 
 
+@dataclass(frozen=True)
+class MemberDataSpec:
+    """What a skill keeps about one member, for the member's own requests (PIPL: see bot/privacy.py).
+
+    ``export(session, member_id)`` returns a short summary for the member: Chinese labels → short text or counts
+    (``{"签到记录": "共 12 次"}``); nothing about other members. ``erase(session, member_id, pseudonym)`` deletes
+    the skill's rows about the member, or, where bookkeeping must keep them, replaces the member's id with
+    ``pseudonym``; it returns how many rows it changed. Both run in the caller's transaction and never commit.
+    """
+
+    skill: str
+    export: Callable[[AsyncSession, str], Awaitable[dict[str, object]]]
+    erase: Callable[[AsyncSession, str, str], Awaitable[int]]
+
+
 Resolver = Callable[["Services", "AsyncSession", str], Awaitable[list["Recipient"]]]
 
 
@@ -171,6 +187,7 @@ class Skill(Generic[S, T]):
     cli_commands: list[CliSpec] = field(default_factory=list)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
     replay_inputs: list[ReplayInputSpec] = field(default_factory=list)
+    member_data_specs: list[MemberDataSpec] = field(default_factory=list)
     startups: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
     shutdowns: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
 
@@ -276,6 +293,21 @@ class Skill(Generic[S, T]):
             return fn
 
         return register
+
+    def member_data(self, provider):
+        """Declare what this skill keeps about a member: ``provider`` (a module, or a class used as a decorator)
+        has ``async export(session, member_id) -> dict[str, object]`` and ``async erase(session, member_id,
+        pseudonym) -> int`` (see :class:`MemberDataSpec`). Every skill with tables holding member ids declares it,
+        so ``/我的数据`` and ``/删除我的数据`` reach them::
+
+            from skills.vip import privacy      # skills/vip/privacy.py: export() and erase()
+            skill.member_data(privacy)
+        """
+        export, erase = getattr(provider, "export", None), getattr(provider, "erase", None)
+        if not callable(export) or not callable(erase):
+            raise TypeError(f"member_data of skill {self.name}: {provider!r} needs export() and erase()")
+        self.member_data_specs.append(MemberDataSpec(self.name, export, erase))
+        return provider
 
     def on_startup(self, fn):
         self.startups.append(fn)

@@ -8,12 +8,14 @@ that matches only when enough points are there, so concurrent spends can't overd
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.members import like_anywhere
 from storage.models_points import PointsBalance, PointsLedger
 from storage.prepared import Prepared
 from storage.upsert import insert_for
@@ -113,3 +115,76 @@ async def recorded(session: AsyncSession, source: str, ref_id: str) -> bool:
     found = await session.scalar(
         select(PointsLedger.id).where(PointsLedger.source == source, PointsLedger.ref_id == ref_id).limit(1))
     return found is not None
+
+
+# -- a member's own data (PIPL: bot/privacy.py) ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    balance: int
+    rows: int
+    earned: int  # sum of the positive changes
+    spent: int  # sum of the negative ones, as a positive number
+    recent: list[tuple[datetime, int, str]]  # (at, delta, reason), newest first
+
+
+async def ledger_summary(session: AsyncSession, member_id: str, recent: int = 5) -> LedgerSummary:
+    earned, spent, rows = (await session.execute(
+        select(func.coalesce(func.sum(case((PointsLedger.delta > 0, PointsLedger.delta), else_=0)), 0),
+               func.coalesce(func.sum(case((PointsLedger.delta < 0, -PointsLedger.delta), else_=0)), 0),
+               func.count()).where(PointsLedger.member_id == member_id))).one()
+    latest = (await session.execute(
+        select(PointsLedger.at, PointsLedger.delta, PointsLedger.reason).where(PointsLedger.member_id == member_id)
+        .order_by(PointsLedger.at.desc(), PointsLedger.id.desc()).limit(recent))).all()
+    return LedgerSummary(await balance(session, member_id), int(rows), int(earned), int(spent),
+                         [(at, delta, reason) for at, delta, reason in latest])
+
+
+_L = PointsLedger.__table__
+_SET_REF = update(_L).where(_L.c.id == bindparam("row_id")).values(ref_id=bindparam("new_ref"))
+
+
+def _rename_ref(ref: str, member_id: str, stand_in: str) -> str:
+    """Reference ids are ":"-separated words ("member:2026-11-23", "lottery:12:entry:member"): the member's id is a
+    whole word of them."""
+    if ":" in member_id:
+        return ref.replace(member_id, stand_in)
+    return ":".join(stand_in if part == member_id else part for part in ref.split(":"))
+
+
+async def pseudonymise(session: AsyncSession, member_id: str, stand_in: str) -> int:
+    """Hand a member's points over to ``stand_in`` (an erasure): the ledger stays whole, its rows naming the member —
+    as the member, in a reference id (a check-in's ``member:date``) or as the admin behind a change — name the
+    stand-in; the balance row moves with them, so every balance still equals its ledger. Returns rows changed."""
+    changed = (await session.execute(update(_L).where(_L.c.member_id == member_id)
+                                     .values(member_id=stand_in))).rowcount or 0
+    changed += (await session.execute(update(_L).where(_L.c.actor_id == member_id)
+                                      .values(actor_id=stand_in))).rowcount or 0
+    refs = (await session.execute(select(_L.c.id, _L.c.source, _L.c.ref_id)
+                                  .where(_L.c.ref_id.like(like_anywhere(member_id), escape="\\")))).all()
+    if refs:
+        # (source, ref_id) is unique: a second erasure of the same id (the member came back) must not collide
+        taken = set((await session.execute(select(_L.c.source, _L.c.ref_id).where(
+            _L.c.ref_id.like(f"%{stand_in}%")))).all())
+        renamed = []
+        for row_id, source, ref in refs:
+            base = _rename_ref(ref, member_id, stand_in)
+            if base == ref:
+                continue  # the id was part of a longer one (wxid_a in wxid_ab:...): not this member's
+            new, n = base[:200], 1
+            while (source, new) in taken:
+                n += 1
+                new = f"{base[:190]}~{n}"
+            taken.add((source, new))
+            renamed.append({"row_id": row_id, "new_ref": new})
+        if renamed:
+            await session.execute(_SET_REF, renamed)
+            changed += len(renamed)
+    moved = (await session.execute(select(_T.c.balance, _T.c.updated_at).where(_T.c.member_id == member_id))).first()
+    if moved is not None:
+        conn = await session.connection()
+        await _earn(conn.dialect.name).run(conn, {"member_id": stand_in, "balance": moved.balance,
+                                                  "updated_at": moved.updated_at})
+        await session.execute(delete(_T).where(_T.c.member_id == member_id))
+        changed += 1
+    return changed

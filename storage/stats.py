@@ -385,8 +385,9 @@ EXPORT_COLUMNS = ("member_id", "name", "tier", "tier_since", "r", "f", "m", "las
                   "joined_day", "points", "orders_window", "amount_window", "rooms")
 
 
-def export_rows_sync(s: Session, tz: ZoneInfo) -> list[tuple]:
-    """Every member with tier and figures, one tuple per member in EXPORT_COLUMNS order."""
+def export_rows_sync(s: Session, tz: ZoneInfo, room_id: str | None = None) -> list[tuple]:
+    """Every member with tier and figures, one tuple per member in EXPORT_COLUMNS order; with ``room_id``, only the
+    members seen in that room."""
     rooms = select(RoomMember.member_id, func.count().label("n")).where(RoomMember.active.is_(True)) \
         .group_by(RoomMember.member_id).subquery()
     stmt = (select(Member.id, Member.name, MemberTier.tier, MemberTier.since, MemberTier.r, MemberTier.f,
@@ -396,11 +397,13 @@ def export_rows_sync(s: Session, tz: ZoneInfo) -> list[tuple]:
             .outerjoin(MemberTier, MemberTier.member_id == Member.id)
             .outerjoin(PointsBalance, PointsBalance.member_id == Member.id)
             .outerjoin(rooms, rooms.c.member_id == Member.id).order_by(Member.id))
+    if room_id is not None:
+        stmt = stmt.where(Member.id.in_(select(RoomMember.member_id).where(RoomMember.room_id == room_id)))
     return [tuple(v.astimezone(tz).isoformat(timespec="seconds") if isinstance(v, datetime) else v for v in row)
             for row in s.execute(stmt)]
 
 
-async def export_rows(session: AsyncSession, tz: ZoneInfo):
+async def export_rows(session: AsyncSession, tz: ZoneInfo, room_id: str | None = None):
     """``export_rows_sync`` read off the loop, then yielded row by row (the caller collects them all anyway)."""
-    for row in await run_read(session, export_rows_sync, tz):
+    for row in await run_read(session, export_rows_sync, tz, room_id):
         yield row

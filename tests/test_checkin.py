@@ -386,7 +386,8 @@ async def test_admin_by_raw_wxid_and_chinese_alias(h):
 
 
 async def test_room_admin_only_in_their_room_and_members_refused(h):
-    await h.say("roomadmin", "/points add u1 10", room="g2")
+    await h.say("u1", "大家好", room="g2")  # a member of g2 now
+    await h.say("roomadmin", "/points add u1 10", room="g2", after_s=1)
     await h.say("roomadmin", "/points add u1 10", room="g1", after_s=1)
     await h.say("u1", "/points add u1 1000", room="g1", after_s=1)
     await h.say("u1", "/积分 加 u1 1000", room=None, after_s=1)
@@ -396,6 +397,25 @@ async def test_room_admin_only_in_their_room_and_members_refused(h):
     assert await balance(h, "u1") == 10
     refused = await activity(h, "refused")
     assert [r.detail["command"] for r in refused] == ["points add"] * 3
+
+
+async def test_room_admin_adjusts_only_members_of_the_room_and_never_himself(h):
+    """The wallet is shared by every room: a room's admin may not mint points for himself, nor touch members the
+    bot has never seen in his room (a member of another room)."""
+    await h.say("u1", "大家好", room="g1")  # u1 is in g1 only
+    await h.say("roomadmin", "/points add roomadmin 1000000", room="g2", after_s=1)
+    await h.say("roomadmin", "/points sub u1 5", room="g2", after_s=1)
+    await h.say("roomadmin", "/积分 加 u9 5", room="g2", mention_ids=(), after_s=1)  # never seen anywhere
+    assert [t.split("\u2005", 1)[1] for t in await texts(h)] == [
+        "不能调整自己的积分哦，如有需要请联系总管理员。",
+        "只能调整本群成员的积分：这位成员还没有在本群出现过。",
+        "只能调整本群成员的积分：这位成员还没有在本群出现过。",
+    ]
+    assert [await balance(h, m) for m in ("roomadmin", "u1", "u9")] == [0, 0, 0]
+    assert [r.detail["reason"] for r in await activity(h, "refused")] == ["own_points", "not_in_room", "not_in_room"]
+    # a global admin is not limited to a room
+    await h.say("admin1", "/points add u1 7", room="g2", after_s=1)
+    assert await balance(h, "u1") == 7
 
 
 @pytest.mark.parametrize("text, answer", [

@@ -86,7 +86,31 @@ async def test_members_cannot_schedule_and_room_admins_only_for_their_room(db_ur
         assert "已添加定时消息「y」" in texts[2]
         async with h.app.services.sessions() as s:
             keys = (await s.execute(select(ScheduledJob.key).where(ScheduledJob.handler == "schedule.send"))).scalars()
-            assert list(keys) == ["schedule:y"]
+            assert list(keys) == ["schedule:room:g1:y"]  # a room admin's schedules are keyed by their room
+
+
+async def test_a_room_admin_never_takes_over_or_changes_a_global_schedule(db_url):
+    """Same name, another owner: the global admin's target=all schedule stays as it is; the room admin gets his
+    own, for his room, and changes only that."""
+    async with Harness(config(), db_url) as h:
+        await h.say("admin1", "/schedule add 早安 daily=08:00 target=all 大家早上好", room=None)
+        await h.say("owner1", "/schedule add 早安 daily=10:00 本群早安", after_s=1)
+        await h.say("owner1", "/schedule pause 早安", after_s=1)
+        await h.say("owner1", "/schedule remove 早安", after_s=1)
+        await h.say("owner1", "/schedule pause 早安", after_s=1)
+        await h.say("owner1", "/schedule list", after_s=1)
+        await h.settle()
+        texts = [t.split("\u2005", 1)[-1] for t in h.transport.texts()]
+        assert texts[1].startswith("已添加定时消息「早安」：每天 10:00 · room:g1")
+        assert texts[2].startswith("已暂停定时消息「早安」")  # his own
+        assert texts[3] == "已删除定时消息「早安」。"
+        assert texts[4].startswith("「早安」会发到其他群，只有总管理员可以修改。")  # the global one
+        assert texts[5].startswith("本群还没有定时消息。")
+        async with h.app.services.sessions() as s:
+            rows = (await s.execute(select(ScheduledJob.key, ScheduledJob.status, ScheduledJob.spec).where(
+                ScheduledJob.handler == "schedule.send").order_by(ScheduledJob.key))).all()
+        assert [tuple(r) for r in rows] == [("schedule:room:g1:早安", "cancelled", "10:00"),
+                                            ("schedule:早安", "active", "08:00")]
 
 
 @pytest.mark.parametrize("command, answer", [

@@ -17,6 +17,7 @@ from bot.events import MessageReceived, OutgoingMessage
 from bot.parser import parse
 from bot.skill import Skill, UsageError
 from skills.checkin import store
+from storage.members import in_room
 from storage.points import AlreadyRecorded, InsufficientPoints, change_points
 from storage.points import balance as points_balance
 
@@ -247,8 +248,18 @@ def adjust_args(ctx: Context) -> tuple[str, int, str]:
 
 async def adjust(ctx: Context, sign: int) -> None:
     member, amount, reason = adjust_args(ctx)
-    name = await store.member_name(ctx.session, member) or member
     actor = ctx.sender.id
+    if not ctx.is_global_admin:  # a room's admin: the wallet is shared by every room, so only this room's members
+        if member == actor:
+            ctx.record("refused", {"command": ctx.spec.name, "reason": "own_points"})
+            ctx.reply("不能调整自己的积分哦，如有需要请联系总管理员。")
+            return
+        await ctx.services.activity.flush()  # a member who just spoke in the room is noted with the next batch
+        if ctx.room_id is None or not await in_room(ctx.session, member, ctx.room_id):
+            ctx.record("refused", {"command": ctx.spec.name, "reason": "not_in_room"})
+            ctx.reply("只能调整本群成员的积分：这位成员还没有在本群出现过。")
+            return
+    name = await store.member_name(ctx.session, member) or member
     ref = f"msg:{ctx.event.message_id}" if ctx.event.message_id else None  # a redelivered message applies once
     try:
         balance = await change_points(ctx.session, member, sign * amount, reason=reason or "管理员调整",
@@ -306,3 +317,8 @@ async def activity_points(ctx: Context) -> None:
         counts[key] = done + 1
     except AlreadyRecorded:  # the same member in another room at the same instant: recount next time
         counts.pop(key, None)
+
+
+from skills.checkin import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -388,7 +388,9 @@ def describe(result: ReloadResult, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-@skill.command("kb reload", aliases=("知识库 重载",), scope="room", usage="/kb reload",
+# The knowledge base is shared by every room: changing it is for global admins ("global"); reading what it would
+# answer, and the misses of one's own room, is for a room's admins too.
+@skill.command("kb reload", aliases=("知识库 重载",), scope="global", usage="/kb reload",
                help="立即重新加载知识库文件，并报告文件里的问题")
 async def kb_reload(ctx: Context) -> None:
     ctx.reply(describe(await state(ctx.services).kb.reload()))
@@ -419,18 +421,20 @@ async def kb_test(ctx: Context) -> None:
                help="本周没答上来的问题（相似的合在一起），看看该补充哪些问答")
 async def kb_misses(ctx: Context) -> None:
     await ctx.services.activity.flush()  # the latest misses may still be waiting in the write buffer
-    groups = await store.misses(ctx.session, ctx.now, days=7, limit=None)
+    # a room's admin: the questions of this room's members only
+    room = None if ctx.is_global_admin else ctx.room_id
+    groups = await store.misses(ctx.session, ctx.now, days=7, limit=None, room_id=room)
     if not groups:
         ctx.reply("最近 7 天没有没答上来的问题 👍")
         return
     lines = [f"最近 7 天没答上来的问题（共 {sum(g.count for g in groups)} 次）："]
     lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法）" if g.variants > 1 else "）")
               for i, g in enumerate(groups[:MISSES_SHOWN], 1)]
-    lines.append("用 /kb add 问题 | 答案 补充。")
+    lines.append("用 /kb add 问题 | 答案 补充。" if ctx.is_global_admin else "需要补充的问答请发给总管理员添加。")
     ctx.reply("\n".join(lines))
 
 
-@skill.command("kb add", aliases=("知识库 添加",), scope="room", usage=ADD_USAGE,
+@skill.command("kb add", aliases=("知识库 添加",), scope="global", usage=ADD_USAGE,
                help="新增一条问答（写进知识库文件，马上生效）")
 async def kb_add(ctx: Context) -> None:
     body = _subcommand_text(ctx)

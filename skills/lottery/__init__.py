@@ -565,3 +565,8 @@ async def verify_cli(config: Config, db_url: str | None, lottery_id: int, out: T
     print(f"winners recomputed: {' '.join(v.recomputed)}", file=out)
     print(f"result: {'MATCH' if v.ok else 'MISMATCH'}", file=out)
     return 0 if v.ok else 1
+
+
+from skills.lottery import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -304,3 +304,8 @@ async def my_orders(ctx: Context) -> None:
 
 
 from skills.orders import api, cli  # noqa: E402,F401  (their routes and subcommands register on `skill`)
+
+
+from skills.orders import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -302,3 +302,8 @@ async def close_now(ctx: Context) -> None:
         ctx.send(message)  # the admin's command: a reply
 
     ctx.after_commit(announce)
+
+
+from skills.poll import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -50,6 +50,18 @@ def _key(name: str) -> str:
     return f"schedule:{name}"
 
 
+def _room_key(room_id: str, name: str) -> str:
+    """A room admin's schedule: keyed apart from the global admins' (names have no ":"), so the same name in
+    another room, or a global admin's, is never replaced by it."""
+    return f"schedule:room:{room_id}:{name}"
+
+
+def _only_room(payload: dict | None, room_id: str | None) -> bool:
+    """Whether a schedule sends to ``room_id`` and nowhere else: what a room's admin may see and change."""
+    found = (payload or {}).get("targets") or ()
+    return room_id is not None and bool(found) and all(t == f"room:{room_id}" for t in found)
+
+
 def check_template(text: str) -> None:
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
@@ -300,9 +312,10 @@ async def add(ctx: Context) -> None:
         raise UsageError("文字里的 {...} 只能是 {date}、{weekday}、{tip}。") from None
     item = ScheduleItem(daily=daily, cron=cron, targets=_targets(ctx, opts.get("target")), text=text, tips=tips,
                         kind=kind)
+    key = _key(name) if ctx.is_global_admin else _room_key(ctx.room_id, name)
     try:
         next_run = await ctx.services.scheduler.schedule(
-            _key(name), HANDLER, daily=daily or None, cron=cron or None, misfire_grace_s=cfg.grace_s,
+            key, HANDLER, daily=daily or None, cron=cron or None, misfire_grace_s=cfg.grace_s,
             payload=_payload(name, item, "chat", ctx.sender.id), session=ctx.session)
     except ScheduleError:
         raise UsageError("时间格式不对：daily=09:00 或 cron=\"0 9 * * *\"。") from None
@@ -330,8 +343,10 @@ STATUS_ZH = {"active": "运行中", "paused": "已暂停"}
                help="查看定时消息", scope="room")
 async def list_(ctx: Context) -> None:
     jobs = await ctx.services.scheduler.jobs(HANDLER, ctx.session, ("active", "paused"))
+    if not ctx.is_global_admin:  # a room's admin: the schedules of this room only
+        jobs = [j for j in jobs if _only_room(j.payload, ctx.room_id)]
     if not jobs:
-        ctx.reply("还没有定时消息。用法：" + ADD_USAGE)
+        ctx.reply(("还没有定时消息。" if ctx.is_global_admin else "本群还没有定时消息。") + "用法：" + ADD_USAGE)
         return
     lines = ["定时消息："]
     for job in jobs:
@@ -339,11 +354,31 @@ async def list_(ctx: Context) -> None:
         item = ScheduleItem(daily=job.spec if job.schedule == "daily" else "",
                             cron=job.spec if job.schedule == "cron" else "", targets=tuple(p.get("targets", ())),
                             text=p.get("text", ""), tips=p.get("tips", ""), kind=p.get("kind", "light"))
-        source = "（配置）" if p.get("source") == "config" else ""
+        source = "（配置）" if p.get("source") == "config" else "（群管理员添加）" if job.key.startswith(
+            "schedule:room:") else ""
         nxt = f" · 下次 {_when(ctx.services, job.next_run_at)}" if job.status == "active" else ""
         lines.append(f"· {p.get('name', job.key)}{source}：{_describe(ctx.services, item)} · "
                      f"{STATUS_ZH.get(job.status, job.status)}{nxt}")
     ctx.reply("\n".join(lines))
+
+
+async def _find(ctx: Context, name: str):  # -> ScheduledJob | None
+    """The schedule ``name`` means here: a global admin's first, then this room's admins' (a global admin sees
+    both; a room's admin only what sends to this room alone)."""
+    keys = [_key(name)] + ([_room_key(ctx.room_id, name)] if ctx.room_id is not None else [])
+    if not ctx.is_global_admin:
+        keys.reverse()
+    outside = None
+    for key in keys:
+        job = await ctx.services.scheduler.get(key, ctx.session)
+        if job is None or job.handler != HANDLER or job.status not in ("active", "paused"):
+            continue
+        if ctx.is_global_admin or _only_room(job.payload, ctx.room_id):
+            return job
+        outside = job
+    if outside is not None:
+        raise UsageError(f"「{name}」会发到其他群，只有总管理员可以修改。")
+    return None
 
 
 async def _change(ctx: Context, action: str) -> None:
@@ -351,22 +386,23 @@ async def _change(ctx: Context, action: str) -> None:
     scheduler = ctx.services.scheduler
     if action == "remove" and name in _settings(ctx.services).items:
         raise UsageError(f"「{name}」来自配置文件，请在 config.toml 里删除（或用 /schedule pause 暂停）。")
-    job = await scheduler.get(_key(name), ctx.session)
-    if job is None or job.handler != HANDLER or job.status not in ("active", "paused"):
+    job = await _find(ctx, name)
+    if job is None:
         raise UsageError(f"没有名为「{name}」的定时消息，发送 /schedule list 查看全部。")
+    key = job.key
     if action == "remove":
-        await scheduler.cancel_many([_key(name)], ctx.session)
+        await scheduler.cancel_many([key], ctx.session)
         ctx.reply(f"已删除定时消息「{name}」。")
     elif action == "pause":
-        if not await scheduler.pause(_key(name), session=ctx.session):
+        if not await scheduler.pause(key, session=ctx.session):
             ctx.reply(f"「{name}」已经是暂停状态。")
             return
         ctx.reply(f"已暂停定时消息「{name}」，用 /schedule resume {name} 恢复。")
     else:
-        if not await scheduler.resume(_key(name), session=ctx.session):
+        if not await scheduler.resume(key, session=ctx.session):
             ctx.reply(f"「{name}」没有暂停，正在运行中。")
             return
-        job = await scheduler.get(_key(name), ctx.session)
+        job = await scheduler.get(key, ctx.session)
         ctx.reply(f"已恢复定时消息「{name}」，下次发送 {_when(ctx.services, job.next_run_at if job else None)}。")
 
 

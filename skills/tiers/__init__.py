@@ -27,6 +27,7 @@ from bot.skill import Skill, UsageError
 from bot.targets import Recipient, TargetError
 from bot.timefmt import parse_hhmm, zh_datetime
 from storage import stats
+from storage.members import in_room
 from skills.tiers.models import TierRun
 from skills.tiers.store import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
                            tier_counts)
@@ -226,13 +227,21 @@ def _member_arg(ctx: Context) -> tuple[str | None, str | None]:
                help="查看一位成员的分层、RFM、最近活跃、积分和订单")
 async def member_tier(ctx: Context) -> None:
     member_id, text = _member_arg(ctx)
+    room_only = not ctx.is_global_admin  # a room's admin looks up the members of this room only
+    if room_only:
+        await ctx.services.activity.flush()  # a member who just spoke in the room is noted with the next batch
     s = ctx.session
     if member_id is None:
         found = await stats.find_member_ids(s, text or "")
+        if room_only:
+            found = [m for m in found if await in_room(s, m, ctx.room_id)]
         if len(found) > 1:
             ctx.reply(f"有 {len(found)} 位成员叫这个名字，请直接 @ 对方查询。")
             return
         member_id = found[0] if found else None
+    if member_id and room_only and not await in_room(s, member_id, ctx.room_id):
+        ctx.reply("本群没有找到这位成员的记录（群管理员只能查看本群成员）。")
+        return
     card = await stats.member_card(s, member_id) if member_id else None
     if card is None:
         ctx.reply("没有找到这位成员的记录（还没在群里出现过，或 wxid 写错了）。")
@@ -270,21 +279,29 @@ def _cell(value: object) -> object:
 
 
 @skill.command("export", aliases=("导出",), usage="/export members（或 /导出 成员）", scope="room",
-               help="把全部成员的分层和数据导出为 CSV 文件")
+               help="把成员的分层和数据导出为 CSV 文件（群管理员：本群成员）")
 async def export(ctx: Context) -> None:
     what = " ".join(ctx.args).strip().lower()
     if what not in ("members", "member", "成员", "会员"):
         raise UsageError("目前可以导出的是成员名单：/export members")
+    room = None if ctx.is_global_admin else ctx.room_id  # a room's admin exports the members of this room
     settings = settings_of(ctx)
     folder = Path(settings.export_dir)
     stamp = ctx.services.clock.local(ctx.event.at).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"members-{stamp}.csv"
+    path = folder / (f"members-{stamp}.csv" if room is None else f"members-{_file_safe(room)}-{stamp}.csv")
+    if room is not None:
+        await ctx.services.activity.flush()  # members who just arrived are noted with the next batch
     rows = [stats.EXPORT_COLUMNS]
-    async for row in stats.export_rows(ctx.session, ctx.config.tz):
+    async for row in stats.export_rows(ctx.session, ctx.config.tz, room_id=room):
         rows.append(tuple(_cell(v) for v in row))
     await asyncio.to_thread(_write_csv, path, rows)
     ctx.record("export", {"what": "members", "rows": len(rows) - 1, "file": path.name})
-    ctx.reply(f"已导出 {len(rows) - 1} 位成员：{path.resolve()}")
+    whose = "位成员" if room is None else "位本群成员"
+    ctx.reply(f"已导出 {len(rows) - 1} {whose}：{path.resolve()}")
+
+
+def _file_safe(room_id: str) -> str:
+    return re.sub(r"[^\w-]", "_", room_id)[:40]
 
 
 def _write_csv(path: Path, rows: list[tuple]) -> None:
@@ -294,3 +311,7 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
         csv.writer(fh).writerows(rows)
     tmp.replace(path)  # never a half-written file under the final name
 
+
+from skills.tiers import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)

@@ -166,3 +166,8 @@ async def referral(ctx: Context) -> None:
                                  detail={"invitee": p["invitee"], "points": cfg.referral_points})
     ctx.send(OutgoingMessage(f"感谢你邀请好友入群，已为你加上 {cfg.referral_points} 积分～", user_id=p["inviter"]),
              priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+
+
+from skills.welcome import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+
+skill.member_data(privacy)
