@@ -9,6 +9,15 @@ from tests.backends import drop_postgres_database, postgres_or_skip
 from tests.support import Harness, make_config
 
 
+@pytest.fixture(autouse=True)
+def lottery_key(monkeypatch) -> str:
+    """The lottery skill starts no lottery without its key in the environment (docs/operators/lottery.md): every
+    test, and the bot processes tests start, run with this test-only one. Tests of the key unset delete it."""
+    key = "test-only-lottery-key-not-a-secret-0123456789"
+    monkeypatch.setenv("BOT_LOTTERY_KEY", key)
+    return key
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "all_backends: run this module's db_url tests on SQLite and PostgreSQL")
 

@@ -81,7 +81,7 @@ async def a_member_with_history(h: Harness) -> int:
     await h.say("boss", "/lottery start 保温杯 winners=1 duration=10m", room="g1", after_s=1)
     await h.say(ME, "抽奖", room="g1", name="小王", after_s=1)
     await h.say(OTHER, "抽奖", room="g1", name="老李", after_s=1)
-    await h.say("boss", "/lottery draw", room="g1", after_s=1)
+    await h.clock.advance_to(h.clock.now() + timedelta(minutes=10))  # drawn at its deadline (never early)
     await h.say("boss", "/lottery start 雨伞 winners=1 duration=1d cost=3", room="g2", after_s=1)
     await h.say(ME, "抽奖", room="g2", name="王二", after_s=1)
     await h.join("g2", Person("wxid_friend", "小张"), inviter=ME, after_s=1)

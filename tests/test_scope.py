@@ -70,6 +70,7 @@ REVIEWED: dict[str, Reviewed] = {
     "lottery status": Reviewed("member", ("/lottery status",)),
     "lottery": Reviewed("member", ("/抽奖",)),
     "lottery verify": Reviewed("member", ("/lottery verify {lottery}",)),
+    "lottery entrants": Reviewed("member", ("/lottery entrants {lottery}",)),
     "orders": Reviewed("member", ("/orders",)),
     "schedule add": Reviewed("room", ("/schedule add 早安 daily=10:00 target=all 抢占",
                                       "/schedule add 早安 daily=10:00 本群早安",

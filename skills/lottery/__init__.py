@@ -2,37 +2,48 @@
 
 - ``/lottery start 奖品 winners=3 duration=30m keyword=抽奖 [cost=0]`` (admins, in a group; ``/抽奖 开始 ...``):
   the bot announces the prize, the rules, the keyword, the deadline and a commitment, SHA-256 of a secret seed.
+  The seed is HMAC(key, nonce:id) with the key only in the environment (``key_env``): without the key the bot
+  refuses to start lotteries, since a seed it could only keep in the database would be no secret.
 - Members enter by sending the keyword: one entry each, admins and the bot excluded, an optional points cost
   (refunded if the lottery is cancelled). Confirmations are coalesced into one message per ``confirm_window_s``.
-- At the deadline the persisted scheduler runs ``lottery.draw``; a bot that was down draws once when it comes back.
-  The draw is idempotent: the status changes open → drawn in the same transaction that stores the winners.
-- Winners come from the revealed seed and the sorted entrant ids by the procedure documented in
-  skills/lottery/draw.py; ``/lottery verify <id>`` and ``python -m bot lottery verify <id>`` recompute them.
-- ``/lottery draw`` (early) and ``/lottery cancel`` for admins, ``/lottery status`` for everyone.
+  Each entrant has a per-lottery alias; ``/lottery entrants <id>`` publishes the list (aliases and display names).
+- The draw happens at the announced deadline, never earlier: the persisted scheduler runs ``lottery.draw``; a bot
+  that was down draws once when it comes back within ``misfire_grace_s``, and past that the lottery is cancelled
+  with refunds (``lottery.expire``). ``/lottery draw`` only draws one whose deadline has passed. The draw is
+  idempotent: the status changes open → drawn in the same transaction that stores the winners.
+- Winners come from the revealed seed and the sorted aliases by the procedure documented in
+  skills/lottery/draw.py; the draw message announces the list's SHA-256; ``/lottery verify <id>`` and
+  ``python -m bot lottery verify <id>`` recompute everything. A cancelled lottery reveals its seed too.
+- ``/lottery cancel`` for admins, ``/lottery status`` for everyone.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import CliContext
-from bot.config import Config
 from bot.context import Context, Services, with_mentions
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import normalize, strip_mentions
 from bot.skill import Skill, UsageError
-from skills.lottery.draw import commitment, draw_winners, format_duration, new_seed, parse_duration
-from skills.lottery.models import Lottery, LotteryEntry
-from storage.points import AlreadyRecorded, InsufficientPoints, change_points
-from storage.prepared import Prepared
+from skills.lottery import store
+from skills.lottery.draw import (MIN_KEY_LEN, commitment, derive_seed, draw_winners, entrants_digest,
+                                 format_duration, new_nonce, new_salt, parse_duration, parse_id, whole_number)
+from skills.lottery.texts import Cancelled, DrawResult, cancel_text, draw_message, entrants_page, start_text
+from skills.lottery.verify import Verification, verify, verify_cli, verify_text
 from skills.tiers.store import TIER_NAMES, tier_of
+from storage.points import AlreadyRecorded, InsufficientPoints
+
+__all__ = ["skill", "draw", "verify", "verify_cli", "verify_text", "Verification", "DrawResult", "parse_start"]
+
+log = logging.getLogger(__name__)
 
 START_USAGE = "/lottery start 奖品 winners=3 duration=30m keyword=抽奖 [cost=0] [tier=active]（或 /抽奖 开始 ...）"
 OPTION_NAMES = {"winners": "winners", "名额": "winners", "人数": "winners",
@@ -52,7 +63,10 @@ class LotterySettings:
     max_duration: str = "7d"
     max_winners: int = 100
     confirm_window_s: float = 30.0  # entry confirmations within this window go out as one message
-    misfire_grace_s: int = 7 * 86400  # a bot back within this long after the deadline still draws (once)
+    # a bot back within this long after the deadline still draws (once); later, the lottery is cancelled
+    misfire_grace_s: int = 7 * 86400
+    # the environment variable holding the secret the seeds are derived from (never the secret itself)
+    key_env: str = "BOT_LOTTERY_KEY"
 
     def __post_init__(self) -> None:
         for key in ("duration", "max_duration"):
@@ -65,12 +79,15 @@ class LotterySettings:
             raise ValueError(f"keyword: must be a plain word of 1 to {MAX_KEYWORD} characters, not starting with /")
         if self.max_winners < 1:
             raise ValueError("max_winners: must be at least 1")
+        if not self.key_env:
+            raise ValueError("key_env: must name an environment variable")
 
 
 @dataclass
 class LotteryState:
     # room id → (lottery id, lowercased keyword) of its open lottery: ordinary chatter costs one dict lookup
     active: dict[str, tuple[int, str]] = field(default_factory=dict)
+    key: bytes | None = None  # from the environment at start; None: no new lotteries
 
 
 skill: Skill[LotterySettings, LotteryState] = Skill("lottery", "抽奖", settings=LotterySettings, state=LotteryState)
@@ -81,12 +98,58 @@ def _active(where: Context | Services) -> dict[str, tuple[int, str]]:
     return skill.state_of(where).active
 
 
+def _key(where: Context | Services) -> bytes | None:
+    return skill.state_of(where).key
+
+
+def _draw_key(lottery_id: int) -> str:
+    return f"lottery:{lottery_id}:draw"
+
+
 @skill.on_startup
 async def load(services: Services) -> None:
-    async with services.sessions() as s:
-        rows = (await s.execute(select(Lottery.room_id, Lottery.id, Lottery.keyword)
-                                .where(Lottery.status == "open"))).all()
-    _active(services).update({r.room_id: (r.id, r.keyword.lower()) for r in rows})
+    cfg = _settings(services)
+    state = skill.state_of(services)
+    secret = os.environ.get(cfg.key_env, "")
+    state.key = secret.encode() if len(secret) >= MIN_KEY_LEN else None
+    if state.key is None:
+        problem = "is not set" if not secret else f"is shorter than {MIN_KEY_LEN} characters"
+        log.warning("lottery: the environment variable %s %s: /lottery start is refused, and lotteries started "
+                    "with a key can't be drawn, until it holds the key (docs/operators/lottery.md)",
+                    cfg.key_env, problem)
+    async with services.sessions() as s, s.begin():
+        rows = await store.open_lotteries(s)
+        await _catch_up(services, s, rows)
+    state.active.update({r.room_id: (r.id, r.keyword.lower()) for r in rows})
+
+
+async def _catch_up(services: Services, session: AsyncSession, open_lotteries: list[Any]) -> None:
+    """Make sure every open lottery ends. Before its deadline: its draw job exists (left as it is if it does).
+    Past it (the bot was down): within ``misfire_grace_s`` the draw job runs once (made sure to exist and to allow
+    that much lateness); later the lottery is closed with refunds instead (``lottery.expire``): a draw days after
+    the announced time is no longer the draw people entered."""
+    cfg = _settings(services)
+    scheduler = services.scheduler
+    now = services.clock.now()
+    for lot in open_lotteries:
+        key = _draw_key(lot.id)
+        if lot.deadline > now:
+            await scheduler.schedule(key, "lottery.draw", at=lot.deadline, session=session, ensure=True,
+                                     payload={"lottery_id": lot.id}, room_id=lot.room_id,
+                                     misfire_grace_s=cfg.misfire_grace_s)
+            continue
+        late = (now - lot.deadline).total_seconds()
+        if late > cfg.misfire_grace_s:
+            await scheduler.cancel(key, session=session)
+            await scheduler.schedule(f"lottery:{lot.id}:expire", "lottery.expire", at=now, session=session,
+                                     payload={"lottery_id": lot.id}, room_id=lot.room_id,
+                                     misfire_grace_s=cfg.misfire_grace_s)
+            continue
+        job = await scheduler.get(key, session=session)
+        if job is None or job.status != "active" or late > job.misfire_grace_s:
+            await scheduler.schedule(key, "lottery.draw", at=lot.deadline, session=session,
+                                     payload={"lottery_id": lot.id}, room_id=lot.room_id,
+                                     misfire_grace_s=cfg.misfire_grace_s)
 
 
 def _local(services: Services, when: datetime) -> str:
@@ -94,26 +157,22 @@ def _local(services: Services, when: datetime) -> str:
     return f"{t.month}月{t.day}日 {t:%H:%M}"
 
 
-# prepared statements (storage/prepared.py): these run on every /lottery status
-_OPEN_IN_ROOM = Prepared(select(Lottery.__table__).where(Lottery.room_id == bindparam("room"),
-                                                         Lottery.status == "open"))
-_COUNT = Prepared(select(func.count()).select_from(LotteryEntry)
-                  .where(LotteryEntry.lottery_id == bindparam("lottery")))
+def _committed_seed(lot: Any, key: bytes | None) -> str | None:
+    """The lottery's seed, as committed at its start; None when it can't be derived here (no key, or not the key
+    it was started with: its commitment would not match)."""
+    if lot.nonce is None:  # legacy: stored at the start
+        return lot.seed
+    if key is None:
+        return None
+    seed = derive_seed(key, lot.nonce, lot.id)
+    return seed if commitment(seed) == lot.commitment else None
 
 
-async def _open_in_room(session: AsyncSession, room_id: str) -> Any:
-    """The room's open lottery as a read-only row (its columns as attributes), or None."""
-    return (await _OPEN_IN_ROOM.run(await session.connection(), {"room": room_id})).first()
-
-
-async def _entrants(session: AsyncSession, lottery_id: int) -> list[tuple[str, str]]:
-    rows = await session.execute(select(LotteryEntry.member_id, LotteryEntry.name)
-                                 .where(LotteryEntry.lottery_id == lottery_id).order_by(LotteryEntry.member_id))
-    return [(r.member_id, r.name) for r in rows]
-
-
-async def _count(session: AsyncSession, lottery_id: int) -> int:
-    return (await _COUNT.run(await session.connection(), {"lottery": lottery_id})).scalar() or 0
+def _read_id(raw: str, example: str) -> int:
+    value = parse_id(raw)
+    if value is None:
+        raise UsageError(f"请写抽奖编号（数字），例如 {example}。")
+    return value
 
 
 # -- start ----------------------------------------------------------------------------------------------------------
@@ -141,10 +200,9 @@ def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySett
         raise UsageError("请写上奖品，例如：/lottery start 保温杯 winners=3 duration=30m")
     if len(prize) > 100:
         raise UsageError("奖品名称太长了，请控制在 100 字以内。")
-    raw = given.get("winners", "1").rstrip("人名个")
-    if not raw.isdigit():
+    winners = whole_number(given.get("winners", "1").rstrip("人名个"))
+    if winners is None:
         raise UsageError("winners 请写中奖人数，例如 winners=3。")
-    winners = int(raw)
     if not 1 <= winners <= cfg.max_winners:
         raise UsageError(f"中奖人数要在 1 到 {cfg.max_winners} 之间。")
     duration = parse_duration(given.get("duration", cfg.duration))
@@ -161,8 +219,9 @@ def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySett
     raw_cost = given.get("cost", "0")
     if raw_cost.startswith("-"):
         raise UsageError("cost 不能是负数：参与要扣的积分写 0 或正整数。")
-    if not raw_cost.isdigit():
-        raise UsageError("cost 请写参与要扣的积分（整数），例如 cost=10；不扣积分写 0。")
+    cost = whole_number(raw_cost)
+    if cost is None:
+        raise UsageError("cost 请写参与要扣的积分（不超过 9 位的整数），例如 cost=10；不扣积分写 0。")
     min_tier = None
     if "tier" in given:
         wanted = given["tier"].lower()
@@ -170,19 +229,7 @@ def parse_start(args: tuple[str, ...], options: dict[str, str], cfg: LotterySett
         if min_tier is None:
             names = "、".join(f"{zh}（{t}）" for t, zh in TIER_NAMES.items())
             raise UsageError(f"tier 请写最低会员等级：{names}，例如 tier=active。")
-    return StartRequest(prize, winners, duration, keyword, int(raw_cost), min_tier)
-
-
-def _start_text(services: Services, lot: Lottery) -> str:
-    cost = f"，参与一次扣 {lot.cost} 积分（取消则退还）" if lot.cost else ""
-    if lot.min_tier:
-        cost += f"；仅限「{TIER_NAMES[lot.min_tier]}」及以上等级的会员"
-    return (f"🎁 抽奖 #{lot.id} 开始啦！\n"
-            f"奖品：{lot.prize}（{lot.winners} 名）\n"
-            f"参与方式：在群里发送「{lot.keyword}」{cost}，每人一次，管理员不参与。\n"
-            f"开奖时间：{_local(services, lot.deadline)}\n"
-            f"公平承诺：本次随机种子的 SHA-256 是 {lot.commitment}\n"
-            f"开奖时公布种子，大家可以用 /lottery verify {lot.id} 验证结果。")
+    return StartRequest(prize, winners, duration, keyword, cost, min_tier)
 
 
 @skill.command("lottery start", aliases=("抽奖 开始",), usage=START_USAGE, help="发起抽奖", scope="room",
@@ -196,22 +243,29 @@ async def start(ctx: Context) -> None:
     assert room_id is not None
     if request.min_tier and "tiers" not in ctx.config.bot.skills:
         raise UsageError("按会员等级限制参与需要先启用会员分层（skills 里加上 tiers）。")
-    running = await _open_in_room(session, room_id)
+    key = _key(ctx)
+    if key is None:
+        ctx.reply(f"暂时不能发起抽奖：服务器还没有配置抽奖密钥（环境变量 {cfg.key_env}）。没有它，随机种子在开奖前"
+                  f"就无法保密，抽奖也就谈不上公平。请联系运维配置后再试。")
+        return
+    running = await store.open_in_room(session, room_id)
     if running is not None:
         ctx.reply(f"本群已经有一个进行中的抽奖（#{running.id}「{running.prize}」），一个群同时只能有一个。"
                   f"请等它开奖，或先用 /lottery cancel 取消。")
         return
     now = ctx.now
-    seed = new_seed()
-    lot = Lottery(room_id=room_id, prize=request.prize, winners=request.winners, keyword=request.keyword,
-                  cost=request.cost, min_tier=request.min_tier, commitment=commitment(seed), seed=seed, status="open",
-                  created_by=ctx.sender.id, created_at=now, deadline=now + request.duration)
-    session.add(lot)
-    await session.flush()
+    nonce = new_nonce()
+    lottery_id = await store.create(
+        session, room_id=room_id, prize=request.prize, winners=request.winners, keyword=request.keyword,
+        cost=request.cost, min_tier=request.min_tier, commitment="", seed=None, nonce=nonce, alias_salt=new_salt(),
+        status="open", created_by=ctx.sender.id, created_at=now, deadline=now + request.duration)
+    # the seed depends on the id, known only now; it is never stored before it is revealed
+    await store.set_commitment(session, lottery_id, commitment(derive_seed(key, nonce, lottery_id)))
+    lot = await store.lottery(session, lottery_id)
     await ctx.services.scheduler.schedule(
-        f"lottery:{lot.id}:draw", "lottery.draw", at=lot.deadline, payload={"lottery_id": lot.id}, session=session,
-        room_id=lot.room_id, misfire_grace_s=cfg.misfire_grace_s)
-    text, lottery_id, keyword = _start_text(ctx.services, lot), lot.id, lot.keyword.lower()
+        _draw_key(lottery_id), "lottery.draw", at=lot.deadline, payload={"lottery_id": lottery_id},
+        session=session, room_id=room_id, misfire_grace_s=cfg.misfire_grace_s)
+    text, keyword = start_text(lot, lambda t: _local(ctx.services, t)), lot.keyword.lower()
 
     def announce() -> None:
         active[room_id] = (lottery_id, keyword)
@@ -258,7 +312,7 @@ async def enter(ctx: Context) -> None:
     if sender.id == ctx.services.bot_id:
         return
     session = ctx.session
-    lot = await session.get(Lottery, lottery_id)
+    lot = await store.entry_view(session, lottery_id)
     if lot is None or lot.status != "open":
         _forget(active, event.room_id, lottery_id)  # ended in another process: stop looking
         return
@@ -283,76 +337,49 @@ async def enter(ctx: Context) -> None:
     def confirm(kind: str, n: int = 0) -> None:
         ctx.coalesce(key, (kind, sender, n), lambda items: _render_entries(room_id, items), window_s=window)
 
-    entered = await session.scalar(select(LotteryEntry.id).where(LotteryEntry.lottery_id == lottery_id,
-                                                                 LotteryEntry.member_id == sender.id))
-    if entered is not None:
+    if await store.has_entered(session, lottery_id, sender.id):
         confirm("again")
         return
     try:
-        async with session.begin_nested():  # the charge and the entry stand or fall together
-            if lot.cost:
-                await change_points(session, sender.id, -lot.cost, reason=f"参加抽奖 #{lottery_id}",
-                                    source="lottery", ref_id=f"lottery:{lottery_id}:entry:{sender.id}", at=event.at)
-            session.add(LotteryEntry(lottery_id=lottery_id, member_id=sender.id, name=(sender.name or sender.id)[:128],
-                                     at=event.at))
-            await session.flush()
+        await store.add_entry(session, lottery_id, sender.id, sender.name or sender.id, event.at,
+                              salt=lot.alias_salt, cost=lot.cost)
     except InsufficientPoints as exc:
         ctx.reply(f"积分不够哦：参加这次抽奖需要 {lot.cost} 积分，你现在有 {exc.balance} 积分。")
         return
     except (IntegrityError, AlreadyRecorded):  # entered in a race we lost: same as a repeat
         confirm("again")
         return
-    n = await _count(session, lottery_id)
+    n = await store.count_entries(session, lottery_id)
     ctx.after_commit(lambda: confirm("new", n))
 
 
 # -- the draw -------------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class DrawResult:
-    lottery_id: int
-    room_id: str
-    prize: str
-    winners_wanted: int
-    seed: str
-    commitment: str
-    entrants: list[tuple[str, str]]  # (id, name), sorted by id
-    winners: list[str]
+class SeedUnavailable(Exception):
+    """The committed seed can't be derived: the key is missing, or is not the one the lottery started with."""
 
 
-async def draw(session: AsyncSession, lottery_id: int, now: datetime) -> DrawResult | None:
+async def draw(session: AsyncSession, lottery_id: int, now: datetime, key: bytes | None) -> DrawResult | None:
     """Draw ``lottery_id`` if it is still open; None if it was drawn or cancelled before (so never twice).
 
-    The status moves open → drawn by a conditional UPDATE in the caller's transaction, together with the winners:
-    only the transaction that made that change commits a draw.
+    The status moves open → drawn by a conditional UPDATE in the caller's transaction, together with the winners
+    and the revealed seed: only the transaction that made that change commits a draw. The entrants are read in
+    that transaction, and their list's SHA-256 is what the draw message announces.
     """
-    lot = await session.get(Lottery, lottery_id)
+    lot = await store.lottery(session, lottery_id)
     if lot is None or lot.status != "open":
         return None
-    entrants = await _entrants(session, lottery_id)
-    winners = draw_winners(lot.seed, [e[0] for e in entrants], lot.winners)
-    result = await session.execute(
-        update(Lottery).where(Lottery.id == lottery_id, Lottery.status == "open")
-        .values(status="drawn", drawn_at=now, winner_ids=winners))
-    if result.rowcount != 1:
+    seed = _committed_seed(lot, key)
+    if seed is None:
+        raise SeedUnavailable(f"lottery {lottery_id}")
+    entrants = await store.entrants(session, lottery_id)
+    legacy = lot.nonce is None
+    tickets = {(e.member_id if legacy else e.alias): e.member_id for e in entrants if legacy or e.alias}
+    winners = [tickets[t] for t in draw_winners(seed, tickets, lot.winners)]
+    digest = None if legacy else entrants_digest(tickets)
+    if not await store.mark_drawn(session, lottery_id, now, winners, seed, digest):
         return None
-    return DrawResult(lot.id, lot.room_id, lot.prize, lot.winners, lot.seed, lot.commitment, entrants, winners)
-
-
-def draw_message(r: DrawResult) -> OutgoingMessage:
-    names = dict(r.entrants)
-    proof = (f"随机种子：{r.seed}\n"
-             f"验证方法：SHA-256(种子) 应等于开始时公布的承诺 {r.commitment}；把参与者 id 排序，"
-             f"第 i 位（从 0 数）取 SHA-256(种子:i) 对剩余人数取余选出。发送 /lottery verify {r.lottery_id} 即可复算。")
-    if not r.winners:
-        return OutgoingMessage(f"抽奖 #{r.lottery_id}「{r.prize}」已截止，可惜没有人参与，本次没有中奖者。\n{proof}",
-                               room_id=r.room_id)
-    people = [Person(w, names.get(w, w)) for w in r.winners]
-    everyone = "参与人数不足，全部中奖！" if len(r.entrants) <= r.winners_wanted else ""
-    body = (f"恭喜中奖🎉 抽奖 #{r.lottery_id}「{r.prize}」开奖啦！共 {len(r.entrants)} 人参与，"
-            f"抽出 {len(r.winners)} 名。{everyone}\n"
-            f"中奖名单：{'、'.join(p.name for p in people)}\n{proof}")
-    return OutgoingMessage(with_mentions(people, body), room_id=r.room_id, mentions=tuple(r.winners))
+    return DrawResult(lot.id, lot.room_id, lot.prize, lot.winners, seed, lot.commitment, entrants, winners, digest)
 
 
 def _forget(active: dict[str, tuple[int, str]], room_id: str, lottery_id: int) -> None:
@@ -360,11 +387,21 @@ def _forget(active: dict[str, tuple[int, str]], room_id: str, lottery_id: int) -
         del active[room_id]
 
 
+def _unavailable(cfg: LotterySettings, lottery_id: int) -> str:
+    return (f"lottery {lottery_id}: its seed can't be derived (the environment variable {cfg.key_env} is unset or "
+            f"not the key it was started with): not drawn; restore the key and restart, or cancel it")
+
+
 @skill.job("draw")
 async def draw_job(ctx: Context) -> None:
-    result = await draw(ctx.session, int(ctx.payload["lottery_id"]), ctx.now)
+    try:
+        result = await draw(ctx.session, int(ctx.payload["lottery_id"]), ctx.now, _key(ctx))
+    except SeedUnavailable:
+        # stays open: a restart with the key draws it (skills/lottery _catch_up), an admin can cancel it
+        log.warning(_unavailable(_settings(ctx), int(ctx.payload["lottery_id"])))
+        return
     if result is None:
-        return  # drawn early or cancelled: nothing to do
+        return  # cancelled: nothing to do
     active = _active(ctx)
     message = draw_message(result)
 
@@ -376,19 +413,31 @@ async def draw_job(ctx: Context) -> None:
     ctx.after_commit(announce)
 
 
-@skill.command("lottery draw", aliases=("抽奖 开奖",), usage="/lottery draw（或 /抽奖 开奖）", help="提前开奖",
-               scope="room", where="room")
+@skill.command("lottery draw", aliases=("抽奖 开奖",), usage="/lottery draw（或 /抽奖 开奖）",
+               help="截止后立即开奖（不能提前）", scope="room", where="room")
 async def draw_now(ctx: Context) -> None:
+    """Only after the deadline (when the scheduled draw didn't happen): the announced time is part of the rules,
+    and drawing early would let an admin pick the moment, when the entrants suit them."""
     session = ctx.session
-    lot = await _open_in_room(session, ctx.room_id)
+    lot = await store.open_in_room(session, ctx.room_id)
     if lot is None:
         ctx.reply("本群现在没有进行中的抽奖。")
         return
-    result = await draw(session, lot.id, ctx.now)
+    if ctx.now < lot.deadline:
+        ctx.reply(f"抽奖 #{lot.id} 的开奖时间是开始时公布的 {_local(ctx.services, lot.deadline)}，为了公平不能提前开奖，"
+                  f"到点会自动开奖。如需中止，可以用 /lottery cancel 取消（退还积分）。")
+        return
+    try:
+        result = await draw(session, lot.id, ctx.now, _key(ctx))
+    except SeedUnavailable:
+        log.warning(_unavailable(_settings(ctx), lot.id))
+        ctx.reply("暂时无法开奖：服务器的抽奖密钥缺失或已更换，算不出开始时承诺的随机种子。请联系运维恢复密钥，"
+                  "或用 /lottery cancel 取消（退还积分）。")
+        return
     if result is None:
         ctx.reply("这次抽奖已经开过奖了。")
         return
-    await ctx.services.scheduler.cancel(f"lottery:{lot.id}:draw", session=session)
+    await ctx.services.scheduler.cancel(_draw_key(lot.id), session=session)
     active = _active(ctx)
     message = draw_message(result)
 
@@ -399,172 +448,153 @@ async def draw_now(ctx: Context) -> None:
     ctx.after_commit(announce)
 
 
+# -- ending without a draw ------------------------------------------------------------------------------------------
+
+async def close(ctx: Context, lottery_id: int) -> Cancelled | None:
+    """Cancel ``lottery_id`` if it is still open: reveal its seed (when it can be derived) and the SHA-256 of the
+    entrant list, refund entry points exactly once, drop its draw job. None if it was no longer open."""
+    session = ctx.session
+    lot = await store.lottery(session, lottery_id)
+    if lot is None or lot.status != "open":
+        return None
+    seed = _committed_seed(lot, _key(ctx))
+    entrants = await store.entrants(session, lottery_id)
+    digest = None if lot.nonce is None else entrants_digest(e.alias for e in entrants if e.alias)
+    if not await store.mark_cancelled(session, lottery_id, seed, digest):
+        return None
+    refunded = await store.refund(session, lottery_id, lot.cost, [e.member_id for e in entrants], ctx.now) \
+        if lot.cost else 0
+    await ctx.services.scheduler.cancel(_draw_key(lottery_id), session=session)
+    return Cancelled(lot.id, lot.room_id, lot.prize, lot.deadline, lot.cost, refunded, seed, digest, len(entrants))
+
+
 @skill.command("lottery cancel", aliases=("抽奖 取消",), usage="/lottery cancel（或 /抽奖 取消）",
                help="取消进行中的抽奖（退还积分）", scope="room", where="room")
 async def cancel(ctx: Context) -> None:
-    session = ctx.session
-    lot = await _open_in_room(session, ctx.room_id)
+    lot = await store.open_in_room(ctx.session, ctx.room_id)
     if lot is None:
         ctx.reply("本群现在没有进行中的抽奖。")
         return
-    lottery_id, room_id, prize, cost = lot.id, lot.room_id, lot.prize, lot.cost
-    changed = await session.execute(update(Lottery).where(Lottery.id == lottery_id, Lottery.status == "open")
-                                    .values(status="cancelled"))
-    if changed.rowcount != 1:
+    closed = await close(ctx, lot.id)
+    if closed is None:
         ctx.reply("这次抽奖已经结束了。")
         return
-    refunded = 0
-    if cost:
-        for member_id, _ in await _entrants(session, lottery_id):
-            try:
-                await change_points(session, member_id, cost, reason=f"抽奖 #{lottery_id} 取消，退还积分",
-                                    source="lottery", ref_id=f"lottery:{lottery_id}:refund:{member_id}", at=ctx.now)
-                refunded += 1
-            except AlreadyRecorded:
-                pass  # refunded before: exactly once
-    await ctx.services.scheduler.cancel(f"lottery:{lottery_id}:draw", session=session)
     active = _active(ctx)
-    note = f"已给 {refunded} 位参与者退还 {cost} 积分。" if refunded else ""
-    text = f"抽奖 #{lottery_id}「{prize}」已取消，不再开奖。{note}"
+    text = cancel_text(closed)
 
     def announce() -> None:
-        _forget(active, room_id, lottery_id)
+        _forget(active, closed.room_id, closed.lottery_id)
         ctx.reply(text, mention=False)
 
     ctx.after_commit(announce)
 
 
+@skill.job("expire")
+async def expire_job(ctx: Context) -> None:
+    """A lottery whose draw was missed by more than ``misfire_grace_s`` (the bot was down): cancelled with refunds,
+    its seed revealed, and the group told why."""
+    closed = await close(ctx, int(ctx.payload["lottery_id"]))
+    if closed is None:
+        return
+    late_s = int((ctx.now - closed.deadline).total_seconds())
+    late = timedelta(seconds=late_s - late_s % (3600 if late_s >= 86400 else 60))  # "8天3小时", not to the second
+    log.warning("lottery %d: its draw was missed by %s (more than misfire_grace_s): cancelled with refunds",
+                closed.lottery_id, ctx.now - closed.deadline)
+    active = _active(ctx)
+    message = OutgoingMessage(cancel_text(closed, missed=format_duration(late)), room_id=closed.room_id)
+
+    def announce() -> None:
+        _forget(active, closed.room_id, closed.lottery_id)
+        ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+
+    ctx.after_commit(announce)
+
+
+# -- looking ----------------------------------------------------------------------------------------------------------
+
 @skill.command("lottery status", aliases=("抽奖 状态",), usage="/lottery status（或 /抽奖 状态）",
                help="查看本群进行中的抽奖", where="room")
 async def status(ctx: Context) -> None:
-    lot = await _open_in_room(ctx.session, ctx.room_id)
+    lot = await store.open_in_room(ctx.session, ctx.room_id)
     if lot is None:
         ctx.reply("本群现在没有进行中的抽奖。")
         return
-    n = await _count(ctx.session, lot.id)
+    n = await store.count_entries(ctx.session, lot.id)
     cost = f"，参与扣 {lot.cost} 积分" if lot.cost else ""
     when = "已截止，正在开奖" if ctx.now >= lot.deadline else f"{_local(ctx.services, lot.deadline)} 开奖"
     ctx.reply(f"抽奖 #{lot.id}：奖品「{lot.prize}」{lot.winners} 名；已有 {n} 人参与；"
               f"发送「{lot.keyword}」参与{cost}；{when}。")
 
 
-@skill.command("lottery", aliases=("抽奖",), usage="/lottery start|draw|cancel|status|verify",
-               help="抽奖：发起、参与、开奖、验证", where="room")
+@skill.command("lottery", aliases=("抽奖",), usage="/lottery start|draw|cancel|status|entrants|verify",
+               help="抽奖：发起、参与、开奖、名单、验证", where="room")
 async def overview(ctx: Context) -> None:
     if ctx.args:
         raise UsageError(f"抽奖没有「{ctx.args[0][:10]}」这个操作。")
     await status(ctx)
 
 
-# -- verification ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Verification:
-    lottery: Lottery
-    entrants: list[tuple[str, str]]
-    recomputed: list[str]
-    commitment_ok: bool
-
-    @property
-    def winners_ok(self) -> bool:
-        return self.recomputed == list(self.lottery.winner_ids or [])
-
-    @property
-    def ok(self) -> bool:
-        return self.lottery.status == "drawn" and self.commitment_ok and self.winners_ok
-
-
-async def verify(session: AsyncSession, lottery_id: int) -> Verification | None:
-    """Recompute a lottery from what is stored: the seed against the commitment, the winners from the entrants."""
-    lot = await session.get(Lottery, lottery_id)
-    if lot is None:
+async def _lottery_here(ctx: Context, example: str) -> Any:
+    """The lottery a member asks about: ``ctx.args[0]`` if given, else the room's latest; None after telling
+    them there is none. Other rooms' lotteries are their business."""
+    session = ctx.session
+    if ctx.args:
+        lottery_id = _read_id(ctx.args[0], example)
+    else:
+        lottery_id = await store.latest_in_room(session, ctx.room_id)
+        if lottery_id is None:
+            ctx.reply("本群还没有抽奖记录。")
+            return None
+    lot = await store.lottery(session, lottery_id)
+    if lot is None or lot.room_id != ctx.room_id:
+        ctx.reply(f"本群没有编号为 {lottery_id} 的抽奖。")
         return None
-    entrants = await _entrants(session, lottery_id)
-    recomputed = draw_winners(lot.seed, [e[0] for e in entrants], lot.winners) if lot.status == "drawn" else []
-    return Verification(lot, entrants, recomputed, commitment(lot.seed) == lot.commitment)
+    return lot
 
 
-def verify_text(v: Verification) -> str:
-    lot = v.lottery
-    if lot.status == "open":
-        return (f"抽奖 #{lot.id} 还没开奖，种子保密中。承诺（SHA-256）：{lot.commitment}，"
-                f"开奖后再来验证吧。")
-    if lot.status == "cancelled":
-        return f"抽奖 #{lot.id} 已取消，没有开奖，无需验证。"
-    names = dict(v.entrants)
-    shown = "、".join(names.get(w, w) for w in v.recomputed) or "（无人参与）"
-    yes, no = "✅", "❌"
-    return (f"抽奖 #{lot.id}「{lot.prize}」验证：\n"
-            f"种子：{lot.seed}\n"
-            f"SHA-256(种子) 与开始时的承诺{'一致' + yes if v.commitment_ok else '不一致' + no}\n"
-            f"按公开规则用 {len(v.entrants)} 位参与者复算，中奖：{shown}，"
-            f"{'与公布结果一致' + yes if v.winners_ok else '与公布结果不一致' + no}\n"
-            f"结论：{'验证通过，结果公平可查。' if v.ok else '验证未通过！请联系管理员。'}")
+@skill.command("lottery entrants", aliases=("抽奖 名单",),
+               usage="/lottery entrants [编号] [页码]（或 /抽奖 名单 编号 页码）",
+               help="查看一次抽奖的参与名单（编号和昵称）", where="room")
+async def entrants_command(ctx: Context) -> None:
+    if len(ctx.args) > 2:
+        raise UsageError("最多写编号和页码两项，例如 /lottery entrants 12 2。")
+    page = 1
+    if len(ctx.args) == 2:
+        page = parse_id(ctx.args[1]) or 0
+        if page < 1:
+            raise UsageError("页码请写正整数，例如 /lottery entrants 12 2。")
+    lot = await _lottery_here(ctx, "/lottery entrants 12")
+    if lot is None:
+        return
+    ctx.reply(entrants_page(lot, await store.entrants(ctx.session, lot.id), page), mention=False)
 
 
 @skill.command("lottery verify", aliases=("抽奖 验证",), usage="/lottery verify 编号（或 /抽奖 验证 编号）",
                help="验证一次抽奖的结果", where="room")
 async def verify_command(ctx: Context) -> None:
-    session = ctx.session
-    if ctx.args:
-        raw = ctx.args[0].lstrip("#＃")
-        if not raw.isdigit():
-            raise UsageError("请写抽奖编号，例如 /lottery verify 12。")
-        lottery_id = int(raw)
-    else:  # no number: the room's latest lottery
-        lottery_id = await session.scalar(select(Lottery.id).where(Lottery.room_id == ctx.room_id)
-                                          .order_by(Lottery.id.desc()).limit(1))
-        if lottery_id is None:
-            ctx.reply("本群还没有抽奖记录。")
-            return
-    v = await verify(session, lottery_id)
-    if v is None or v.lottery.room_id != ctx.room_id:  # other rooms' lotteries are their business
-        ctx.reply(f"本群没有编号为 {lottery_id} 的抽奖。")
+    lot = await _lottery_here(ctx, "/lottery verify 12")
+    if lot is None:
         return
+    v = await verify(ctx.session, lot.id)
     ctx.reply(verify_text(v), mention=False)
+
+
+def _cli_id(text: str) -> int:
+    value = parse_id(text)
+    if value is None:
+        raise ValueError(text)  # argparse: "invalid _cli_id value", exit 2, no traceback
+    return value
 
 
 def _cli_arguments(parser) -> None:
     parser.add_argument("action", choices=["verify"])
-    parser.add_argument("lottery_id", type=int)
+    parser.add_argument("lottery_id", type=_cli_id, metavar="ID")
 
 
-@skill.cli("lottery", help="lottery tools: verify <id> recomputes a draw from its seed and entrants",
+@skill.cli("lottery", help="lottery tools: verify <id> recomputes a draw from its revealed seed and entrant list",
            arguments=_cli_arguments)
 async def lottery_cli(cli: CliContext) -> int:
     return await verify_cli(cli.config, cli.db_url, cli.args.lottery_id)
-
-
-async def verify_cli(config: Config, db_url: str | None, lottery_id: int, out: TextIO = sys.stdout) -> int:
-    """``python -m bot lottery verify ID``: 0 when the draw checks out, 1 when it does not, 2 when it can't tell."""
-    from storage.db import create_engine, session_factory
-
-    engine = create_engine(db_url or config.storage.url)
-    try:
-        async with session_factory(engine)() as session:
-            v = await verify(session, lottery_id)
-    except (OperationalError, ProgrammingError) as exc:  # no such table: not a bot database, or never migrated
-        print(f"cannot read lotteries from the database: {exc.orig}", file=sys.stderr)
-        return 2
-    finally:
-        await engine.dispose()
-    if v is None:
-        print(f"lottery {lottery_id}: not found", file=sys.stderr)
-        return 2
-    lot = v.lottery
-    print(f"lottery #{lot.id} in room {lot.room_id}: {lot.status}", file=out)
-    print(f"prize: {lot.prize}", file=out)
-    print(f"commitment: {lot.commitment}", file=out)
-    if lot.status != "drawn":
-        print("not drawn: the seed stays secret, nothing to verify", file=out)
-        return 2
-    print(f"seed: {lot.seed}", file=out)
-    print(f"sha256(seed) == commitment: {'yes' if v.commitment_ok else 'NO'}", file=out)
-    print(f"entrants ({len(v.entrants)}, sorted): {' '.join(e[0] for e in v.entrants)}", file=out)
-    print(f"winners announced:  {' '.join(lot.winner_ids or [])}", file=out)
-    print(f"winners recomputed: {' '.join(v.recomputed)}", file=out)
-    print(f"result: {'MATCH' if v.ok else 'MISMATCH'}", file=out)
-    return 0 if v.ok else 1
 
 
 from skills.lottery import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
