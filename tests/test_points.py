@@ -60,3 +60,11 @@ async def test_racing_same_reference_counts_once(sessions):
     assert sum(isinstance(r, AlreadyRecorded) for r in results) == 5
     async with sessions() as s:
         assert await balance(s, "u1") == await ledger_sum(s, "u1") == 5
+
+
+async def test_a_wallet_past_two_billion_is_kept_exactly(sessions):
+    """PostgreSQL's int32 columns overflowed here: balances and deltas are 64-bit on both backends."""
+    assert await change(sessions, "whale", 2_000_000_000, "a") == 2_000_000_000
+    assert await change(sessions, "whale", 2_000_000_000, "b") == 4_000_000_000
+    async with sessions() as s:
+        assert await balance(s, "whale") == await ledger_sum(s, "whale") == 4_000_000_000

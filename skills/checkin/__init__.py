@@ -184,7 +184,9 @@ async def redeem(ctx: Context) -> None:
         return
     names = list(settings.rewards)
     item = next((n for n in names if n.lower() == wanted.lower()), None)
-    if item is None and wanted.isdigit() and 1 <= int(wanted) <= len(names):
+    # ASCII digits only: ² and ³ are isdigit() too, and int() refuses them
+    if item is None and wanted.isascii() and wanted.isdigit() and len(wanted) <= 6 \
+            and 1 <= int(wanted) <= len(names):
         item = names[int(wanted) - 1]  # the number shown in the catalog
     if item is None:
         raise UsageError(f"没有找到「{wanted[:20]}」这个奖品，发送 /兑换 查看可兑换的奖品。")
