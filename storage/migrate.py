@@ -73,8 +73,30 @@ async def migrate(engine: AsyncEngine) -> None:
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "heads")
 
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # several bot processes may start together on one database: one migrates, the others wait for it
-            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
-        await conn.run_sync(upgrade)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite alters a table by rebuilding it (copy, drop, rename): with foreign keys on, dropping a table that
+        # other rows reference fails. Off for the migration (it only takes effect outside a transaction), then the
+        # whole database is checked before they are on again.
+        await _sqlite_foreign_keys(engine, False)
+    try:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # several bot processes may start together on one database: one migrates, the others wait for it
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
+            await conn.run_sync(upgrade)
+        if sqlite:
+            async with engine.connect() as conn:
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+            if broken:
+                raise RuntimeError(f"migration left {len(broken)} rows whose foreign keys point nowhere "
+                                   f"(first: table {broken[0][0]})")
+    finally:
+        if sqlite:
+            await _sqlite_foreign_keys(engine, True)
+
+
+async def _sqlite_foreign_keys(engine: AsyncEngine, on: bool) -> None:
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        await conn.commit()
