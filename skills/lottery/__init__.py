@@ -565,3 +565,5 @@ async def verify_cli(config: Config, db_url: str | None, lottery_id: int, out: T
     print(f"winners recomputed: {' '.join(v.recomputed)}", file=out)
     print(f"result: {'MATCH' if v.ok else 'MISMATCH'}", file=out)
     return 0 if v.ok else 1
+
+from skills.lottery import pages  # noqa: E402,F401  (its dashboard page registers on `skill`)

@@ -25,7 +25,8 @@ from bot.events import MessageReceived
 from bot.parser import parse
 from bot.skill import Skill, UsageError
 from bot.targets import Recipient, TargetError
-from storage import stats
+from skills.tiers import stats
+from storage import stats as core_stats
 from skills.tiers.models import TierRun
 from skills.tiers.store import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
                            tier_counts)
@@ -228,7 +229,7 @@ async def member_tier(ctx: Context) -> None:
     member_id, text = _member_arg(ctx)
     s = ctx.session
     if member_id is None:
-        found = await stats.find_member_ids(s, text or "")
+        found = await core_stats.find_member_ids(s, text or "")
         if len(found) > 1:
             ctx.reply(f"有 {len(found)} 位成员叫这个名字，请直接 @ 对方查询。")
             return
@@ -294,3 +295,4 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
         csv.writer(fh).writerows(rows)
     tmp.replace(path)  # never a half-written file under the final name
 
+from skills.tiers import pages  # noqa: E402,F401  (its dashboard pages register on `skill`)
