@@ -154,7 +154,7 @@ class BotApp:
         if self._web_wanted and cfg.http.enabled:
             from bot.web.server import WebServer  # aiohttp only where a server is wanted
 
-            web = WebServer(self.services, cfg.http, self.skills, self.bridge)
+            web = WebServer(self.services, cfg.http, self.skills, self.bridge, self.health)
             try:
                 await web.start()
                 self.web = web

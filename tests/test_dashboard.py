@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
@@ -44,7 +45,9 @@ async def seed_extra(services) -> None:
 @asynccontextmanager
 async def seeded(db_url: str):
     """The app at noon today with the dashboard's population and extras, after a tier pass."""
-    async with Harness(tiers_config(), db_url, start=TODAY_NOON) as h:
+    config = tiers_config()
+    config = replace(config, bot=replace(config.bot, skills=(*config.bot.skills, "faq", "lottery")))
+    async with Harness(config, db_url, start=TODAY_NOON) as h:
         await h.clock.run_pending()
         await seed_population(h.app.services)
         await seed_extra(h.app.services)
@@ -55,7 +58,7 @@ async def seeded(db_url: str):
 @pytest.fixture
 async def site(db_url, monkeypatch):
     monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
-    async with seeded(db_url) as h, serve(h.app.services, access_log=True) as base:
+    async with seeded(db_url) as h, serve(h.app.services, h.app.skills, access_log=True) as base:
         yield h, base
 
 
@@ -177,7 +180,6 @@ async def test_no_member_data_in_the_access_log(site, caplog):
 
 async def test_the_bots_own_web_server_serves_the_dashboard(db_url, monkeypatch, caplog):
     import random
-    from dataclasses import replace
 
     from bot.app import BotApp
     from bot.clock import VirtualClock

@@ -59,7 +59,7 @@ async def test_overview_in_chromium(db_url, monkeypatch):
     async with seeded(db_url) as h:
         messages, active = await expected_series(h)
         assert messages and active  # the check below compares something
-        async with serve(h.app.services) as base, playwright.async_playwright() as pw:
+        async with serve(h.app.services, h.app.skills) as base, playwright.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 1600})

@@ -104,10 +104,11 @@ async def seed_population(services) -> None:
 
 
 @asynccontextmanager
-async def serve(services, *, access_log: bool = False):
-    """The dashboard on a real aiohttp server on a free port of 127.0.0.1; yields its base URL."""
+async def serve(services, skills=(), *, access_log: bool = False):
+    """The dashboard with the pages of ``skills`` on a real aiohttp server on a free port of 127.0.0.1; yields its
+    base URL."""
     app = web.Application()
-    dashboard.setup(app, services)
+    dashboard.setup(app, services, skills)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

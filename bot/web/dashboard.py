@@ -1,131 +1,248 @@
-"""The operators' dashboard under /dashboard: read-only pages behind a token login, charts as server-side SVG.
+"""The operators' dashboard under /dashboard: read-only pages behind a token login, rendered with Jinja2
+(autoescaping on), charts as server-side SVG.
 
-``setup(app, services)`` adds the routes to the bot's aiohttp application (bot/web/server.py mounts it, on
-``[http] host``/``port``).
+``setup(app, services, skills)`` adds the routes to the bot's aiohttp application (bot/web/server.py mounts it, on
+``[http] host``/``port``). The core has the login, the layout, the scheduled jobs and the home page; every other
+page is a skill's (``@skill.page``, ``@skill.panel``: bot/skill.py), its templates in ``skills/NAME/templates/``
+(loaded as ``NAME/…``), rendered inside the layout behind the login.
 
 - Login: the token comes from the environment variable named by ``dashboard.token_env`` (unset: the dashboard
-  answers 503 to everything). ``POST /dashboard/login`` with the right token sets an HttpOnly session cookie (an
-  HMAC of the token, so changing the token logs everyone out); ``Authorization: Bearer <token>`` works too. A
-  wrong or missing token gets 401 and the login form, never data.
-- Pages: overview, rooms, members (search, tier, history), knowledge misses, scheduled messages, lotteries. Only
-  GET pages plus login/logout: nothing here changes the bot's data.
-- No member data in logs: search strings and member ids in /dashboard URLs are redacted from aiohttp's access log,
-  and this module logs nothing about members.
+  answers 503 to everything). ``POST /dashboard/login`` with the right token opens a session (a random id kept in
+  memory for 12 hours; the cookie carries only the id; logout revokes it); ``Authorization: Bearer <token>`` works
+  too. A wrong or missing token gets 401 and the login form, never data. Failed logins are limited per client
+  address and overall (429 with Retry-After); login and logout posts from another site's page get 403.
+- Charts: templates call ``line_chart``, ``bar_chart``, ``stacked_bars``, ``funnel``, ``legend`` (bot/web/svg.py,
+  which escapes every label and key it writes; its output is passed on as Markup). Nothing else is marked safe.
+- No member data in logs: bot/web/access_log.py redacts dashboard URLs and tokens from the access log.
 """
 
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from html import escape
-from urllib.parse import quote, urlencode
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, StrictUndefined
+from markupsafe import Markup
 
 from bot.context import Services
-from bot.web import auth, svg
+from bot.http import PageRequest, PageResult
+from bot.skill import PageSpec, PanelSpec, Skill
+from bot.web import access_log, auth, svg
 from storage import stats
-from skills.tiers.store import TIER_NAMES, TIERS, last_run
 
 log = logging.getLogger(__name__)
 
 BASE = "/dashboard"
 COOKIE = auth.DASHBOARD_COOKIE
-MAX_PAGE_PARAM = 12  # digits: anything longer is not a page number anyone typed on purpose
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_PARAM = 256  # characters of a query value or path parameter a page sees
 SERVICES = web.AppKey("dashboard_services", Services)
-FUNNEL_LABELS = {"joined": "入群", "spoke": "发过言", "checked_in": "签到过", "ordered": "下过单",
-                 "ordered_again": "复购"}
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def setup(app: web.Application, services: Services, skills=()) -> None:
+@dataclass
+class _Dashboard:
+    env: Environment
+    pages: list[PageSpec]
+    panels: list[PanelSpec]
+    throttle: auth.LoginThrottle
+
+
+STATE = web.AppKey("dashboard", _Dashboard)
+
+
+def setup(app: web.Application, services: Services, skills: Sequence[Skill] = ()) -> None:
+    pages = [p for skill in skills for p in skill.pages]
+    panels = [p for skill in skills for p in skill.panels]
     app[SERVICES] = services
-    app.router.add_get(BASE, _page(overview))
-    app.router.add_get(BASE + "/", _page(overview))
-    app.router.add_get(BASE + "/rooms", _page(rooms))
-    app.router.add_get(BASE + "/members", _page(members))
-    app.router.add_get(BASE + "/members/{member_id}", _page(member))
-    app.router.add_get(BASE + "/misses", _page(misses))
-    app.router.add_get(BASE + "/jobs", _page(jobs))
-    app.router.add_get(BASE + "/lotteries", _page(lotteries))
+    app[STATE] = _Dashboard(_environment(services, skills), pages, panels, auth.LoginThrottle(services.clock.now))
+    app[auth.SESSIONS] = auth.DashboardSessions(services.clock.now)
+    app.router.add_get(BASE, _guarded(home))
+    app.router.add_get(BASE + "/", _guarded(home))
+    app.router.add_get(BASE + "/jobs", _guarded(jobs))
+    for spec in pages:
+        app.router.add_get(BASE + spec.path, _guarded(_skill_page(spec)))
     app.router.add_get(BASE + "/login", login_form)
     app.router.add_post(BASE + "/login", login)
     app.router.add_post(BASE + "/logout", logout)
-    _redact_access_log()
+    access_log.install()
 
 
-# -- authentication -----------------------------------------------------------------------------------------------------
+def _environment(services: Services, skills: Sequence[Skill]) -> Environment:
+    folders = {}
+    for skill in skills:
+        for spec in (*skill.pages, *skill.panels):
+            folder = Path(inspect.getfile(spec.handler)).parent / "templates"
+            if folder.is_dir():
+                folders[skill.name] = FileSystemLoader(folder)
+    env = Environment(loader=ChoiceLoader([FileSystemLoader(TEMPLATES), PrefixLoader(folders)]), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["local"] = lambda when: _local(services, when)
+    env.globals.update(base=BASE, line_chart=_chart(svg.line_chart), bar_chart=_chart(svg.bar_chart),
+                       stacked_bars=_chart(svg.stacked_bars), funnel=_chart(svg.funnel), legend=_chart(svg.legend),
+                       empty_chart=_chart(svg.empty))
+    return env
 
-def _token(request: web.Request) -> str | None:
-    return auth.dashboard_token(request.app[SERVICES])
+
+def _chart(build: Callable[..., str]) -> Callable[..., Markup]:
+    """svg.py escapes every text it writes (labels, keys, titles) and writes numbers itself: its SVG is markup."""
+    return lambda *args, **kwargs: Markup(build(*args, **kwargs))
 
 
-def _page(handler: Callable[[web.Request, Services], Awaitable[str]]) -> Handler:
-    """Every page: the token first (401 and the login form without it), then the page, sent uncached."""
+def _local(services: Services, when: datetime | None) -> str:
+    if when is None:
+        return "—"
+    return services.clock.local(when).strftime("%Y-%m-%d %H:%M")
+
+
+# -- requests -----------------------------------------------------------------------------------------------------------
+
+def clean(value: str) -> str:
+    """A query value or path parameter as a page sees it: at most MAX_PARAM characters, valid Unicode (a lone
+    surrogate or an undecodable byte becomes U+FFFD), so whatever a page echoes can be sent."""
+    return value[:MAX_PARAM].encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def _page_request(request: web.Request) -> PageRequest:
+    return PageRequest(clean(request.path), {clean(k): clean(v) for k, v in request.query.items()},
+                       {k: clean(v) for k, v in request.match_info.items()})
+
+
+def _guarded(handler: Callable[[web.Request, Services], Awaitable[tuple[str, str, int]]]) -> Handler:
+    """Every page: the token first (401 and the login form without it), then the page in the layout, uncached."""
 
     async def guarded(request: web.Request) -> web.Response:
-        token = _token(request)
-        if token is None:
+        services = request.app[SERVICES]
+        if auth.dashboard_token(services) is None:
             return _disabled(request)
-        if not auth.dashboard_authorized(request, request.app[SERVICES]):
+        if not auth.dashboard_authorized(request, services):
             return _login_page(request, status=401, note="请先输入访问令牌登录。")
-        body = await handler(request, request.app[SERVICES])
-        return _html(body, title=_TITLES.get(handler.__name__, "数据看板"), active=handler.__name__)
+        title, body, status = await handler(request, services)
+        return _html(request, body, title=title, status=status)
 
-    guarded.__name__ = handler.__name__
+    guarded.__name__ = getattr(handler, "__name__", "page")
     return guarded
 
 
+def _render(request: web.Request, template: str, **values: Any) -> str:
+    return request.app[STATE].env.get_template(template).render(**values)
+
+
+async def _skill_result(request: web.Request, services: Services, spec: PageSpec | PanelSpec,
+                        page: PageRequest) -> tuple[str, int]:
+    result: PageResult = await spec.handler(page, services)
+    return _render(request, f"{spec.skill}/{result.template}", **result.values), result.status
+
+
+def _skill_page(spec: PageSpec):
+    async def page(request: web.Request, services: Services) -> tuple[str, str, int]:
+        preq = _page_request(request)
+        body, status = await _skill_result(request, services, spec, preq)
+        if status == 200 and "member_id" in preq.match:  # a member's page: the sections skills add to it
+            body += await _panels(request, services, "member", preq)
+        return spec.title, body, status
+
+    page.__name__ = spec.handler.__name__
+    return page
+
+
+async def _panels(request: web.Request, services: Services, where: str, preq: PageRequest) -> str:
+    out = []
+    for panel in request.app[STATE].panels:
+        if panel.where == where:
+            body, _ = await _skill_result(request, services, panel, preq)
+            out.append(_render(request, "panel.html", skill=panel.skill, title=panel.title, content=Markup(body)))
+    return "".join(out)
+
+
+# -- core pages ---------------------------------------------------------------------------------------------------------
+
+async def home(request: web.Request, services: Services) -> tuple[str, str, int]:
+    state = request.app[STATE]
+    panels = []
+    for panel in state.panels:
+        if panel.where == "overview":
+            body, _ = await _skill_result(request, services, panel, _page_request(request))
+            panels.append({"skill": panel.skill, "html": Markup(body)})
+    pages = [{"href": BASE + p.path, "title": p.title} for p in state.pages if p.nav]
+    return "概览", _render(request, "home.html", panels=panels, pages=pages), 200
+
+
+async def jobs(request: web.Request, services: Services) -> tuple[str, str, int]:
+    async with services.sessions() as s:
+        rows = await stats.jobs_table(s)
+    return "定时消息", _render(request, "jobs.html", jobs=rows), 200
+
+
+# -- login --------------------------------------------------------------------------------------------------------------
+
 def _disabled(request: web.Request) -> web.Response:
     var = request.app[SERVICES].config.dashboard.token_env
-    return _html(f"<p>看板未开启：请在环境变量 {escape(var)} 中设置访问令牌后重启。</p>", title="看板未开启",
-                 status=503, nav=False)
+    return _html(request, _render(request, "disabled.html", var=var), title="看板未开启", status=503, nav=False)
 
 
 async def login_form(request: web.Request) -> web.Response:
-    if _token(request) is None:
+    if auth.dashboard_token(request.app[SERVICES]) is None:
         return _disabled(request)
     return _login_page(request)
 
 
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
 async def login(request: web.Request) -> web.Response:
-    token = _token(request)
+    token = auth.dashboard_token(request.app[SERVICES])
     if token is None:
         return _disabled(request)
-    form = await request.post()
+    if not auth.same_origin(request):
+        return _login_page(request, status=403, note="请从看板自己的登录页登录。")
+    throttle = request.app[STATE].throttle
+    wait = throttle.wait_seconds(_address(request))
+    if wait:
+        response = _login_page(request, status=429, note=f"尝试次数过多，请 {wait} 秒后再试。")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    try:
+        form = await request.post()
+    except ValueError:
+        form = {}
     given = str(form.get("token", ""))[:512]
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
+        throttle.failed(_address(request))
+        log.warning("dashboard: a failed login from %s", _address(request))
         return _login_page(request, status=401, note="令牌不对，请重试。")
+    throttle.succeeded(_address(request))
+    sessions = request.app[auth.SESSIONS]
     response = web.HTTPSeeOther(BASE)
-    response.set_cookie(COOKIE, auth.dashboard_session_value(token), path=BASE, httponly=True, samesite="Strict",
-                        secure=request.secure)
+    response.set_cookie(COOKIE, sessions.open(token), path=BASE, httponly=True, samesite="Strict",
+                        secure=request.secure, max_age=int(sessions.lifetime.total_seconds()))
     raise response
 
 
 async def logout(request: web.Request) -> web.Response:
+    if not auth.same_origin(request):
+        return _html(request, "<p>请从看板页面退出。</p>", title="退出", status=403, nav=False)
+    request.app[auth.SESSIONS].revoke(request.cookies.get(COOKIE, ""))
     response = web.HTTPSeeOther(BASE + "/login")
     response.del_cookie(COOKIE, path=BASE)
     raise response
 
 
 def _login_page(request: web.Request, status: int = 200, note: str = "") -> web.Response:
-    body = (f'<form method="post" action="{BASE}/login" class="login"><h1>运营数据看板</h1>'
-            + (f'<p class="note">{escape(note)}</p>' if note else "")
-            + '<label>访问令牌 <input type="password" name="token" autocomplete="current-password" autofocus></label>'
-            '<button type="submit">登录</button></form>')
-    return _html(body, title="登录", status=status, nav=False)
+    return _html(request, _render(request, "login.html", note=note), title="登录", status=status, nav=False)
 
 
-# -- layout -----------------------------------------------------------------------------------------------------------
+# -- layout -------------------------------------------------------------------------------------------------------------
 
-_TITLES = {"overview": "概览", "rooms": "群", "members": "成员", "member": "成员", "misses": "知识库未命中",
-           "jobs": "定时消息", "lotteries": "抽奖"}
-_NAV = (("overview", "", "概览"), ("rooms", "/rooms", "群"), ("members", "/members", "成员"),
-        ("misses", "/misses", "未命中问题"), ("jobs", "/jobs", "定时消息"), ("lotteries", "/lotteries", "抽奖"))
 _CSS = """
 body{font-family:system-ui,"PingFang SC","Noto Sans CJK SC",sans-serif;margin:0;color:#222;background:#f6f7f9}
 nav{background:#1d3557;padding:0 16px;display:flex;gap:4px;align-items:center}
@@ -145,208 +262,19 @@ text-align:left;font-size:14px}th{background:#eef1f5}.legend span{margin-right:1
 """
 
 
-def _html(body: str, *, title: str, status: int = 200, nav: bool = True, active: str = "") -> web.Response:
-    links = "".join(f'<a href="{BASE}{path}" class="{"on" if key == active else ""}">{label}</a>'
-                    for key, path, label in _NAV)
-    bar = (f'<nav>{links}<form method="post" action="{BASE}/logout"><button type="submit">退出</button></form></nav>'
-           if nav else "")
-    page = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)} · 运营数据看板'
-            f'</title><meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style>'
-            f'</head><body>{bar}<main>{body}</main></body></html>')
+def _nav(request: web.Request) -> list[dict[str, Any]]:
+    items = [("概览", BASE)] + [(p.title, BASE + p.path) for p in request.app[STATE].pages if p.nav] + [
+        ("定时消息", BASE + "/jobs")]
+    path = request.path.rstrip("/") or BASE
+    return [{"title": t, "href": href, "active": path == href} for t, href in items]
+
+
+def _html(request: web.Request, body: str, *, title: str, status: int = 200, nav: bool = True) -> web.Response:
+    page = _render(request, "layout.html", title=title, css=Markup(_CSS), content=Markup(body),
+                   nav=_nav(request) if nav else [])
     return web.Response(text=page, content_type="text/html", status=status, headers={
-        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: under no-referrer a browser's form post says "Origin: null"
+        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
                                    "form-action 'self'; frame-ancestors 'none'"})
-
-
-def _local(services: Services, when: datetime | None) -> str:
-    if when is None:
-        return "—"
-    return services.clock.local(when).strftime("%Y-%m-%d %H:%M")
-
-
-def _table(headers: tuple[str, ...], rows: list[tuple], empty: str = "暂无记录") -> str:
-    if not rows:
-        return f'<p class="muted">{escape(empty)}</p>'
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Raw) else escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-class _Raw(str):
-    """Already-escaped HTML for a table cell."""
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "—"
-
-
-def _window_days(services: Services) -> int:
-    runtime = services.skills.get("tiers")
-    return getattr(runtime.settings if runtime else None, "window_days", 90)
-
-
-# -- pages --------------------------------------------------------------------------------------------------------------
-
-async def overview(request: web.Request, services: Services) -> str:
-    cfg = services.config.dashboard
-    now = services.clock.now()
-    async with services.sessions() as s:
-        ov = await stats.overview(s, now, services.config.tz, cfg.chart_days, _window_days(services))
-        run = await last_run(s)
-    today = ov.days[-1]
-    asked7 = sum(d.faq_answered + d.faq_missed for d in ov.days[-7:])
-    hit7 = sum(d.faq_answered for d in ov.days[-7:])
-    cards = (("成员", ov.members), ("今日活跃", today.active), ("今日消息", today.messages),
-             ("今日签到", today.checkins), ("近 7 天问答命中率", _pct(hit7, asked7)),
-             ("核心成员", ov.tier_counts.get("core", 0)))
-    days = ov.days
-    charts = [
-        ("每日活跃成员", svg.line_chart("chart-active", "每日活跃成员", [(d.day, d.active) for d in days])),
-        ("每日消息数", svg.bar_chart("chart-messages", "每日消息数", [(d.day, d.messages) for d in days])),
-        ("每日签到", svg.bar_chart("chart-checkins", "每日签到", [(d.day, d.checkins) for d in days], "#e9c46a")),
-        ("问答命中率", svg.line_chart("chart-faq", "问答命中率", [
-            (d.day, round(100 * d.faq_hit_rate, 1) if d.faq_hit_rate is not None else None) for d in days],
-            "#b5179e", "%", 100)),
-        ("成员分层变化", svg.stacked_bars("chart-tiers", "成员分层变化", ov.tiers_by_day, TIERS, TIER_NAMES)),
-        (f"转化漏斗（近 {_window_days(services)} 天入群的成员）", svg.funnel("chart-funnel", "转化漏斗", [
-            (k, FUNNEL_LABELS[k], n) for k, n in ov.funnel])),
-    ]
-    note = (f"分层上次计算：{_local(services, run.at)}（{run.members} 人，用时 {run.duration_ms} ms）" if run
-            else "分层尚未计算（每晚自动计算）")
-    return ("<h1>概览</h1><div class=\"cards\">"
-            + "".join(f'<div class="card" data-card="{escape(k)}"><b>{escape(str(v))}</b><span>{escape(k)}</span></div>'
-                      for k, v in cards)
-            + f'</div><p class="muted">{escape(note)}；今天的数字是实时的，之前每天的数字来自每晚的汇总。</p>'
-            + '<div class="grid2">'
-            + "".join(f'<section class="panel"><h2>{escape(t)}</h2>{c}</section>' for t, c in charts)
-            + "</div>")
-
-
-async def rooms(request: web.Request, services: Services) -> str:
-    async with services.sessions() as s:
-        rows = await stats.rooms_table(s, services.clock.now(), services.config.tz)
-    return "<h1>群</h1>" + _table(
-        ("群", "群 ID", "成员", "近 7 天单日最多活跃", "近 7 天消息", "近 7 天签到", "最近活动"),
-        [(r.topic or "（未命名）", r.room_id, r.members, r.active_7d_peak, r.messages_7d, r.checkins_7d,
-          _local(services, r.last_seen)) for r in rows], "还没有群的记录")
-
-
-def _page_number(raw: str) -> int:
-    """A page number as typed: not a number → 1; absurdly long → the last page (clamped by the query)."""
-    raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
-        return 1
-    return int(raw) if len(raw) <= MAX_PAGE_PARAM else 10**MAX_PAGE_PARAM
-
-
-async def members(request: web.Request, services: Services) -> str:
-    q = request.query.get("q", "")[:stats.MAX_QUERY]
-    tier = request.query.get("tier", "")
-    tier = tier if tier in TIERS else None
-    page = _page_number(request.query.get("page", "1"))
-    size = services.config.dashboard.page_size
-    async with services.sessions() as s:
-        rows, total, page = await stats.search_members(s, q, page, size, tier)
-    options = "".join(f'<option value="{t}"{" selected" if t == tier else ""}>{TIER_NAMES[t]}</option>' for t in TIERS)
-    form = (f'<form method="get" action="{BASE}/members"><input name="q" value="{escape(q)}" placeholder="昵称或 wxid">'
-            f'<select name="tier"><option value="">全部分层</option>{options}</select>'
-            '<button type="submit">搜索</button></form>')
-    pages = max(1, -(-total // size))
-    table = _table(("成员", "wxid", "分层", "R", "F", "M", "最近出现"), [
-        (_Raw(f'<a href="{BASE}/members/{quote(r.member_id, safe="")}">{escape(r.name or r.member_id)}</a>'),
-         r.member_id, TIER_NAMES.get(r.tier or "", "未分层"), r.r or "—", r.f or "—", r.m or "—",
-         _local(services, r.last_seen)) for r in rows], "没有找到匹配的成员")
-
-    def link(p: int, label: str) -> str:
-        params = {"q": q, "page": p} | ({"tier": tier} if tier else {})
-        return f'<a href="{BASE}/members?{escape(urlencode(params))}">{label}</a>'
-
-    pager = (f'<p class="pager"><span>共 {total} 人，第 {page} / {pages} 页</span>'
-             + (link(page - 1, "上一页") if page > 1 else "") + (link(page + 1, "下一页") if page < pages else "") + "</p>")
-    return f"<h1>成员</h1>{form}{pager}{table}"
-
-
-async def member(request: web.Request, services: Services) -> str:
-    member_id = request.match_info["member_id"][:128]
-    async with services.sessions() as s:
-        card = await stats.member_card(s, member_id)
-        if card is None:
-            raise web.HTTPNotFound(text="没有这位成员", content_type="text/plain")
-        history = await stats.member_history(s, member_id)
-        names = await stats.member_names(s, member_id)
-    t = card.tier
-    facts = [("wxid", card.member_id), ("用过的昵称", "、".join(names) or "—"),
-             ("分层", f"{TIER_NAMES.get(t.tier, t.tier)}（自 {_local(services, t.since)}）" if t else "未分层"),
-             ("RFM", f"R{t.r} F{t.f} M{t.m}" if t else "—"),
-             ("近 7 天活跃天数", t.active_days_7 if t else "—"), ("最近活跃日", (t.last_active_day if t else None) or "—"),
-             ("首次出现", _local(services, card.first_seen)), ("最近出现", _local(services, card.last_seen)),
-             ("积分", card.points), ("订单（累计）", f"{card.orders} 单，¥{card.amount:.2f}"), ("所在群", card.rooms)]
-    return (f"<h1>{escape(card.name or card.member_id)}</h1>" + _table(("项目", "内容"), facts)
-            + "<h2>分层变化</h2>" + _table(("时间", "从", "到"), [
-                (_local(services, c.at), TIER_NAMES.get(c.from_tier or "", "—"), TIER_NAMES.get(c.to_tier, c.to_tier))
-                for c in history], "还没有分层记录"))
-
-
-async def misses(request: web.Request, services: Services) -> str:
-    async with services.sessions() as s:
-        rows = await stats.knowledge_misses(s, services.clock.now(), days=30)
-    return ("<h1>知识库未命中的问题</h1><p class=\"muted\">近 30 天成员问了、知识库没答上的问题，按次数排列：补进知识库的候选。</p>"
-            + _table(("问题", "次数", "最近一次", "原因"),
-                     [(m.question, m.count, _local(services, m.last_at), m.reason or "—") for m in rows],
-                     "近 30 天没有未命中的问题"))
-
-
-async def jobs(request: web.Request, services: Services) -> str:
-    async with services.sessions() as s:
-        rows = await stats.jobs_table(s)
-    return "<h1>定时消息与任务</h1>" + _table(
-        ("任务", "处理", "计划", "下次运行", "上次运行", "状态", "已运行", "最近错误"),
-        [(j.key, j.handler, f"{j.schedule} {j.spec}".strip(), _local(services, j.next_run_at),
-          _local(services, j.last_run_at), j.status, j.run_count, (j.last_error or "")[:80]) for j in rows],
-        "没有定时任务")
-
-
-async def lotteries(request: web.Request, services: Services) -> str:
-    async with services.sessions() as s:
-        rows = await stats.lotteries_table(s)
-    status = {"open": "进行中", "drawn": "已开奖", "cancelled": "已取消"}
-    return "<h1>抽奖</h1>" + _table(
-        ("编号", "群", "奖品", "状态", "参与人数", "名额", "截止", "承诺值"),
-        [(lot.id, topic or lot.room_id, lot.prize, status.get(lot.status, lot.status), n, lot.winners,
-          _local(services, lot.deadline), lot.commitment[:16] + "…") for lot, n, topic in rows], "还没有抽奖")
-
-
-# -- logs ---------------------------------------------------------------------------------------------------------------
-
-_DASHBOARD_URL = re.compile(r"(/dashboard(?:/members)?)(/[^\s\"?]*)?(\?[^\s\"]*)?")
-
-
-class _RedactDashboard(logging.Filter):
-    """Search strings and member ids in dashboard URLs are member data: keep them out of the access log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/dashboard" in message:
-            record.msg = _DASHBOARD_URL.sub(_redact, message)
-            record.args = ()
-        return True
-
-
-def _redact(m: re.Match) -> str:
-    base, rest, query = m.group(1), m.group(2) or "", m.group(3) or ""
-    if base.endswith("/members") and rest:
-        rest = "/…"
-    return base + rest + ("?…" if query else "")
-
-
-ACCESS_LOGGERS = ("bot.web.access", "aiohttp.access")  # bot/web/server.py's, and aiohttp's default
-
-
-def _redact_access_log() -> None:
-    for name in ACCESS_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactDashboard) for f in logger.filters):
-            logger.addFilter(_RedactDashboard())

@@ -1,4 +1,6 @@
-"""The bot's aiohttp server: a health check, the operators' dashboard, and the routes skills declare.
+"""The bot's aiohttp server: a health check (``GET /health``: ``{"status": "ok"|"degraded"}`` for anyone, load
+balancers included; with the API's bearer token also the database, the activity backlog and the transport's
+session; 503 while the database does not answer), the operators' dashboard, and the routes skills declare.
 
 Every route authenticates as it declares (``RouteSpec.auth``): "api" — ``Authorization: Bearer <token>`` with the
 token from the environment variable ``[http] token_env``, or ``X-Signature: sha256=<hex>``, the HMAC-SHA256 of the
@@ -12,6 +14,7 @@ bridge transport (its receiver checks the provider's signature; bot/transports/b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -19,18 +22,23 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
+from sqlalchemy import select
 
 from bot.config import HttpSettings
 from bot.http import HttpRequest, HttpResponse
 from bot.skill import RouteSpec, Skill
-from bot.web import auth
+from bot.web import access_log, auth
 
 if TYPE_CHECKING:
     from bot.context import Services
+    from bot.health import SessionHealth
 
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", object)
+SETTINGS = web.AppKey("http_settings", HttpSettings)
+HEALTH = web.AppKey("session_health", object)
+DATABASE_TIMEOUT_S = 2.0  # /health's SELECT 1: a load balancer's probe must not hang on a stuck pool
 
 
 class BridgeReceiver(Protocol):
@@ -45,8 +53,44 @@ class BridgeReceiver(Protocol):
     async def stop(self) -> None: ...
 
 
+async def _database_ok(services: Services) -> tuple[bool, str]:
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S):
+            async with services.sessions() as s:
+                await s.execute(select(1))
+    except TimeoutError:
+        return False, f"no answer within {DATABASE_TIMEOUT_S:g} s"
+    except Exception as exc:  # noqa: BLE001 — any failure of the probe is the answer, never a 500
+        return False, type(exc).__name__
+    return True, ""
+
+
+def _transport(session: SessionHealth | None) -> dict:
+    if session is None:
+        return {"state": "unknown"}
+    incident = session.refused_incident if session.refused else session.offline_incident
+    state = "refused" if session.refused else "offline" if session.offline else "online"
+    return {"state": state, "incident": incident.kind if incident else None,
+            "since": incident.since.isoformat() if incident else None,
+            "last_event_at": session.last_event_at.isoformat()}
+
+
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """``{"status": "ok"|"degraded"}`` for anyone; the details only with the API's bearer token."""
+    services = request.app[SERVICES]
+    database_ok, database_error = await _database_ok(services)
+    transport = _transport(request.app.get(HEALTH))
+    degraded = not database_ok or transport["state"] in ("offline", "refused")
+    answer: dict = {"status": "degraded" if degraded else "ok"}
+    token = os.environ.get(request.app[SETTINGS].token_env) or None
+    if auth.bearer_matches(request.headers, token):
+        activity = services.activity
+        answer |= {"database": {"ok": database_ok, "error": database_error or None},
+                   "activity": {"backlog": activity.backlog,
+                                "last_flush_error": type(activity.last_flush_error).__name__
+                                if activity.last_flush_error else None},
+                   "transport": transport}
+    return web.json_response(answer, status=200 if database_ok else 503, headers={"Cache-Control": "no-store"})
 
 
 def _mount(app: web.Application, services: Services, route: RouteSpec, settings: HttpSettings) -> None:
@@ -74,8 +118,8 @@ def _mount(app: web.Application, services: Services, route: RouteSpec, settings:
                           request.remote)
         try:
             answer = await route.handler(req, services)
-        except ValueError as exc:  # the body was not what the route reads (e.g. not JSON)
-            answer = HttpResponse.error(400, str(exc))
+        except (ValueError, OverflowError) as exc:  # the body was not what the route reads (not JSON, a date
+            answer = HttpResponse.error(400, str(exc)[:200])  # past datetime's range, a number too long to convert)
         return _json(answer)
 
     app.router.add_route(route.method, route.path, handle)
@@ -114,11 +158,15 @@ class _AccessLog(AccessLogger):
 
 
 def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill] = (),
-              bridge: BridgeReceiver | None = None) -> web.Application:
+              bridge: BridgeReceiver | None = None, health_of: SessionHealth | None = None) -> web.Application:
     from bot.web import dashboard
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
+    app[SETTINGS] = settings
+    if health_of is not None:
+        app[HEALTH] = health_of
+    access_log.install()
     app.router.add_get("/health", health)
     if bridge is not None:
         _mount_bridge(app, bridge)
@@ -131,14 +179,15 @@ def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill
 
 class WebServer:
     def __init__(self, services: Services, settings: HttpSettings, skills: Sequence[Skill] = (),
-                 bridge: BridgeReceiver | None = None) -> None:
+                 bridge: BridgeReceiver | None = None, health_of: SessionHealth | None = None) -> None:
         self.settings = settings
-        self.app = build_app(services, settings, skills, bridge)
+        self.app = build_app(services, settings, skills, bridge, health_of)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the bound port (useful with port = 0)
 
     async def start(self) -> None:
-        # the access log line has method, path, status and size: never headers, so tokens stay out of the log
+        # the access log line has method, path, status and size: never headers; bot/web/access_log.py redacts
+        # tokens in query strings and member data in dashboard URLs
         self._runner = web.AppRunner(self.app, access_log=logging.getLogger("bot.web.access"),
                                      access_log_class=_AccessLog)
         await self._runner.setup()

@@ -1,7 +1,9 @@
 """Charts as server-rendered SVG: no script, no CDN, works offline and in any browser.
 
 Every plotted value is also an element attribute (``data-key`` / ``data-value`` on elements of class ``datum``),
-so a test, or a curious operator, can read the exact figures behind a chart.
+so a test, or a curious operator, can read the exact figures behind a chart. Every text written here (keys,
+labels, titles, series, colours, units) goes through ``escape`` and every count through ``int``/``_fmt``: the
+dashboard passes the output on to its templates as Markup (tests/test_dashboard_http.py checks it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def _x_labels(keys: list[str], x_of) -> str:
 
 
 def bar_chart(chart_id: str, title: str, data: list[tuple[str, float]], color: str = "#4361ee") -> str:
+    color = escape(color)
     if not data:
         return empty(chart_id, title)
     top = _nice_top([v for _, v in data])
@@ -72,6 +75,7 @@ def bar_chart(chart_id: str, title: str, data: list[tuple[str, float]], color: s
 def line_chart(chart_id: str, title: str, data: list[tuple[str, float | None]], color: str = "#2a9d8f",
                unit: str = "", top: float | None = None) -> str:
     """Missing values (None) break the line and have no point; they are still listed with data-value=""."""
+    color, unit = escape(color), escape(unit)
     if not data:
         return empty(chart_id, title)
     top = top or _nice_top([v for _, v in data if v is not None])
@@ -110,12 +114,12 @@ def stacked_bars(chart_id: str, title: str, data: list[tuple[str, dict[str, int]
         y = PAD_T + plot_h
         x = PAD_L + i * step + step * 0.15
         for series in order:
-            v = values.get(series, 0)
+            v = int(values.get(series, 0))
             h = plot_h * v / top
             y -= h
-            parts.append(f'<rect class="datum" data-key="{escape(key)}" data-series="{series}" data-value="{v}" '
+            parts.append(f'<rect class="datum" data-key="{escape(key)}" data-series="{escape(series)}" data-value="{v}" '
                          f'x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
-                         f'fill="{PALETTE.get(series, "#999")}"><title>{escape(key)} {escape(names.get(series, series))}: '
+                         f'fill="{escape(PALETTE.get(series, "#999"))}"><title>{escape(key)} {escape(names.get(series, series))}: '
                          f'{v}</title></rect>')
     return _frame(chart_id, title, "".join(parts) + _x_labels([k for k, _ in data],
                                                               lambda i: PAD_L + (i + .5) * step), top) + legend(order, names)
@@ -123,7 +127,7 @@ def stacked_bars(chart_id: str, title: str, data: list[tuple[str, dict[str, int]
 
 def legend(order: tuple[str, ...], names: dict[str, str]) -> str:
     return '<p class="legend">' + "".join(
-        f'<span><i style="background:{PALETTE.get(s, "#999")}"></i>{escape(names.get(s, s))}</span>' for s in order) + "</p>"
+        f'<span><i style="background:{escape(PALETTE.get(s, "#999"))}"></i>{escape(names.get(s, s))}</span>' for s in order) + "</p>"
 
 
 def funnel(chart_id: str, title: str, stages: list[tuple[str, str, int]]) -> str:
@@ -136,6 +140,7 @@ def funnel(chart_id: str, title: str, stages: list[tuple[str, str, int]]) -> str
     label_w, plot_w = 120, W - 120 - 90
     rows = []
     for i, (key, label, n) in enumerate(stages):
+        n = int(n)
         y = PAD_T + i * row_h
         w = plot_w * n / first if first else 0
         share = f"{100 * n / stages[0][2]:.0f}%" if stages[0][2] else "—"

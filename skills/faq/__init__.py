@@ -516,3 +516,5 @@ def check_cli(folder: str, max_file_bytes: int = MAX_FILE_BYTES) -> int:
         return 1
     print(f"{folder}: OK, {len(snap.entries)} entries in {len(snap.files)} files")
     return 0
+
+from skills.faq import pages  # noqa: E402,F401  (its dashboard page registers on `skill`)

@@ -600,3 +600,5 @@ async def lottery_cli(cli: CliContext) -> int:
 from skills.lottery import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
 
 skill.member_data(privacy)
+
+from skills.lottery import pages  # noqa: E402,F401  (its dashboard page registers on `skill`)

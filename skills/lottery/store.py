@@ -12,11 +12,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from skills.lottery.draw import alias
 from skills.lottery.models import Lottery, LotteryEntry
 from storage import fast
+from storage.models import Room
 from storage.points import AlreadyRecorded, change_points
+from storage.reads import run_read
 
 _L = Lottery.__table__
 _E = LotteryEntry.__table__
@@ -153,3 +156,20 @@ async def refund(session: AsyncSession, lottery_id: int, cost: int, members: lis
         except AlreadyRecorded:
             pass
     return refunded
+
+
+# -- the dashboard page (read off the event loop) ------------------------------------------------------------
+
+_ENTRANTS = select(LotteryEntry.lottery_id, func.count().label("n")).group_by(LotteryEntry.lottery_id).subquery()
+_TABLE = (select(Lottery, func.coalesce(_ENTRANTS.c.n, 0), func.coalesce(Room.topic, ""))
+          .outerjoin(_ENTRANTS, _ENTRANTS.c.lottery_id == Lottery.id).outerjoin(Room, Room.id == Lottery.room_id)
+          .order_by(Lottery.created_at.desc()))
+
+
+def lotteries_table_sync(s: Session, limit: int = 200) -> list[tuple[Lottery, int, str]]:
+    """The newest lotteries with their entrant count and room topic ("" when the room is unknown)."""
+    return [(lot, int(n), topic) for lot, n, topic in s.execute(_TABLE.limit(limit)).all()]
+
+
+async def lotteries_table(session: AsyncSession, limit: int = 200) -> list[tuple[Lottery, int, str]]:
+    return await run_read(session, lotteries_table_sync, limit)

@@ -26,7 +26,8 @@ from bot.parser import parse
 from bot.skill import Skill, UsageError
 from bot.targets import Recipient, TargetError
 from bot.timefmt import parse_hhmm, zh_datetime
-from storage import stats
+from skills.tiers import stats
+from storage import stats as core_stats
 from storage.members import in_room
 from skills.tiers.models import TierRun
 from skills.tiers.store import (TIER_NAMES, TIERS, PassResult, TierRules, last_run, members_in_tier, recompute,
@@ -232,7 +233,7 @@ async def member_tier(ctx: Context) -> None:
         await ctx.services.activity.flush()  # a member who just spoke in the room is noted with the next batch
     s = ctx.session
     if member_id is None:
-        found = await stats.find_member_ids(s, text or "")
+        found = await core_stats.find_member_ids(s, text or "")
         if room_only:
             found = [m for m in found if await in_room(s, m, ctx.room_id)]
         if len(found) > 1:
@@ -312,6 +313,6 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
     tmp.replace(path)  # never a half-written file under the final name
 
 
-from skills.tiers import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+from skills.tiers import pages, privacy  # noqa: E402,F401  (its dashboard pages; what it keeps about a member)
 
 skill.member_data(privacy)
