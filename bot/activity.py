@@ -5,8 +5,8 @@ are waiting (by the event that filled it), and a clock timer writes whatever wai
 which bounds what a crash can lose; ``aclose`` writes the rest. The member and room directory (names
 seen, rooms, first/last seen) rides on the same batches, so ordinary chatter costs no database round trip.
 
-On a virtual clock (replay, tests) the timer runs in virtual time, every VIRTUAL_FLUSH_S of it, and a full batch
-is written before the next event is handled: what a read sees depends only on the script, never on how fast the
+On a virtual clock (replay, tests) the timer runs in virtual time (no row waits more than VIRTUAL_FLUSH_S of it),
+and a full batch is written before the next event is handled: what a read sees depends only on the script, never on how fast the
 machine ran it (a wall-time timer once made /tier and /export differ from run to run of one script).
 
 The store never stops over bad data: a batch the database refuses for a row's sake (a data error: too long, a NUL
@@ -64,7 +64,7 @@ FAILURE_LOG_EVERY_S = 60.0  # a database that stays down is reported once a minu
 # transaction every virtual second (flush_interval_s) made it several times slower (docs/benchmarks.md). Five
 # minutes of the script's time keeps reads deterministic and bounded-stale for a few percent; a read that must be
 # current flushes first (as /kb misses does).
-VIRTUAL_FLUSH_S = 300.0
+VIRTUAL_FLUSH_S = 600.0
 
 
 @dataclass(slots=True)
@@ -111,6 +111,7 @@ class ActivityLog:
         self._seconds = (lambda: clock.now().timestamp()) if self._virtual else time.monotonic
         self._started = False
         self._timer: TimerHandle | None = None
+        self._taken_at: datetime | None = None  # when the last flush took its batch: what waits arrived since
         self._inflight: asyncio.Task | None = None
         self._write_behind: list[WriteBehind] = []
         self._failures = 0
@@ -276,6 +277,7 @@ class ActivityLog:
     async def _flush(self) -> int:
         async with self._lock:
             batch, self._pending = self._pending, _Pending()
+            self._taken_at = self._clock.now()
             behind = [(source, source.take_writes()) for source in self._write_behind]
             leftover, self._leftover = self._leftover, []
             if not len(batch) and not leftover and not any(w.rows for _, writes in behind for w in writes):
@@ -437,12 +439,21 @@ class ActivityLog:
 
     def _wake(self) -> None:
         if self._timer is None and self._started:
-            period = max(self.settings.flush_interval_s, VIRTUAL_FLUSH_S) if self._virtual else \
-                self.settings.flush_interval_s
-            self._timer = self._clock.call_later(period, self._timed_flush, "activity-flush")
+            self._timer = self._clock.call_later(self._period, self._timed_flush, "activity-flush")
+
+    @property
+    def _period(self) -> float:
+        return max(self.settings.flush_interval_s, VIRTUAL_FLUSH_S) if self._virtual else self.settings.flush_interval_s
 
     async def _timed_flush(self) -> None:
         self._timer = None
+        if self._virtual and self._taken_at is not None:
+            due = self._taken_at + timedelta(seconds=self._period)
+            if self._clock.now() < due:
+                # a full batch was written since: what waits is younger than a period, so no write yet (a busy
+                # replay then writes only full batches, as many as before the timer ran in virtual time)
+                self._timer = self._clock.call_at(due, self._timed_flush, "activity-flush")
+                return
         try:
             if self._seconds() >= self._retry_at:
                 await self.flush()

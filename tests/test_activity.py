@@ -429,3 +429,23 @@ async def test_the_database_going_away_mid_salvage_keeps_what_was_not_written(st
     assert await log.flush() == 1
     assert log.backlog == 0 and log.set_aside_count == 1
     assert [r.member_id for r in await store.all(Activity)] == ["u1"]
+
+
+async def test_in_virtual_time_no_row_waits_more_than_a_period_and_full_batches_count(db_url):
+    st = await _make_store(db_url)  # flush_max_rows 5
+    try:
+        st.log.start()
+        st.log.record("message", detail={"i": 0})
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)
+        for i in range(1, 5):
+            st.log.record("message", detail={"i": i})
+        await st.log.flush_if_full()  # a full batch: written now, the timer's row with it
+        assert st.log.flushes == 1
+        st.log.record("message", detail={"i": 5})
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)  # the first timer's instant: its row went with the batch
+        assert st.log.flushes == 1 and st.log.backlog == 1
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)  # a period after the batch was taken: row 5 is written
+        assert st.log.flushes == 2 and st.log.backlog == 0
+    finally:
+        await st.log.aclose()
+        await st.engine.dispose()

@@ -121,11 +121,11 @@ def test_a_backdated_line_happens_at_the_clocks_time(tmp_path):
 
 
 def test_what_a_command_reads_of_the_store_depends_on_the_script_not_the_machine(tmp_path):
-    """The activity store writes on the virtual clock: a member seen ten script-minutes ago is in the directory
+    """The activity store writes on the virtual clock: a member seen 15 script-minutes ago is in the directory
     whatever the wall clock did meanwhile (a wall-time timer made /tier answer differently from run to run)."""
     lines = [
         line(at=AT, kind="message", room="g1", room_topic="群", user="u1", name="小李", text="大家好"),
-        line(at="2026-11-23T09:10:00+08:00", kind="message", room="g1", user="admin1", text="/tier u1"),
+        line(at="2026-11-23T09:15:00+08:00", kind="message", room="g1", user="admin1", text="/tier u1"),
     ]
     body = b"\n".join(lines) + b"\n"
     outputs = {json.dumps(actions(run_replay(tmp_path / f"run{i}", body, skills='["tiers"]'))) for i in range(2)}
