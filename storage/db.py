@@ -29,6 +29,8 @@ def sqlite_pragmas(dbapi_conn, _record=None) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """``hide_parameters``: a failed statement's error (logged with its traceback) must not carry the member ids,
+    names and texts it was writing."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -37,11 +39,11 @@ def create_engine(url: str) -> AsyncEngine:
         # One connection, called inline on the loop's thread, handed out by a pool of one: see storage/sqlite_inline.py
         engine = create_async_engine(
             url, async_creator=inline_creator(database or ":memory:"), poolclass=SingleConnectionPool,
-            pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S,
+            pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S, hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
