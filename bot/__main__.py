@@ -9,11 +9,11 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime
-
 from bot.app import BotApp
+from bot.clean import parse_instant
 from bot.clock import RealClock
 from bot.config import Config, ConfigError, Secrets, load_config
+from bot.http import FieldError
 
 log = logging.getLogger("bot")
 
@@ -198,16 +198,19 @@ def main(argv: list[str] | None = None) -> int:
         until = None
         if args.until:
             try:
-                until = datetime.fromisoformat(args.until)
-                if until.tzinfo is None:
-                    raise ValueError
-            except ValueError:
-                print(f"--until: not an ISO 8601 time with offset: {args.until!r}", file=sys.stderr)
+                until = parse_instant(args.until, "--until")
+            except FieldError as exc:
+                print(f"{exc} (an ISO 8601 time with offset)", file=sys.stderr)
                 return 1
         db = _db_url(args.db)
         from bot.replayer import read_lines, run_replay
 
-        return asyncio.run(run_replay(config, read_lines(args.events), db_url=db, until=until))
+        try:
+            lines = read_lines(args.events)
+        except OSError as exc:
+            print(f"{args.events}: cannot read it ({exc.strerror or exc})", file=sys.stderr)
+            return 1
+        return asyncio.run(run_replay(config, lines, db_url=db, until=until))
     if args.command == "console":
         return asyncio.run(run_console(config))
     secrets = Secrets()

@@ -1,9 +1,18 @@
 """The activity store's writer: every interaction appended, in batches.
 
 ``record`` only appends to memory (no I/O on the hot path). A batch is written as soon as ``flush_max_rows``
-are waiting (by the event that filled it), and a background task writes whatever waits every
-``flush_interval_s`` of wall time, which bounds what a crash can lose; ``aclose`` writes the rest. The member and room directory (names seen, rooms, first/last seen) rides on the
-same batches, so ordinary chatter costs no database round trip.
+are waiting (by the event that filled it), and a clock timer writes whatever waits every ``flush_interval_s``,
+which bounds what a crash can lose; ``aclose`` writes the rest. The member and room directory (names
+seen, rooms, first/last seen) rides on the same batches, so ordinary chatter costs no database round trip.
+
+On a virtual clock (replay, tests) the timer runs in virtual time (no row waits more than VIRTUAL_FLUSH_S of it),
+and a full batch is written before the next event is handled: what a read sees depends only on the script, never on how fast the
+machine ran it (a wall-time timer once made /tier and /export differ from run to run of one script).
+
+The store never stops over bad data: a batch the database refuses for a row's sake (a data error: too long, a NUL
+byte, a type it can't bind) is written piece by piece, and the rows it refuses are set aside (counted, kept in
+memory, logged by table, column and error class, never by value). Only failures that may pass (connection lost,
+database locked or full) keep the batch for a later try.
 
 Activity kinds: message, command, refused, sent, send_dropped, send_failed, join, leave, error, job.
 Skills add their own: opt_out, schedule, order and reminder (the orders contract is in README.md).
@@ -12,21 +21,23 @@ Skills add their own: opt_out, schedule, order and reminder (the orders contract
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import JSON, Boolean, DateTime, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.clock import Clock
+from bot.clock import Clock, TimerHandle, VirtualClock
 from bot.config import ActivitySettings
 from bot.events import Person
 from storage.models import AccountRoom, Activity, Member, MemberName, Room, RoomMember
 from storage.bulk import Write, write_with_session
+from storage.errors import describe, error_class, is_data_error
 from storage.members import scrub_detail
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,13 @@ SEEN_PRECISION = timedelta(hours=1)  # how stale members.last_seen may be (the a
 ROOM_SEEN_PRECISION = timedelta(days=1)
 MEMO_LIMIT = 500_000
 BACKPRESSURE = 4  # batches waiting behind an unfinished write before handling waits for it
+SET_ASIDE_KEPT = 1000  # rows the database refused, kept in memory for a look (the count goes on)
+FAILURE_LOG_EVERY_S = 60.0  # a database that stays down is reported once a minute, not at every try
+# The timed write's period in virtual time (replay, tests): a replay compresses a day into seconds, and a
+# transaction every virtual second (flush_interval_s) made it several times slower (docs/benchmarks.md). Five
+# minutes of the script's time keeps reads deterministic and bounded-stale for a few percent; a read that must be
+# current flushes first (as /kb misses does).
+VIRTUAL_FLUSH_S = 600.0
 
 
 @dataclass(slots=True)
@@ -87,17 +105,28 @@ class ActivityLog:
         self._written_rooms: dict[str, tuple[str, datetime]] = {}
         self._written_pairs: dict[tuple[str, str], datetime] = {}
         self._topics_looked_up: set[str] = set()
+        self._leftover: list[Write] = []  # not yet written when the database went away mid-salvage
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._virtual = isinstance(clock, VirtualClock)
+        # seconds for the retry pause: the clock's in virtual time (deterministic), else monotonic
+        self._seconds = (lambda: clock.now().timestamp()) if self._virtual else time.monotonic
+        self._started = False
+        self._timer: TimerHandle | None = None
+        self._taken_at: datetime | None = None  # when the last flush took its batch: what waits arrived since
         self._inflight: asyncio.Task | None = None
         self._write_behind: list[WriteBehind] = []
         # members whose data is being erased → (pseudonym, until): see forget()
         self._forgetting: dict[str, tuple[str, datetime]] = {}
         self._failures = 0
-        self._retry_at = 0.0  # monotonic time before which only explicit flushes try again
+        self._retry_at = 0.0  # (self._seconds) before which only explicit flushes try again
+        self._failure_logged_at: float | None = None
+        self._failures_unlogged = 0
         self.flushes = 0
         self.rows_written = 0
         self.last_flush_error: BaseException | None = None
+        self.set_aside_count = 0  # rows the database refused, since start (a /health figure)
+        # the latest of them: (table, row, error class)
+        self.set_aside: deque[tuple[str, dict, str]] = deque(maxlen=SET_ASIDE_KEPT)
 
     # -- appending (synchronous, no I/O) ------------------------------------------------------------------------
 
@@ -123,6 +152,8 @@ class ActivityLog:
                 "detail": dict(detail) if detail else detail,  # a snapshot: the caller may reuse its dict
             }
         )
+        if self._timer is None:
+            self._wake()
 
     def seen(self, person: Person, at: datetime, room_id: str | None = None, room_topic: str | None = None) -> None:
         """Keep the member (and room) records current.
@@ -158,6 +189,8 @@ class ActivityLog:
                     p.room_members[key] = _RoomMemberState(first_seen=at, last_seen=at)
                     self._written_pairs[key] = at
         self._bound_memos()
+        if self._timer is None and len(p):
+            self._wake()
 
     def joined(self, room_id: str, person: Person, at: datetime, inviter_id: str | None, room_topic: str | None) -> None:
         self.seen(person, at, room_id, room_topic)
@@ -168,6 +201,8 @@ class ActivityLog:
         self._room_seen(room_id, None, at)
         rm = self._pair(room_id, member_id, at)
         rm.active, rm.left_at = False, at
+        if self._timer is None:
+            self._wake()
 
     def _pair(self, room_id: str, member_id: str, at: datetime) -> _RoomMemberState:
         key = (room_id, member_id)
@@ -227,7 +262,7 @@ class ActivityLog:
                     key=("account_id", "room_id"), update={"last_seen": "excluded.last_seen"})])
         except Exception as exc:  # the database is away: try again with this room's next event
             self._account_rooms.discard(key)
-            log.warning("could not note room %s for account %s: %s", room_id, self.account_id, exc)
+            log.warning("could not note a room for the account: %s", describe(exc))  # ids are member data
 
     # -- erasure (bot/privacy.py) --------------------------------------------------------------------------------
 
@@ -268,7 +303,7 @@ class ActivityLog:
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + sum(len(w.rows) for w in self._leftover)
 
     # -- writing ------------------------------------------------------------------------------------------------
 
@@ -283,30 +318,103 @@ class ActivityLog:
     async def _flush(self) -> int:
         async with self._lock:
             batch, self._pending = self._pending, _Pending()
+            self._taken_at = self._clock.now()
             behind = [(source, source.take_writes()) for source in self._write_behind]
-            if not len(batch) and not any(w.rows for _, writes in behind for w in writes):
+            leftover, self._leftover = self._leftover, []
+            if not len(batch) and not leftover and not any(w.rows for _, writes in behind for w in writes):
                 return 0
+            writes = [w for w in (*leftover, *self._plan(batch), *(w for _, ws in behind for w in ws)) if w.rows]
             try:
-                writes = self._plan(batch) + [w for _, ws in behind for w in ws]
-                async with self._sessions() as session, session.begin():
-                    await write_with_session(session, writes)
+                await self._write(writes)
             except Exception as exc:
-                self.last_flush_error = exc
-                for source, ws in behind:
-                    source.put_back(ws)
-                self._requeue(batch)
-                self._failures += 1
-                pause = min(60.0, 2.0**self._failures)
-                self._retry_at = time.monotonic() + pause
-                log.error("activity flush failed (%d rows kept; next try in %.0f s): %s", len(self._pending.rows),
-                          pause, exc)
-                return 0
-            self.last_flush_error = None
-            self._failures = 0
-            self._retry_at = 0.0
-            self.flushes += 1
-            self.rows_written += len(batch.rows)
-            return len(batch.rows)
+                if not is_data_error(exc):  # may pass: keep it all for the next try
+                    self._leftover = leftover
+                    for source, ws in behind:
+                        source.put_back(ws)
+                    self._requeue(batch)
+                    self._failed(exc)
+                    return 0
+                written, unwritten, transient = await self._salvage(writes)
+                if transient is not None:
+                    self._leftover = unwritten
+                    self._failed(transient)
+                    self.rows_written += written
+                    return written
+            else:
+                written = sum(len(w.rows) for w in writes if w.table is _ACTIVITY)
+            self._succeeded()
+            self.rows_written += written
+            return written
+
+    async def _write(self, writes: list[Write]) -> None:
+        async with self._sessions() as session, session.begin():
+            await write_with_session(session, writes)
+
+    async def _salvage(self, writes: list[Write]) -> tuple[int, list[Write], BaseException | None]:
+        """Write what the database takes of a batch it refused for a row's sake: each table alone, a refused part
+        halved until the rows it refuses stand alone; those are set aside. Returns (activity rows written, what
+        is still unwritten, the error) when a failure that may pass stops it."""
+        written = 0
+        refused: list[tuple[Write, dict, BaseException]] = []
+        todo = list(reversed(writes))  # a stack, first write on top
+        transient = None
+        while todo:
+            part = todo.pop()
+            try:
+                await self._write([part])
+            except Exception as exc:
+                if not is_data_error(exc):
+                    todo.append(part)
+                    transient = exc
+                    break
+                if len(part.rows) == 1:
+                    refused.append((part, part.rows[0], exc))
+                else:
+                    half = len(part.rows) // 2
+                    todo.append(replace(part, rows=part.rows[half:]))
+                    todo.append(replace(part, rows=part.rows[:half]))
+                continue
+            if part.table is _ACTIVITY:
+                written += len(part.rows)
+        if refused:
+            self._set_aside(refused)
+        return written, list(reversed(todo)), transient
+
+    def _set_aside(self, refused: list[tuple[Write, dict, BaseException]]) -> None:
+        """Keep the refused rows aside and say so in one line: table, column and error class, never a value."""
+        self.set_aside_count += len(refused)
+        causes: dict[str, int] = {}
+        for write, row, exc in refused:
+            kind = error_class(exc)
+            self.set_aside.append((write.table.name, row, kind))
+            cause = f"{write.table.name}.{refused_column(write, row)}: {kind}"
+            causes[cause] = causes.get(cause, 0) + 1
+        log.error("activity store: set aside %d row(s) the database refused (%s); the rest was written; "
+                  "%d set aside since start", len(refused),
+                  "; ".join(f"{c} x{n}" if n > 1 else c for c, n in causes.items()), self.set_aside_count)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_flush_error = exc
+        self._failures += 1
+        pause = min(60.0, 2.0**self._failures)
+        now = self._seconds()
+        self._retry_at = now + pause
+        if self._failure_logged_at is not None and now - self._failure_logged_at < FAILURE_LOG_EVERY_S:
+            self._failures_unlogged += 1
+            return
+        also = f"; {self._failures_unlogged} more failed tries since the last report" if self._failures_unlogged else ""
+        log.error("activity flush failed (%d rows kept; next try in %.0f s): %s%s", self.backlog, pause,
+                  describe(exc), also)
+        self._failure_logged_at, self._failures_unlogged = now, 0
+
+    def _succeeded(self) -> None:
+        if self._failure_logged_at is not None:
+            log.info("activity store writing again after %d failed tries", self._failures)
+        self.last_flush_error = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._failure_logged_at, self._failures_unlogged = None, 0
+        self.flushes += 1
 
     def _requeue(self, batch: _Pending) -> None:
         """Put a failed batch back in front of what arrived meanwhile; newer directory state wins."""
@@ -364,8 +472,35 @@ class ActivityLog:
     # -- background flusher -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="activity-flusher")
+        """Start the timed writes: on a real clock every ``flush_interval_s``; on a virtual one VIRTUAL_FLUSH_S
+        after something arrives (a timer per tick of an idle month would be millions)."""
+        self._started = True
+        if not self._virtual:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._timer is None and self._started:
+            self._timer = self._clock.call_later(self._period, self._timed_flush, "activity-flush")
+
+    @property
+    def _period(self) -> float:
+        return max(self.settings.flush_interval_s, VIRTUAL_FLUSH_S) if self._virtual else self.settings.flush_interval_s
+
+    async def _timed_flush(self) -> None:
+        self._timer = None
+        if self._virtual and self._taken_at is not None:
+            due = self._taken_at + timedelta(seconds=self._period)
+            if self._clock.now() < due:
+                # a full batch was written since: what waits is younger than a period, so no write yet (a busy
+                # replay then writes only full batches, as many as before the timer ran in virtual time)
+                self._timer = self._clock.call_at(due, self._timed_flush, "activity-flush")
+                return
+        try:
+            if self._seconds() >= self._retry_at:
+                await self.flush()
+        finally:
+            if not self._virtual or self.backlog:
+                self._wake()
 
     async def flush_if_full(self) -> None:
         """Called after each handled event: under load, batches are started by the events that fill them.
@@ -374,9 +509,13 @@ class ActivityLog:
         a write is in flight each event yields to the loop once, letting the write's steps complete; and if the
         backlog still outgrows BACKPRESSURE batches, the event waits for the write (never unbounded memory).
         """
-        if time.monotonic() < self._retry_at:
+        if self._seconds() < self._retry_at:
             return  # the database failed a moment ago: don't hammer it from every event
         waiting = len(self._pending.rows)
+        if self._virtual:
+            if waiting >= self.settings.flush_max_rows:
+                await self.flush()  # before the next event: the replay can't depend on how fast this write is
+            return
         inflight = self._inflight is not None and not self._inflight.done()
         if inflight:
             if waiting >= BACKPRESSURE * self.settings.flush_max_rows:
@@ -388,22 +527,50 @@ class ActivityLog:
             self._inflight = asyncio.get_running_loop().create_task(self.flush(), name="activity-flush")
             await asyncio.sleep(0)  # let it take its batch now
 
-    async def _run(self) -> None:
-        """When the bot is quiet, write whatever waits at least every ``flush_interval_s`` (wall time)."""
-        while True:
-            await asyncio.sleep(self.settings.flush_interval_s)
-            if time.monotonic() >= self._retry_at:
-                await self.flush()
-
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._started = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._inflight is not None:
             await asyncio.gather(self._inflight, return_exceptions=True)
             self._inflight = None
         await self.flush()
         if self.backlog:
             log.error("activity store: %d rows could not be written at shutdown", self.backlog)
+
+
+_ACTIVITY = Activity.__table__
+
+
+def refused_column(write: Write, row: dict) -> str:
+    """The column of ``row`` the database most likely refused (checked against the table's definition), or "?"."""
+    for name, value in row.items():
+        column = write.table.c.get(name)
+        if column is None:
+            continue
+        if value is None:
+            if not column.nullable:
+                return name
+            continue
+        kind = getattr(column.type, "impl", column.type)
+        if isinstance(kind, String):
+            if not isinstance(value, str) or "\x00" in value or (kind.length and len(value) > kind.length):
+                return name
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+        elif isinstance(kind, DateTime):
+            try:
+                value.astimezone(UTC)
+            except (AttributeError, OverflowError, ValueError):
+                return name
+        elif isinstance(kind, JSON):
+            try:
+                orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+            except TypeError:
+                return name
+        elif isinstance(kind, Boolean) and not isinstance(value, bool):
+            return name
+    return "?"

@@ -10,8 +10,9 @@ import gc
 import importlib
 import logging
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,16 +65,69 @@ def load_skill(name: str) -> Skill:
     return skill
 
 
+REPEAT_WINDOW_S = 60.0
+
+
+@dataclass
+class _Repeats:
+    logged_at: float  # when this error was last written to the log
+    seen_at: float
+    since_logged: int = 0  # occurrences not logged since then
+
+
 @dataclass
 class ErrorLog:
-    """The one error hook: every exception from handlers, timers and jobs lands here, logged with context."""
+    """The one error hook: every exception from handlers, timers and jobs lands here, logged with context.
 
+    The same error (exception type and the line that raised it) repeating is logged once a minute with a count:
+    the first time with its traceback, then "... (repeated N times in the last 60 s)". A database that is full
+    otherwise fails every event with the same traceback, thousands a second. ``now`` gives seconds (monotonic by
+    default; tests inject their own).
+    """
+
+    now: Callable[[], float] = time.monotonic
+    window_s: float = REPEAT_WINDOW_S
     count: int = 0
+    _repeats: dict[tuple[str, str], _Repeats] = field(default_factory=dict)
 
     def __call__(self, exc: BaseException, context: dict) -> None:
         self.count += 1
+        key = (type(exc).__qualname__, _raised_at(exc))
+        now = self.now()
         where = " ".join(f"{k}={v!r}" for k, v in context.items())
-        log.error("error in %s", where, exc_info=exc)
+        r = self._repeats.get(key)
+        if r is None or (r.since_logged == 0 and now - r.seen_at >= self.window_s):
+            if len(self._repeats) >= 1000:  # distinct errors are few; a bound all the same
+                self.report_repeats()
+                self._repeats.clear()
+            self._repeats[key] = _Repeats(now, now)
+            log.error("error in %s", where, exc_info=exc)
+            return
+        r.seen_at = now
+        if now - r.logged_at < self.window_s:
+            r.since_logged += 1
+            return
+        repeated, elapsed = r.since_logged, now - r.logged_at
+        r.since_logged, r.logged_at = 0, now
+        log.error("error in %s: %s at %s (repeated %d times in the last %.0f s)", where, key[0], key[1], repeated,
+                  elapsed)
+
+    def report_repeats(self) -> None:
+        """Log the counts not logged yet (at shutdown: the last minute's repeats would go unsaid)."""
+        for (name, at), r in self._repeats.items():
+            if r.since_logged:
+                log.error("error %s at %s repeated %d more times", name, at, r.since_logged)
+                r.since_logged = 0
+
+
+def _raised_at(exc: BaseException) -> str:
+    """file:line of the innermost frame: where the exception was raised."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "?"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
 class BotApp:
@@ -221,3 +275,4 @@ class BotApp:
             log.warning("%d messages were still waiting to be sent at shutdown", self.governor.pending)
         if self.engine is not None:
             await self.engine.dispose()
+        self.errors.report_repeats()

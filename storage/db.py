@@ -37,7 +37,9 @@ def sqlite_pragmas(dbapi_conn, _record=None) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """The bot's engine for ``url``. JSON is written as storage/types.json_text on every backend and path."""
+    """The bot's engine for ``url``. JSON is written as storage/types.json_text on every backend and path.
+    ``hide_parameters``: a failed statement's error (logged with its traceback) must not carry the member ids, names
+    and texts it was writing."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -49,13 +51,15 @@ def create_engine(url: str) -> AsyncEngine:
             engine = create_async_engine(
                 url, async_creator=inline_creator(database or ":memory:"), poolclass=SingleConnectionPool,
                 pool_size=1, max_overflow=0, pool_timeout=SESSION_WAIT_S, json_serializer=json_text,
+                hide_parameters=True,
             )
         else:  # untested SQLAlchemy / aiosqlite (the warning came at import): aiosqlite's own, one connection
             one = {} if is_memory(database) else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SESSION_WAIT_S}
-            engine = create_async_engine(url, json_serializer=json_text, **one)  # (memory: a static pool of one)
+            # (memory: a static pool of one)
+            engine = create_async_engine(url, json_serializer=json_text, hide_parameters=True, **one)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, json_serializer=json_text)
+    return create_async_engine(url, pool_pre_ping=True, json_serializer=json_text, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

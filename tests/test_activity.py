@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.activity import ActivityLog
-from bot.clock import VirtualClock
+from bot.activity import VIRTUAL_FLUSH_S, ActivityLog
+from bot.clock import RealClock, VirtualClock
 from bot.config import ActivitySettings
 from bot.events import Person
 from storage.db import create_engine, migrate, session_factory
@@ -131,17 +131,46 @@ async def test_aclose_writes_everything(store):
     assert log.backlog == 0
 
 
-async def test_background_flusher_writes_on_its_own(db_url):
-    st = await _make_store(db_url, flush_interval_s=0.01)
+async def test_the_timed_flush_runs_in_virtual_time_on_a_virtual_clock(db_url):
+    st = await _make_store(db_url, flush_interval_s=5.0)
     try:
         st.log.start()
         st.log.record("message", detail={"x": 1})
-        await until(lambda: st.log.rows_written == 1)
-        assert await st.count(Activity) == 1
+        await st.clock.advance(VIRTUAL_FLUSH_S - 0.1)
+        assert st.log.rows_written == 0  # wall time passing changes nothing: only the script's time does
+        await st.clock.advance(0.1)
+        assert st.log.rows_written == 1 and await st.count(Activity) == 1
+        assert st.clock.next_due() is None  # nothing waiting: no timer ticking through an idle month
+        st.log.seen(Person("u1", "a"), st.clock.now(), "g1", "r")
+        await st.clock.advance(VIRTUAL_FLUSH_S)
+        assert await st.count(Member) == 1
     finally:
         await st.log.aclose()
         await st.engine.dispose()
-    assert st.log._task is None
+
+
+async def test_a_full_batch_is_written_before_the_next_event_on_a_virtual_clock(store):
+    log = store.log
+    for i in range(5):
+        log.record("message", detail={"i": i})
+    await log.flush_if_full()
+    assert log.rows_written == 5 and log.backlog == 0  # written, not merely started
+
+
+async def test_the_timed_flush_runs_on_its_own_on_the_real_clock(db_url):
+    engine = create_engine(db_url)
+    await migrate(engine)
+    log = ActivityLog(session_factory(engine), RealClock(), ActivitySettings(flush_interval_s=0.05))
+    try:
+        log.start()
+        log.record("message", detail={"x": 1})
+        await until(lambda: log.rows_written == 1)
+        log.record("message", detail={"x": 2})  # the timer keeps going on a real clock
+        await until(lambda: log.rows_written == 2)
+    finally:
+        await log.aclose()
+        await engine.dispose()
+    assert log._timer is None
 
 
 # -- the member and room directory --------------------------------------------------------------------------------
@@ -324,3 +353,99 @@ async def test_after_a_failed_flush_events_do_not_hammer_the_database(store):
     assert log._failures == failures  # no new attempts until the pause is over
     await store.sql("ALTER TABLE activity_away RENAME TO activity")
     assert await log.flush() == 25  # an explicit flush (shutdown) always tries, and loses nothing
+
+
+async def test_flush_if_full_on_the_real_clock_writes_beside_handling_and_never_duplicates(db_url):
+    engine = create_engine(db_url)
+    await migrate(engine)
+    log = ActivityLog(session_factory(engine), RealClock(), ActivitySettings(flush_max_rows=5))
+    try:
+        for i in range(57):
+            log.record("message", detail={"i": i})
+            await log.flush_if_full()
+        await until(lambda: log.rows_written >= 55)
+    finally:
+        await log.aclose()
+    async with session_factory(engine)() as s:
+        rows = list((await s.execute(select(Activity.detail))).scalars())
+    await engine.dispose()
+    assert sorted(d["i"] for d in rows) == list(range(57))
+
+
+# -- rows the database refuses ------------------------------------------------------------------------------------
+
+SECRET_NAME = "机密名字"  # member data: must never reach the log
+
+
+async def test_a_refused_row_is_set_aside_and_the_rest_written(store, backend, caplog):
+    """Values that bypassed bot/clean.py (a skill calling record/seen directly): the database refuses some; the
+    store writes every other row, sets those aside with one log line naming no member data, and keeps writing."""
+    log = store.log
+    log.record("message", member_id="good1", at=t(0))
+    log.seen(Person("u_list", SECRET_NAME), t(0), "g_list", ["a list as topic"])  # refused by both backends
+    log.record("message", member_id="u\ud800x", at=t(0))  # a lone surrogate: UTF-8 can't encode it
+    log.seen(Person("u_long", "名" * 300), t(0))  # over members.name's 256: PostgreSQL refuses it
+    log.record("message", member_id="x" * 200, at=t(0))  # over activity.member_id's 128
+    log.record("message", member_id="nul\x00id", at=t(0))  # PostgreSQL refuses NUL in text
+    log.seen(Person("good2", "好人"), t(0), "g_good", "好群")
+    log.record("message", member_id="good2", at=t(0))
+    with caplog.at_level("INFO", logger="bot.activity"):
+        written = await log.flush()
+    assert log.backlog == 0 and log.last_flush_error is None
+    members = {m.id: m.name for m in await store.all(Member)}
+    activity = {r.member_id for r in await store.all(Activity)}
+    rooms = {r.id: r.topic for r in await store.all(Room)}
+    assert {"good1", "good2"} <= activity and members["good2"] == "好人" and rooms["g_good"] == "好群"
+    assert "g_list" not in rooms and "u\ud800x" not in activity
+    if backend == "postgresql":
+        assert "u_long" not in members and not {"x" * 200, "nul\x00id"} & activity
+        assert written == 2 and log.set_aside_count == 6  # room, surrogate, name twice (members, names), id, NUL
+    else:  # SQLite keeps any length and NUL: only the list and the surrogate are refused
+        assert members["u_long"] == "名" * 300 and {"x" * 200, "nul\x00id"} <= activity
+        assert written == 4 and log.set_aside_count == 2
+    lines = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "rooms.topic" in lines[0] and "activity.member_id" in lines[0]
+    for secret in (SECRET_NAME, "u_list", "g_list", "a list as topic", "u_long", "xxxx", "nul"):
+        assert all(secret not in r.getMessage() for r in caplog.records), secret
+    assert {table for table, _, _ in log.set_aside} >= {"rooms", "activity"}
+
+    # and it keeps writing: later rows go in with the next flush, nothing is retried
+    log.record("message", member_id="later", at=t(10))
+    assert await log.flush() == 1
+    assert "later" in {r.member_id for r in await store.all(Activity)}
+
+
+async def test_the_database_going_away_mid_salvage_keeps_what_was_not_written(store):
+    log = store.log
+    log.seen(Person("u1", "小李"), t(0), "g1", ["a list"])  # refused: the salvage starts
+    log.record("message", member_id="u1", at=t(0))
+    await store.sql("ALTER TABLE activity RENAME TO activity_away")  # ...and the activity table is away
+    assert await log.flush() == 0
+    assert log.last_flush_error is not None and log.backlog == 1  # the message row waits
+    assert log.set_aside_count == 1  # the room row, refused, is not retried
+    assert [m.id for m in await store.all(Member)] == ["u1"]  # the member went in
+    await store.sql("ALTER TABLE activity_away RENAME TO activity")
+    assert await log.flush() == 1
+    assert log.backlog == 0 and log.set_aside_count == 1
+    assert [r.member_id for r in await store.all(Activity)] == ["u1"]
+
+
+async def test_in_virtual_time_no_row_waits_more_than_a_period_and_full_batches_count(db_url):
+    st = await _make_store(db_url)  # flush_max_rows 5
+    try:
+        st.log.start()
+        st.log.record("message", detail={"i": 0})
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)
+        for i in range(1, 5):
+            st.log.record("message", detail={"i": i})
+        await st.log.flush_if_full()  # a full batch: written now, the timer's row with it
+        assert st.log.flushes == 1
+        st.log.record("message", detail={"i": 5})
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)  # the first timer's instant: its row went with the batch
+        assert st.log.flushes == 1 and st.log.backlog == 1
+        await st.clock.advance(VIRTUAL_FLUSH_S / 2)  # a period after the batch was taken: row 5 is written
+        assert st.log.flushes == 2 and st.log.backlog == 0
+    finally:
+        await st.log.aclose()
+        await st.engine.dispose()

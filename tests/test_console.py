@@ -37,6 +37,18 @@ def test_admin_direct_chat_join_and_leave():
     assert c.handle_line(":quit") is None
 
 
+def test_typed_input_is_cleaned_and_bad_input_gets_a_note_not_a_crash():
+    c, _ = console()
+    event = c.handle_line("你好\x00呀\r\n".encode())
+    assert isinstance(event, MessageReceived) and event.text == "你好呀"
+    assert c.handle_line(b"caf\xe9\n") == "这一行不是 UTF-8 文本，没有处理。"
+    assert c.handle_line(":") == "看不懂这个操作，输入 :help 查看。"
+    assert c.handle_line(":as " + "x" * 200) == "这一行没有处理：身份.id: is longer than 128 characters"
+    assert c.handle_line(":who").startswith("你是「访客」")  # the refused identity was not taken
+    assert c.handle_line(":as u1 " + "名" * 300) == f"你现在是「{'名' * 256}」(u1)"
+    assert c.handle_line(":room " + "r" * 129) == "这一行没有处理：群 ID: is longer than 128 characters"
+
+
 async def test_sends_are_printed_where_they_go():
     c, out = console()
     await c.send(OutgoingMessage("你好", room_id="demo_room"))

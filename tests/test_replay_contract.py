@@ -89,8 +89,9 @@ def test_bad_lines_are_reported_with_their_numbers_skipped_and_exit_2(tmp_path):
     assert run.returncode == 2
     errors = [line for line in run.stderr.splitlines() if line.startswith("line ")]
     assert [e.split(":")[0] for e in errors] == ["line 1", "line 3", "line 4", "line 5", "line 6"]
-    assert "unknown kind 'dance'" in errors[1]
-    assert "missing 'user'" in errors[4]
+    assert "kind: unknown kind 'dance'" in errors[1]
+    assert errors[2] == "line 4: at: is not an ISO 8601 time: 'yesterday'; skipped"
+    assert errors[4] == "line 6: user: is required; skipped"
     assert len(actions(run)) == 2  # nothing good was lost
 
 

@@ -122,3 +122,12 @@ async def test_topic_from_an_earlier_message_fills_a_join_without_one(h):
     await h.join("g9", *people("a"), after_s=1)
     await h.settle()
     assert "加入新品试用群" in h.sent[0].text
+
+
+def test_referral_keys_fit_their_columns_for_the_longest_ids():
+    from skills.welcome import _referral_key
+
+    key = _referral_key("r" * 128, "u" * 128)  # scheduled_jobs.key and points_ledger.ref_id are 200 long
+    assert len(key) <= 200 and key == _referral_key("r" * 128, "u" * 128)
+    assert key != _referral_key("r" * 128, "u" * 127 + "v")
+    assert _referral_key("g1", "u1") == "referral:g1:u1"  # short keys as they always were

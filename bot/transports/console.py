@@ -9,9 +9,12 @@ import asyncio
 import sys
 from typing import IO
 
+from bot.clean import clean_event, identifier, topic
+from bot.clean import person as clean_person
 from bot.clock import Clock
 from bot.config import Config
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.http import FieldError
 from bot.transports.base import EventSink
 
 HELP = """\
@@ -49,9 +52,20 @@ class ConsoleTransport:
     async def stop(self) -> None:
         return None
 
-    def handle_line(self, line: str) -> Event | str | None:
-        """One typed line to an event, or to a note for the operator, or None to quit."""
-        line = line.strip()
+    def handle_line(self, line: str | bytes) -> Event | str | None:
+        """One typed line to an event (cleaned: bot/clean.py), or to a note for the operator, or None to quit."""
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                return "这一行不是 UTF-8 文本，没有处理。"
+        try:
+            result = self._interpret(line.strip())
+            return clean_event(result) if isinstance(result, Event) else result
+        except FieldError as exc:
+            return f"这一行没有处理：{exc}"
+
+    def _interpret(self, line: str) -> Event | str | None:
         now = self._clock.now()
         if not line.startswith(":"):
             if not line:
@@ -59,14 +73,15 @@ class ConsoleTransport:
             mention = f"@{self._config.bot.name}" in line
             return MessageReceived(at=now, sender=self.me, text=line, room_id=self.room,
                                    room_topic=self.topics.get(self.room) if self.room else None, mentions_bot=mention)
-        word, *rest = line[1:].split()
+        word, *rest = line[1:].split() or [""]
         if word in ("quit", "exit", "q"):
             return None
         if word == "help":
             return HELP.format(bot=self._config.bot.name)
         if word == "as" and rest:
-            self.me = Person(rest[0], rest[1] if len(rest) > 1 else rest[0])
-            self.names[self.me.id] = self.me.name
+            me = clean_person(Person(rest[0], rest[1] if len(rest) > 1 else rest[0]), "身份")
+            self.me = me
+            self.names[me.id] = me.name
             return f"你现在是「{self.me.name}」({self.me.id})"
         if word == "admin":
             if not self._config.bot.admins:
@@ -74,9 +89,9 @@ class ConsoleTransport:
             self.me = Person(self._config.bot.admins[0], "管理员")
             return f"你现在是管理员 {self.me.id}"
         if word == "room" and rest:
-            self.room = rest[0]
+            self.room = identifier(rest[0], "群 ID")
             if len(rest) > 1:
-                self.topics[self.room] = " ".join(rest[1:])
+                self.topics[self.room] = topic(" ".join(rest[1:]), "群名") or self.room
             return f"已进入群「{self.topics.get(self.room, self.room)}」"
         if word == "dm":
             self.room = None
@@ -92,9 +107,9 @@ class ConsoleTransport:
         return "看不懂这个操作，输入 :help 查看。"
 
     async def run(self, sink: EventSink) -> None:
-        """Read the terminal until :quit or end of input."""
+        """Read the terminal until :quit or end of input (bytes: a line that is not UTF-8 is refused, not fatal)."""
         while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
+            line = await asyncio.to_thread(sys.stdin.buffer.readline)
             if not line:
                 return
             result = self.handle_line(line)

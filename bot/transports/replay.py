@@ -9,100 +9,103 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
-from collections.abc import Mapping
-from typing import Any
-
+from bot import clean
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
 from bot.http import FieldError
 from bot.skill import ReplayInputSpec
 
 BASE_KINDS = ("message", "join", "leave", "tick")
+# a replay line's names for the events' fields (problems are reported by the line's names)
+LABELS = {"sender.id": "user", "sender.name": "name", "room_id": "room", "inviter_id": "inviter", "members": "users",
+          "member_ids": "users"}
 
 
 class ReplayLineError(ValueError):
-    pass
+    """What is wrong with one line, as ``field: problem`` where a field is at fault."""
 
 
-def _str(obj: dict, key: str, *, required: bool = True) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ReplayLineError(f"missing {key!r}")
-        return None
-    if not isinstance(value, str) or not value:
-        raise ReplayLineError(f"{key!r} must be a non-empty string")
-    return value
-
-
-def parse_event(line: str, inputs: Mapping[str, ReplayInputSpec] = {}) -> Event | Tick | InputLine:
-    """One line to an event, a tick (it only moves the clock) or a line of a kind a skill handles (``inputs``, by
-    kind). Raises ReplayLineError."""
+def decode_line(line: str | bytes) -> str:
+    if isinstance(line, str):
+        return line
     try:
-        obj = orjson.loads(line)  # a few times faster than json.loads: the replay parses every line
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReplayLineError(f"not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
+
+
+def parse_event(line: str | bytes, inputs: Mapping[str, ReplayInputSpec] = {}) -> Event | Tick | InputLine:
+    """One line to an event, a tick (it only moves the clock) or a line of a kind a skill handles (``inputs``, by
+    kind). Every value is checked and cleaned (bot/clean.py). Raises ReplayLineError."""
+    try:
+        # orjson: a few times faster than json.loads (the replay parses every line); it also refuses lone
+        # surrogates and nesting deeper than 1,024
+        obj = orjson.loads(decode_line(line))
     except orjson.JSONDecodeError as exc:
         raise ReplayLineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise ReplayLineError("not a JSON object")
-    at_raw = _str(obj, "at")
     try:
-        at = datetime.fromisoformat(at_raw)
-    except ValueError:
-        raise ReplayLineError(f"'at' is not an ISO 8601 time: {at_raw!r}") from None
-    if at.tzinfo is None:
-        raise ReplayLineError("'at' needs an offset, e.g. +08:00")
-    kind = obj.get("kind")
-    if kind == "tick":
-        return Tick(at)
+        at = clean.parse_instant(obj.get("at"), "at")
+        kind = obj.get("kind")
+        if kind is None:
+            raise FieldError("kind", "is required")
+        if not isinstance(kind, str):
+            raise FieldError("kind", "must be a string")
+        if kind == "tick":
+            return Tick(at)
+        if kind in BASE_KINDS:
+            return clean.clean_event(_event(kind, at, obj), LABELS)
+    except FieldError as exc:
+        raise ReplayLineError(str(exc)) from None
+    spec = inputs.get(kind)
+    if spec is None:
+        known = ", ".join((*BASE_KINDS, *inputs))
+        raise ReplayLineError(f"kind: unknown kind {kind[:40]!r} ({known})")
+    try:
+        fields = {k: clean.json_value(v, k) for k, v in obj.items() if k not in ("at", "kind")}
+        return InputLine(at, spec, spec.parse(fields))
+    except FieldError as exc:
+        raise ReplayLineError(f"{kind}: {exc}") from None
+
+
+def _event(kind: str, at: datetime, obj: dict[str, Any]) -> Event:
+    """The event as the line states it; clean.clean_event checks every value's type and size after."""
     if kind == "message":
-        text = obj.get("text")
-        if not isinstance(text, str):
-            raise ReplayLineError("'text' must be a string")
-        mentions = obj.get("mentions_bot", False)
-        if not isinstance(mentions, bool):
-            raise ReplayLineError("'mentions_bot' must be true or false")
-        return MessageReceived(
-            at=at,
-            sender=Person(_str(obj, "user"), obj.get("name") or ""),
-            text=text,
-            room_id=_str(obj, "room", required=False),
-            room_topic=obj.get("room_topic") or None,
-            mentions_bot=mentions,
-        )
+        if obj.get("text") is None:
+            raise FieldError("text", "is required")
+        return MessageReceived(at=at, sender=Person(obj.get("user"), obj.get("name")), text=obj["text"],
+                               room_id=obj.get("room"), room_topic=obj.get("room_topic"),
+                               mentions_bot=obj.get("mentions_bot", False))
+    users = obj.get("users")
     if kind == "join":
-        users = obj.get("users")
         if not isinstance(users, list) or not users:
-            raise ReplayLineError("'users' must be a non-empty list of {id, name}")
+            raise FieldError("users", 'must be a non-empty list of {"id": ..., "name": ...}')
         people = []
-        for u in users:
+        for i, u in enumerate(users):
             if isinstance(u, str):
                 people.append(Person(u))
-            elif isinstance(u, dict) and isinstance(u.get("id"), str) and u["id"]:
-                people.append(Person(u["id"], u.get("name") or ""))
+            elif isinstance(u, dict):
+                people.append(Person(u.get("id"), u.get("name")))
             else:
-                raise ReplayLineError("each of 'users' must be {\"id\": ..., \"name\": ...}")
-        return MembersJoined(at=at, room_id=_str(obj, "room"), members=tuple(people),
-                             room_topic=obj.get("room_topic") or None, inviter_id=_str(obj, "inviter", required=False))
-    if kind == "leave":
-        users = obj.get("users")
-        if not isinstance(users, list) or not users:
-            raise ReplayLineError("'users' must be a non-empty list of ids")
-        ids = tuple(u if isinstance(u, str) else (u.get("id") if isinstance(u, dict) else None) for u in users)
-        if not all(isinstance(i, str) and i for i in ids):
-            raise ReplayLineError("each of 'users' must be an id")
-        return MembersLeft(at=at, room_id=_str(obj, "room"), member_ids=ids, room_topic=obj.get("room_topic") or None)
-    spec = inputs.get(kind) if isinstance(kind, str) else None
-    if spec is not None:
-        fields = {k: v for k, v in obj.items() if k not in ("at", "kind")}
-        try:
-            return InputLine(at, spec, spec.parse(fields))
-        except FieldError as exc:
-            raise ReplayLineError(f"{kind}: {exc}") from None
-    raise ReplayLineError(f"unknown kind {kind!r} ({', '.join((*BASE_KINDS, *inputs))})")
+                raise FieldError(f"users[{i}]", 'must be {"id": ..., "name": ...}')
+        return MembersJoined(at=at, room_id=obj.get("room"), members=tuple(people),
+                             room_topic=obj.get("room_topic"), inviter_id=obj.get("inviter"))
+    if not isinstance(users, list) or not users:
+        raise FieldError("users", "must be a non-empty list of ids")
+    ids = []
+    for i, u in enumerate(users):
+        if isinstance(u, dict):
+            u = u.get("id")
+        if not isinstance(u, str):
+            raise FieldError(f"users[{i}]", "must be an id")
+        ids.append(u)
+    return MembersLeft(at=at, room_id=obj.get("room"), member_ids=tuple(ids), room_topic=obj.get("room_topic"))
 
 
 class InputLine:

@@ -19,7 +19,9 @@ Events
 ------
 Events are turned into bot.events values and handed to the sink strictly in arrival order (payload lookups run
 concurrently, delivery does not). The sink should be quick (enqueue): a slow sink delays later events.
-The bot's own messages and non-text messages are skipped; a room-join of the bot itself is skipped too.
+The bot's own messages and non-text messages are skipped; a room-join of the bot itself is skipped too. Every
+event is cleaned (bot/clean.py: NUL bytes and lone surrogates removed, names and text cut to their columns) and
+one with an id the store can't hold is dropped with a warning that names the field, not the value.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from typing import Any
 from grpclib.exceptions import StreamTerminatedError
 
 from bot.backoff import Backoff
+from bot.clean import clean_event
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived, OutgoingMessage, Person
+from bot.http import FieldError
 from bot.transports.base import (
     EventSink,
     NotConnectedError,
@@ -327,6 +331,11 @@ class WechatyTransport:
                 log.warning("dropped a wechaty event: %s", self._error_text(exc))
                 continue
             if event is None or self._sink is None:
+                continue
+            try:
+                event = clean_event(event)  # every value checked and cleaned where it enters (bot/clean.py)
+            except FieldError as exc:  # names the field, never the value: ids and names are member data
+                log.warning("dropped a wechaty %s event: %s", type(event).__name__, exc)
                 continue
             try:
                 await self._sink(event)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -134,7 +135,10 @@ def _render_wave(cfg: WelcomeSettings, room_id: str, items: list[tuple[Person, s
 
 
 def _referral_key(room_id: str, invitee: str) -> str:
-    return f"referral:{room_id}:{invitee}"
+    key = f"referral:{room_id}:{invitee}"
+    # two ids of up to 128 characters each: a key past the 200 of scheduled_jobs.key and points_ledger.ref_id is
+    # hashed (stable, so the leave hook still finds the job to cancel)
+    return key if len(key) <= 200 else "referral:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @skill.on_leave()

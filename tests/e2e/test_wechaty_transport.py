@@ -261,3 +261,24 @@ async def test_reconnects_after_the_gateway_restarts():
         await first.stop()
         if second is not None:
             await second.stop()
+
+
+async def test_events_are_cleaned_where_they_enter(gateway, connected, caplog):
+    """NUL bytes and CR line endings from the platform never reach the bot; an over-long name is cut to its
+    column; an event with an id the store can't hold is dropped (with a warning naming the field), and the
+    events after it still arrive."""
+    _, events = connected
+    await gateway.create_contact("wxid_nul", "小\x00李" + "名" * 300)
+    await gateway.create_contact("x" * 200, "长 id")
+    room_id = await new_room(gateway, "福利\x00群", members=("wxid_nul", "x" * 200))
+
+    await gateway.say("wxid_nul", "第一行\r\n第二行\x00", room_id=room_id)
+    await gateway.say("x" * 200, "我的 id 太长", room_id=room_id)
+    await gateway.say("wxid_nul", "还在", room_id=room_id)
+
+    first = await events.next()
+    assert first.text == "第一行\n第二行" and first.room_topic == "福利群"
+    assert first.sender.name == "小李" + "名" * 254 and len(first.sender.name) == 256
+    assert (await events.next()).text == "还在"  # the long id's message was dropped in between
+    assert "dropped a wechaty MessageReceived event: sender.id: is longer than 128 characters" in caplog.text
+    assert "x" * 200 not in caplog.text  # ids are member data
