@@ -67,6 +67,23 @@ async def sessions(db_url):
 
 
 @pytest.fixture
+async def harness(db_url):
+    """The harness factory: ``h = await harness(config)`` starts the whole bot on the test's database (extra
+    keywords go to ``Harness``: ``start=``, ``seed=``); every bot started is stopped after the test."""
+    started: list[Harness] = []
+
+    async def start(config, **options) -> Harness:
+        h = Harness(config, db_url, **options)
+        await h.__aenter__()
+        started.append(h)
+        return h
+
+    yield start
+    for h in reversed(started):
+        await h.__aexit__(None, None, None)
+
+
+@pytest.fixture
 async def bot(db_url):
     """The whole bot (ping skill, admin1 as global admin) on a virtual clock at 2026-11-23 09:00 Shanghai."""
     async with Harness(make_config(), db_url) as h:

@@ -33,9 +33,8 @@ def config(**checkin):
 
 
 @pytest.fixture
-async def h(db_url):
-    async with Harness(config(), db_url) as harness:
-        yield harness
+async def h(harness):
+    return await harness(config())
 
 
 def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:

@@ -21,9 +21,8 @@ def kb_dir(tmp_path):
 
 
 @pytest.fixture
-async def h(kb_dir, db_url):
-    async with Harness(faq_config(kb_dir), db_url) as harness:
-        yield harness
+async def h(harness, kb_dir):
+    return await harness(faq_config(kb_dir))
 
 
 def replies(h, chat="admin1"):

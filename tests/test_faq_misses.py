@@ -11,7 +11,7 @@ from skills.faq import store
 from skills.faq.knowledge.misses import MissRow, group_misses
 from storage.models import Activity
 from tests.faq_support import faq_config, write_kb
-from tests.support import Harness
+
 
 pytestmark = pytest.mark.all_backends  # the store's query: SQLite and PostgreSQL alike
 
@@ -34,9 +34,8 @@ ASKED = [
 
 
 @pytest.fixture
-async def h(tmp_path, db_url):
-    async with Harness(faq_config(write_kb(tmp_path / "kb")), db_url) as harness:
-        yield harness
+async def h(harness, tmp_path):
+    return await harness(faq_config(write_kb(tmp_path / "kb")))
 
 
 async def add_misses(h) -> dict[str, list[int]]:

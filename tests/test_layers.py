@@ -40,3 +40,23 @@ def test_the_check_sees_imports():
     """The walk itself finds imports (so an empty list above means something)."""
     names = {name for _, _, name in imports("bot")}
     assert {"bot.context", "storage.db"} <= names
+
+
+def test_skills_keep_their_sql_in_their_store():
+    """Handlers build no SQL: query builders are imported only by a skill's store (and models, migrations, stats
+    and privacy modules, which are storage too); the fast path is storage.fast, never storage.prepared."""
+    storage_like = ("store.py", "models.py", "stats.py", "privacy.py", "rollup.py", "windows.py")
+    builders = {"select", "update", "insert", "delete", "text", "bindparam", "func"}
+    wrong = []
+    for path in sorted((ROOT / "skills").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level:
+                continue
+            if node.module in ("storage.prepared", "storage.sqlite_inline"):
+                wrong.append(f"{rel}:{node.lineno}: {node.module}")
+            if node.module == "sqlalchemy" and path.name not in storage_like and "migrations" not in rel.parts \
+                    and builders & {a.name for a in node.names}:
+                wrong.append(f"{rel}:{node.lineno}: builds SQL outside its store")
+    assert wrong == []

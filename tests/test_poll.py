@@ -21,9 +21,8 @@ def config(raw=RAW):
 
 
 @pytest.fixture
-async def h(db_url):
-    async with Harness(config(), db_url) as harness:
-        yield harness
+async def h(harness):
+    return await harness(config())
 
 
 async def texts(h) -> list[str]:

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import create_engine, migrate, session_factory
 from storage.models import ScheduledJob
 from storage.prepared import Prepared, savepoint
 from storage.upsert import insert_for

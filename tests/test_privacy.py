@@ -47,9 +47,8 @@ def config(tmp_path):
 
 
 @pytest.fixture
-async def h(tmp_path, db_url):
-    async with Harness(config(tmp_path), db_url) as harness:
-        yield harness
+async def h(harness, tmp_path):
+    return await harness(config(tmp_path))
 
 
 async def replies_to(h: Harness, user: str) -> list[str]:

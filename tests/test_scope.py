@@ -102,11 +102,11 @@ def config(tmp_path: Path):
 
 
 @pytest.fixture
-async def h(tmp_path, db_url):
-    async with Harness(config(tmp_path), db_url) as harness:
-        harness.tmp = tmp_path
-        await setup_world(harness)
-        yield harness
+async def h(harness, tmp_path):
+    h = await harness(config(tmp_path))
+    h.tmp = tmp_path
+    await setup_world(h)
+    return h
 
 
 async def setup_world(h: Harness) -> None:
@@ -242,7 +242,7 @@ async def test_a_room_admin_keeps_what_he_may_do_in_his_room(h):
     await h.say("a1", "/kb misses", room="g1", after_s=1)
     await h.settle()
     texts = [t.split(M, 1)[-1] for t in h.transport.texts()[-7:]]
-    assert texts[0] == f"已为 群一成员 增加 5 积分，当前积分 5。"
+    assert texts[0] == "已为 群一成员 增加 5 积分，当前积分 5。"
     assert texts[1].startswith("已添加定时消息「早安」：每天 10:00 · room:g1")
     assert texts[2].startswith("定时消息：\n· 早安（群管理员添加）") and texts[2].count("\n· ") == 1
     assert texts[3].startswith("群一成员 的成员档案")

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.all_backends  # the tiers' SQL runs on SQLite and Postg
 
 
 @pytest.fixture
-async def h(db_url, tmp_path):
-    async with Harness(tiers_config(export_dir=str(tmp_path / "exports")), db_url, start=TODAY_NOON) as harness:
-        await harness.clock.run_pending()  # the first-start pass (empty database)
-        await seed_population(harness.app.services)
-        yield harness
+async def h(harness, tmp_path):
+    h = await harness(tiers_config(export_dir=str(tmp_path / "exports")), start=TODAY_NOON)
+    await h.clock.run_pending()  # the first-start pass (empty database)
+    await seed_population(h.app.services)
+    return h
 
 
 async def tiers(h: Harness) -> dict[str, MemberTier]:

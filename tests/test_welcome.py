@@ -26,9 +26,8 @@ def config(**welcome):
 
 
 @pytest.fixture
-async def h(db_url):
-    async with Harness(config(), db_url) as harness:
-        yield harness
+async def h(harness):
+    return await harness(config())
 
 
 def people(*ids):

@@ -17,7 +17,8 @@ from storage.models import Member, RoomMember
 from skills.checkin.models import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from storage.points import AlreadyRecorded, change_points
-from storage.prepared import Prepared, savepoint
+from storage import fast
+from storage.fast import savepoint
 from storage.upsert import insert_for
 
 
@@ -25,20 +26,20 @@ class OutOfStock(Exception):
     pass
 
 
-# built once and run as prepared statements: see storage/points.py and storage/prepared.py
-_CHECKIN_INSERT = Prepared(Checkin.__table__.insert())
-_LAST_CHECKIN = Prepared(select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
+# built once and run on the fast path (storage/fast.py)
+_CHECKIN_INSERT = (Checkin.__table__.insert())
+_LAST_CHECKIN = (select(Checkin.local_date, Checkin.streak).where(Checkin.member_id == bindparam("m"))
                          .order_by(Checkin.local_date.desc()).limit(1))
-_MY_BALANCE = Prepared(select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m")))
-_ABOVE = Prepared(select(func.count()).where(PointsBalance.balance > bindparam("b")))
-_ROOM_TOP = Prepared(select(PointsBalance.member_id, Member.name, PointsBalance.balance)
+_MY_BALANCE = (select(PointsBalance.balance).where(PointsBalance.member_id == bindparam("m")))
+_ABOVE = (select(func.count()).where(PointsBalance.balance > bindparam("b")))
+_ROOM_TOP = (select(PointsBalance.member_id, Member.name, PointsBalance.balance)
              .join(RoomMember, RoomMember.member_id == PointsBalance.member_id)
              .outerjoin(Member, Member.id == PointsBalance.member_id)
              .where(RoomMember.room_id == bindparam("room"), RoomMember.active.is_(True), PointsBalance.balance > 0)
              .order_by(PointsBalance.balance.desc(), PointsBalance.member_id)
              .limit(bindparam("n")))
 _STOCK = select(RewardStock.item, RewardStock.stock).where(RewardStock.item.in_(bindparam("items", expanding=True)))
-_MEMBER_NAME = Prepared(select(Member.name).where(Member.id == bindparam("m")))
+_MEMBER_NAME = (select(Member.name).where(Member.id == bindparam("m")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class LastCheckin:
 
 
 async def last_checkin(session: AsyncSession, member_id: str) -> LastCheckin | None:
-    row = (await _LAST_CHECKIN.run(await session.connection(), {"m": member_id})).first()
+    row = (await fast.execute(session, _LAST_CHECKIN, {"m": member_id})).first()
     return LastCheckin(row[0], row[1]) if row is not None else None
 
 
@@ -65,7 +66,7 @@ async def record_checkin(
         async with savepoint(session):  # one savepoint for both rows
             new_balance = await change_points(session, member_id, points, reason=reason, source="checkin",
                                               ref_id=f"{member_id}:{day.isoformat()}", at=at, savepoint=False)
-            await _CHECKIN_INSERT.run(await session.connection(), {
+            await fast.execute(session, _CHECKIN_INSERT, {
                 "member_id": member_id, "local_date": day.isoformat(), "streak": streak, "points": points,
                 "room_id": room_id, "at": at})
     except IntegrityError:  # the checkins row of a racing request that got past the ledger first
@@ -75,22 +76,21 @@ async def record_checkin(
 
 async def standing(session: AsyncSession, member_id: str) -> tuple[int, int | None]:
     """(balance, rank among all members by balance; ties share a rank; None without any points)."""
-    conn = await session.connection()
-    mine = (await _MY_BALANCE.run(conn, {"m": member_id})).scalar()
+    mine = (await fast.execute(session, _MY_BALANCE, {"m": member_id})).scalar()
     if not mine:
         return 0, None
-    above = (await _ABOVE.run(conn, {"b": mine})).scalar()
+    above = (await fast.execute(session, _ABOVE, {"b": mine})).scalar()
     return mine, (above or 0) + 1
 
 
 async def room_top(session: AsyncSession, room_id: str, limit: int) -> list[tuple[str, str, int]]:
     """(member id, name, balance) of the room's current members with points, highest first."""
-    rows = (await _ROOM_TOP.run(await session.connection(), {"room": room_id, "n": limit})).all()
+    rows = (await fast.execute(session, _ROOM_TOP, {"room": room_id, "n": limit})).all()
     return [(m, n or m, b) for m, n, b in rows]
 
 
 async def member_name(session: AsyncSession, member_id: str) -> str | None:
-    return (await _MEMBER_NAME.run(await session.connection(), {"m": member_id})).scalar()
+    return (await fast.execute(session, _MEMBER_NAME, {"m": member_id})).scalar()
 
 
 async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime) -> None:
@@ -103,20 +103,10 @@ async def seed_stock(session: AsyncSession, stock: dict[str, int], at: datetime)
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["item"]))
 
 
-_STOCK_BY_COUNT: dict[int, Prepared] = {}
-
-
 async def stock_of(session: AsyncSession, items: list[str]) -> dict[str, int]:
     if not items:
         return {}
-    if len(items) > 32:
-        return dict((await session.execute(_STOCK, {"items": items})).all())
-    stmt = _STOCK_BY_COUNT.get(len(items))
-    if stmt is None:  # the catalog's length is fixed by config: one prepared statement for it
-        stmt = _STOCK_BY_COUNT[len(items)] = Prepared(select(RewardStock.item, RewardStock.stock).where(
-            RewardStock.item.in_([bindparam(f"item{i}") for i in range(len(items))])))
-    rows = await stmt.run(await session.connection(), {f"item{i}": item for i, item in enumerate(items)})
-    return dict(rows.all())
+    return dict((await fast.execute(session, _STOCK, {"items": items})).all())  # an IN list of any length
 
 
 async def redeem(

@@ -16,13 +16,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from bot.context import Context, Services, with_mentions
+from bot.context import Context, with_mentions
 from bot.events import MembersJoined, MembersLeft, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.skill import Skill
-from storage.models import RoomMember
-from skills.welcome.models import Welcome
+from skills.welcome import store
 from storage.points import AlreadyRecorded, change_points
 
 log = logging.getLogger(__name__)
@@ -96,18 +93,13 @@ async def welcome(ctx: Context) -> None:
     if not newcomers:
         return
     quiet_since = event.at - timedelta(hours=cfg.rejoin_quiet_h)
-    rows = await ctx.session.execute(
-        select(Welcome).where(Welcome.room_id == event.room_id, Welcome.member_id.in_([p.id for p in newcomers])))
-    seen = {w.member_id: w for w in rows.scalars()}
+    seen = await store.last_welcomes(ctx.session, event.room_id, [p.id for p in newcomers])
     fresh = []
     for person in newcomers:
         last = seen.get(person.id)
         if last is not None and last.welcomed_at > quiet_since:
             continue  # back within a day: no second welcome
-        if last is None:
-            ctx.session.add(Welcome(room_id=event.room_id, member_id=person.id, welcomed_at=event.at))
-        else:
-            last.welcomed_at = event.at
+        store.note_welcome(ctx.session, event.room_id, person.id, event.at, last)
         fresh.append(person)
     for person in fresh:
         ctx.coalesce(f"welcome:{event.room_id}", (person, event.room_topic or ""),
@@ -157,8 +149,7 @@ async def referral(ctx: Context) -> None:
     cfg = settings(ctx.services)
     p = ctx.payload
     # still in the room? (the activity store's directory; a leave also cancels this job, this is the backstop)
-    row = await ctx.session.get(RoomMember, (p["room"], p["invitee"]))
-    if row is not None and not row.active:
+    if await store.left_room(ctx.session, p["room"], p["invitee"]):
         log.info("referral for %s in %s: invitee left, no points", p["invitee"], p["room"])
         return
     try:
