@@ -160,9 +160,11 @@ async def refund(session: AsyncSession, lottery_id: int, cost: int, members: lis
 
 # -- the dashboard page (read off the event loop) ------------------------------------------------------------
 
-_ENTRANTS = select(LotteryEntry.lottery_id, func.count().label("n")).group_by(LotteryEntry.lottery_id).subquery()
-_TABLE = (select(Lottery, func.coalesce(_ENTRANTS.c.n, 0), func.coalesce(Room.topic, ""))
-          .outerjoin(_ENTRANTS, _ENTRANTS.c.lottery_id == Lottery.id).outerjoin(Room, Room.id == Lottery.room_id)
+_ENTRANT_COUNTS = (select(LotteryEntry.lottery_id, func.count().label("n"))
+                   .group_by(LotteryEntry.lottery_id).subquery())
+_TABLE = (select(Lottery, func.coalesce(_ENTRANT_COUNTS.c.n, 0), func.coalesce(Room.topic, ""))
+          .outerjoin(_ENTRANT_COUNTS, _ENTRANT_COUNTS.c.lottery_id == Lottery.id)
+          .outerjoin(Room, Room.id == Lottery.room_id)
           .order_by(Lottery.created_at.desc()))
 
 
