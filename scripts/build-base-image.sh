@@ -28,8 +28,9 @@ if [ -z "${MIRROR:-}" ]; then
     MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
 packages=python3,python3-venv,ca-certificates,tzdata,passwd
-[ "$with_node" = 1 ] && packages+=,nodejs,npm
-tag=${tag:-community-bot-base:$suite$([ "$with_node" = 1 ] && echo -node)}
+suffix=""
+if [ "$with_node" = 1 ]; then packages+=,nodejs,npm; suffix=-node; fi
+tag=${tag:-community-bot-base:$suite$suffix}
 
 out=$(mktemp --suffix=.tar)
 trap 'rm -f "$out"' EXIT
