@@ -229,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = os.environ.get(secrets.puppet_endpoint_var) or config.wechaty.endpoint
     if endpoint:
         return asyncio.run(run_wechaty(config, endpoint, secrets.puppet_token(), secrets.puppet_token_var))
+    if args.command == "run" and not sys.stdin.isatty():
+        # e.g. a container without -it: the console would read end-of-file and quit; say what to set instead.
+        print(f"nothing to connect to: set {secrets.puppet_endpoint_var} and {secrets.puppet_token_var} (a Wechaty "
+              f"gateway) or {secrets.bridge_url_var}, {secrets.bridge_token_var} and {secrets.bridge_secret_var} "
+              "(a bridge provider); see docs/operators/going-live.md. The console needs a terminal "
+              "(python -m bot console, or docker run -it).", file=sys.stderr)
+        return 2
     log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
              secrets.puppet_endpoint_var)
     return asyncio.run(run_console(config, web=args.command == "run"))

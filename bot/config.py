@@ -348,14 +348,30 @@ def load_config(path: str | os.PathLike[str] = DEFAULT_PATH, *, must_exist: bool
     if not p.exists():
         if must_exist:
             raise ConfigError(str(p), ["file not found"])
-        return Config(path=str(p))
+        return _env_overrides(Config(path=str(p)), os.environ)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(str(p), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), [f"not valid TOML: {exc}"]) from None
-    return parse_config(raw, str(p))
+    return _env_overrides(parse_config(raw, str(p)), os.environ)
+
+
+def _env_overrides(cfg: Config, environ: typing.Mapping[str, str]) -> Config:
+    """BOT_HTTP_HOST / BOT_HTTP_PORT over ``[http] host``/``port``: a container must listen on 0.0.0.0 to be
+    reachable through a published port, whatever the mounted config.toml says."""
+    host = environ.get("BOT_HTTP_HOST", "").strip()
+    port_text = environ.get("BOT_HTTP_PORT", "").strip()
+    if not host and not port_text:
+        return cfg
+    port = cfg.http.port
+    if port_text:
+        if not port_text.isdigit() or int(port_text) > 65535:
+            raise ConfigError("environment", [f"BOT_HTTP_PORT: must be a port number (0-65535), not {port_text!r}"])
+        port = int(port_text)
+    http = dataclasses.replace(cfg.http, host=host or cfg.http.host, port=port)
+    return dataclasses.replace(cfg, http=http)
 
 
 def parse_config(raw: dict, path: str = DEFAULT_PATH) -> Config:

@@ -181,3 +181,15 @@ def test_secrets_are_refused_everywhere_and_never_echoed():
 
 def test_a_time_zone_folder_is_reported_not_raised():
     assert problems({"bot": {"timezone": "Asia"}}) == ["bot.timezone: unknown time zone 'Asia' (e.g. \"Asia/Shanghai\")"]
+
+
+def test_http_host_and_port_can_be_set_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('[http]\nhost = "127.0.0.1"\nport = 8080\n', encoding="utf-8")
+    monkeypatch.setenv("BOT_HTTP_HOST", "0.0.0.0")
+    monkeypatch.setenv("BOT_HTTP_PORT", "9090")
+    http = load_config(path).http
+    assert (http.host, http.port) == ("0.0.0.0", 9090)
+    monkeypatch.setenv("BOT_HTTP_PORT", "80a")
+    with pytest.raises(ConfigError, match="BOT_HTTP_PORT: must be a port number"):
+        load_config(path)

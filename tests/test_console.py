@@ -77,3 +77,13 @@ def test_run_with_an_endpoint_but_no_token_says_what_is_missing(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "WECHATY_PUPPET_SERVICE_TOKEN is not set" in run.stderr
+
+
+def test_run_without_a_terminal_or_an_endpoint_says_what_to_set(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n', encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], cwd=ROOT, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in run.stderr and "BOT_BRIDGE_URL" in run.stderr

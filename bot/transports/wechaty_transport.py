@@ -1,14 +1,17 @@
-"""The WeChat transport: python-wechaty's gRPC puppet client talking to the Node gateway (gateway/serve.js).
+"""The WeChat transport: a gRPC client of the Wechaty puppet protocol, talking to the Node gateway (gateway/serve.js).
+
+The client is the protocol alone: the ``wechaty-grpc`` package's generated stub (``PuppetStub``, betterproto
+messages over grpclib), with no python-wechaty layer on top (that stack is unmaintained since 2022 and pinned
+pyee<9, urllib3<2 and Python<3.13).
 
 Connection and lifecycle
 ------------------------
 * The gateway runs a Wechaty PuppetServer with TLS off; we connect with plain HTTP/2 to ``endpoint``
-  (``host:port``) and authenticate with ``token`` (sent as the :authority header, as python-wechaty 0.10 does).
-  python-wechaty 0.10.7 has no TLS support at all, so there is no "no TLS" switch on this side: keep the
-  gateway on localhost or a private network.
-* ``start()`` sends Start to the gateway (a no-op when the puppet is already running) but, unlike
-  python-wechaty's ``PuppetService.start()``, never Stop first: restarting the bot must not restart the WeChat
-  session. ``stop()`` only closes our connection; the gateway keeps the account logged in. The gateway replays
+  (``host:port``) and authenticate with ``token``, sent as ``authorization: Wechaty <token>`` metadata on every
+  call (what the puppet service's own clients send). TLS is not implemented on this side: keep the gateway on
+  localhost or a private network.
+* ``start()`` sends Start to the gateway (a no-op when the puppet is already running) but never Stop first:
+  restarting the bot must not restart the WeChat session. ``stop()`` only closes our connection; the gateway keeps the account logged in. The gateway replays
   the login to every new event stream, so ``start()`` returns once that login arrives.
 * If the event stream breaks (gateway restarted, network), we log it and reconnect on our own with exponential
   back-off (1 s doubling up to ``max_backoff``), forever, until ``stop()``. Sends while disconnected raise
@@ -36,7 +39,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
+from wechaty_grpc.wechaty import PuppetStub
+from wechaty_grpc.wechaty.puppet import EventType
 
 from bot.backoff import Backoff
 from bot.clean import clean_event
@@ -50,9 +56,22 @@ from bot.transports.base import (
     UncertainDeliveryError,
     looks_like_risk_control,
 )
-from bot.transports.wechaty_compat import RedactFilter, import_wechaty
-
 log = logging.getLogger(__name__)
+
+#: The gateway sends message types as wechaty-puppet (TypeScript) numbers, not the .proto enum's: Text is 7 there
+#: (the proto's MESSAGE_TYPE_TEXT is 6). python-wechaty remapped them the same way.
+_PUPPET_MESSAGE_TYPE_TEXT = 7
+
+
+class _Connection:
+    """One HTTP/2 channel to the gateway and the stub whose every call carries the token."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.channel = Channel(host=host, port=port)
+        self.stub = PuppetStub(self.channel, metadata={"authorization": f"Wechaty {token}"})
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 class WechatyTransport:
@@ -89,11 +108,7 @@ class WechatyTransport:
         self._on_logout_hook = on_logout  # the session health monitor: one alert per incident
         self._on_login_needed_hook = on_login_needed  # ...with the QR link to scan
 
-        self._api = import_wechaty()
-        self._redact = RedactFilter(token)
-        self._api.service_logger.addFilter(self._redact)
-
-        self._puppet: Any = None
+        self._conn: _Connection | None = None
         self._sink: EventSink | None = None
         self._runner: asyncio.Task[None] | None = None
         self._deliverer: asyncio.Task[None] | None = None
@@ -158,14 +173,17 @@ class WechatyTransport:
     # -- sending ------------------------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> str | None:
-        puppet = self._puppet
-        if puppet is None or puppet.channel is None:
+        conn = self._conn
+        if conn is None:
             raise NotConnectedError("not connected to the Wechaty gateway")
         try:
-            message_id = await asyncio.wait_for(
-                puppet.message_send_text(message.conversation_id, message.text, list(message.mentions)),
+            response = await asyncio.wait_for(
+                conn.stub.message_send_text(
+                    conversation_id=message.conversation_id, text=message.text, mentonal_ids=list(message.mentions)
+                ),
                 timeout=self._send_timeout,
             )
+            message_id = response.id
         except asyncio.CancelledError:
             raise
         except TimeoutError as exc:  # the gateway may have sent it and not answered yet
@@ -215,7 +233,7 @@ class WechatyTransport:
 
     async def _connect(self) -> None:
         host, port = _split_endpoint(self._endpoint)
-        # Probe asynchronously first: PuppetService's own check is a blocking telnet with a 3 s timeout.
+        # Probe first: a clear "unreachable" within connect_timeout, before any gRPC call.
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=self._connect_timeout)
         except (OSError, TimeoutError) as exc:
@@ -224,25 +242,20 @@ class WechatyTransport:
         with contextlib.suppress(Exception):
             await writer.wait_closed()
 
-        api = self._api
-        # Endpoint only, token set afterwards: PuppetService.__init__ logs the token when it gets both.
-        puppet = api.PuppetService(api.PuppetOptions(end_point=self._endpoint))
-        puppet.options.token = self._token
-        puppet._init_puppet()  # opens the grpclib channel, token as :authority  # noqa: SLF001
-        self._puppet = puppet
+        self._conn = _Connection(host, port, self._token)
         # Start is idempotent on the gateway; deliberately no Stop before it (see module docstring).
-        await asyncio.wait_for(puppet.puppet_stub.start(), timeout=self._connect_timeout + 15)
+        await asyncio.wait_for(self._conn.stub.start(), timeout=self._connect_timeout + 15)
         log.info("connected to wechaty gateway %s", self._endpoint)
 
     def _close_channel(self) -> None:
-        puppet, self._puppet = self._puppet, None
-        if puppet is not None and puppet.channel is not None:
-            puppet.channel.close()
-            puppet.channel = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     async def _consume_events(self) -> None:
-        et = self._api.EventType
-        async for response in self._puppet.puppet_stub.event():
+        et = EventType
+        assert self._conn is not None
+        async for response in self._conn.stub.event():
             if response is None:
                 continue
             kind = int(response.type)
@@ -276,9 +289,8 @@ class WechatyTransport:
         if not contact_id:
             return
         self.self_id = contact_id
-        self._puppet.login_user_id = contact_id
         try:
-            contact = await self._puppet.contact_payload(contact_id)
+            contact = await self._stub().contact_payload(id=contact_id)
             self.self_name = contact.name or ""
         except Exception as exc:  # the name only serves the @-mention fallback
             log.warning("cannot read the bot's own contact %s: %s", contact_id, self._error_text(exc))
@@ -345,12 +357,11 @@ class WechatyTransport:
     # -- event builders -----------------------------------------------------------------------------------
 
     async def _message_event(self, message_id: str) -> MessageReceived | None:
-        puppet = self._puppet
-        payload = await puppet.message_payload(message_id)
+        payload = await self._stub().message_payload(id=message_id)
         talker_id = payload.from_id
         if not talker_id or talker_id == self.self_id:
             return None
-        if payload.type != self._api.MessageType.MESSAGE_TYPE_TEXT:
+        if int(payload.type) != _PUPPET_MESSAGE_TYPE_TEXT:
             log.debug("skipped non-text message %s (type %s)", message_id, payload.type)
             return None
         room_id = payload.room_id or None
@@ -413,7 +424,7 @@ class WechatyTransport:
 
     async def _room_topic(self, room_id: str) -> str | None:
         try:
-            room = await self._puppet.room_payload(room_id)
+            room = await self._stub().room_payload(id=room_id)
         except Exception as exc:
             log.debug("no topic for room %s: %s", room_id, self._error_text(exc))
             return None
@@ -421,7 +432,7 @@ class WechatyTransport:
 
     async def _contact_name(self, contact_id: str) -> str:
         try:
-            contact = await self._puppet.contact_payload(contact_id)
+            contact = await self._stub().contact_payload(id=contact_id)
         except Exception as exc:
             log.debug("no contact payload for %s: %s", contact_id, self._error_text(exc))
             return ""
@@ -430,10 +441,16 @@ class WechatyTransport:
     async def _member_name(self, room_id: str, contact_id: str) -> str:
         """The name the room shows: the member's group nickname if set, else the WeChat name."""
         try:
-            member = await self._puppet.room_member_payload(room_id, contact_id)
+            member = await self._stub().room_member_payload(id=room_id, member_id=contact_id)
         except Exception:
             return await self._contact_name(contact_id)
         return member.room_alias or member.name or await self._contact_name(contact_id)
+
+    def _stub(self) -> PuppetStub:
+        conn = self._conn
+        if conn is None:
+            raise NotConnectedError("not connected to the Wechaty gateway")
+        return conn.stub
 
     def _error_text(self, exc: BaseException) -> str:
         """The human part of an error (grpclib keeps the server's text in ``.message``), token masked:
