@@ -20,6 +20,7 @@ message in this process, so a provider can recognise a resend.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -61,6 +62,7 @@ class BridgeTransport:
         self.is_offline = is_offline or (lambda: False)
         self.self_id: str | None = None
         self.capabilities = Capabilities()  # until the provider says
+        self.learning: set[asyncio.Task] = set()  # look-ups of the capabilities after a login, under way
         self.refused: str | None = None  # why the provider refused our token (401/403), until it accepts it again
         self._http: aiohttp.ClientSession | None = None
         self._client_ids: OrderedDict[int, tuple[OutgoingMessage, str]] = OrderedDict()

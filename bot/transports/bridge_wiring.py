@@ -66,7 +66,7 @@ def route_events(app: BotApp, transport: BridgeTransport) -> EventHandler:
     """What each accepted event does: messages, joins and leaves go to the dispatcher; the session's events to
     the health monitor (and a login to the governor, through the app)."""
     health = app.health
-    tasks: set[asyncio.Task] = set()
+    tasks = transport.learning  # capability look-ups under way (tests await them)
 
     async def learn_capabilities() -> None:
         capabilities = await transport.refresh_capabilities()
