@@ -22,6 +22,7 @@ from bot.config import Config, ConfigError, skill_settings
 from bot.context import Services, SkillRuntime
 from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
+from bot.outbox import Outbox
 from bot.scheduler import Scheduler
 from bot.skill import ReplayInputSpec, Skill
 from bot.targets import register_resolver
@@ -84,6 +85,8 @@ class BotApp:
         self.skills: list[Skill] = []
         self._web_wanted = web  # start the HTTP server (config [http]) with the bot: `python -m bot run`
         self.web = None  # bot.web.server.WebServer once started
+        self._serving = False  # the bot process (not a command-line tool): it sends, and resumes the outbox
+        self._resumed: set[str | None] = set()  # accounts whose outbox rows this process has taken back
 
     async def start(self, *, serve: bool = True) -> None:
         """``serve=False`` (command-line tools): storage, skills and their startups, but no scheduler run and no
@@ -96,7 +99,10 @@ class BotApp:
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         caps = CapStore(sessions)
         self.activity.add_write_behind(caps)  # the governor's counters ride on the activity store's batches
-        self.governor = SendGovernor(self._send, self.clock, cfg.governor, caps, self.activity, self.rng)
+        self.outbox = Outbox(sessions, self.clock)
+        self.governor = SendGovernor(self._send, self.clock, cfg.governor, caps, self.activity, self.rng,
+                                     outbox=self.outbox)
+        self.governor.account_id = cfg.bot.account_id or None
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
@@ -120,7 +126,10 @@ class BotApp:
                 await startup(self.services)
         self.activity.start()
         if not serve:
-            return
+            return  # a command-line tool: the bot process's outbox is not its to take
+        self._serving = True
+        if not cfg.storage.shared or cfg.bot.account_id:
+            await self._resume_outbox(cfg.bot.account_id or None)
         # Look for jobs other processes wrote (the CSV import; other accounts on a shared database) every minute:
         # live, and in replays on a shared database, where another process's jobs are this one's to take over.
         poll = isinstance(self.clock, RealClock) or cfg.storage.shared
@@ -154,7 +163,26 @@ class BotApp:
         """The account this process speaks as: its own messages are ignored, its rooms noted (storage.shared)."""
         self.services.bot_id = bot_id
         self.activity.account_id = bot_id
+        self.governor.account_id = bot_id
         self.scheduler.set_account(bot_id)
+        if self._serving and self.config.storage.shared and bot_id and bot_id not in self._resumed:
+            # a shared database: which held messages are this process's is known once its account is
+            asyncio.get_running_loop().create_task(self._resume_outbox(bot_id, report=True), name="outbox-resume")
+
+    async def _resume_outbox(self, account_id: str | None, report: bool = False) -> None:
+        """Hand the messages the last run left waiting back to the governor (see bot/outbox.py)."""
+        if account_id in self._resumed:
+            return
+        self._resumed.add(account_id)
+        try:
+            entries = await self.outbox.resume(self.activity, account_id, shared=self.config.storage.shared)
+        except Exception as exc:
+            self._resumed.discard(account_id)
+            if not report:
+                raise  # at start: the database is not usable, and the start fails as it would anyway
+            self.errors(exc, {"during": "outbox resume", "account": account_id})
+            return
+        self.governor.restore(entries)
 
     async def settle(self) -> None:
         """Virtual time only: run the clock on until nothing the bot has decided to send is still waiting."""
@@ -184,9 +212,16 @@ class BotApp:
                 except Exception as exc:  # one skill's cleanup must not keep the others from theirs
                     self.errors(exc, {"during": "shutdown", "skill": skill.name})
         self.scheduler.stop()
+        try:
+            await self.governor.flush_coalesced()  # open coalescing windows: better early than lost
+        except Exception as exc:
+            self.errors(exc, {"during": "shutdown", "step": "coalesced messages"})
         await self.clock.aclose()
+        waiting = self.governor.keep_all()
+        await self.outbox.aclose()
         await self.activity.aclose()
-        if self.governor.pending:
-            log.warning("%d messages were still waiting to be sent at shutdown", self.governor.pending)
+        if waiting:
+            log.warning("%d messages were still waiting to be sent at shutdown: kept in the outbox for the next start",
+                        waiting)
         if self.engine is not None:
             await self.engine.dispose()
