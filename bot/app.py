@@ -27,6 +27,7 @@ from bot.context import Services, SkillRuntime
 from bot.dispatcher import Dispatcher
 from bot.governor import SendFn, SendGovernor
 from bot.health import SessionHealth
+from bot.outbox import Outbox
 from bot.scheduler import Scheduler
 from bot.skill import ReplayInputSpec, Skill
 from bot.targets import register_resolver
@@ -153,6 +154,8 @@ class BotApp:
         # whose platform sends heartbeats sets health.silence_s before start.
         self.health = SessionHealth(clock, AlertSender(config.alerts).send, bot_name=config.bot.name,
                                     on_online=self._resume_sending)
+        self._serving = False  # the bot process (not a command-line tool): it sends, and resumes the outbox
+        self._resumed: set[str | None] = set()  # accounts whose outbox rows this process has taken back
 
     async def start(self, *, serve: bool = True) -> None:
         """``serve=False`` (command-line tools): storage, skills and their startups, but no scheduler run and no
@@ -165,8 +168,10 @@ class BotApp:
         self.activity = ActivityLog(sessions, self.clock, cfg.activity)
         caps = CapStore(sessions)
         self.activity.add_write_behind(caps)  # the governor's counters ride on the activity store's batches
+        self.outbox = Outbox(sessions, self.clock)
         self.governor = SendGovernor(self.health.watch(self._send), self.clock, cfg.governor, caps, self.activity,
-                                     self.rng)
+                                     self.rng, outbox=self.outbox)
+        self.governor.account_id = cfg.bot.account_id or None
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
         self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
@@ -192,7 +197,10 @@ class BotApp:
                 await startup(self.services)
         self.activity.start()
         if not serve:
-            return
+            return  # a command-line tool: the bot process's outbox is not its to take
+        self._serving = True
+        if not cfg.storage.shared or cfg.bot.account_id:
+            await self._resume_outbox(cfg.bot.account_id or None)
         # Look for jobs other processes wrote (the CSV import; other accounts on a shared database) every minute:
         # live, and in replays on a shared database, where another process's jobs are this one's to take over.
         poll = isinstance(self.clock, RealClock) or cfg.storage.shared
@@ -236,7 +244,26 @@ class BotApp:
         """The account this process speaks as: its own messages are ignored, its rooms noted (storage.shared)."""
         self.services.bot_id = bot_id
         self.activity.account_id = bot_id
+        self.governor.account_id = bot_id
         self.scheduler.set_account(bot_id)
+        if self._serving and self.config.storage.shared and bot_id and bot_id not in self._resumed:
+            # a shared database: which held messages are this process's is known once its account is
+            asyncio.get_running_loop().create_task(self._resume_outbox(bot_id, report=True), name="outbox-resume")
+
+    async def _resume_outbox(self, account_id: str | None, report: bool = False) -> None:
+        """Hand the messages the last run left waiting back to the governor (see bot/outbox.py)."""
+        if account_id in self._resumed:
+            return
+        self._resumed.add(account_id)
+        try:
+            entries = await self.outbox.resume(self.activity, account_id, shared=self.config.storage.shared)
+        except Exception as exc:
+            self._resumed.discard(account_id)
+            if not report:
+                raise  # at start: the database is not usable, and the start fails as it would anyway
+            self.errors(exc, {"during": "outbox resume", "account": account_id})
+            return
+        self.governor.restore(entries)
 
     async def settle(self) -> None:
         """Virtual time only: run the clock on until nothing the bot has decided to send is still waiting."""
@@ -269,10 +296,17 @@ class BotApp:
                     self.errors(exc, {"during": "shutdown", "skill": skill.name})
         self.scheduler.stop()
         await self.health.stop()
+        try:
+            await self.governor.flush_coalesced()  # open coalescing windows: better early than lost
+        except Exception as exc:
+            self.errors(exc, {"during": "shutdown", "step": "coalesced messages"})
         await self.clock.aclose()
+        waiting = self.governor.keep_all()
+        await self.outbox.aclose()
         await self.activity.aclose()
-        if self.governor.pending:
-            log.warning("%d messages were still waiting to be sent at shutdown", self.governor.pending)
+        if waiting:
+            log.warning("%d messages were still waiting to be sent at shutdown: kept in the outbox for the next start",
+                        waiting)
         if self.engine is not None:
             await self.engine.dispose()
         self.errors.report_repeats()

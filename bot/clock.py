@@ -54,6 +54,12 @@ class Clock(ABC):
     def now(self) -> datetime:
         """Aware datetime, UTC."""
 
+    @property
+    def horizon(self) -> datetime:
+        """Where the clock is heading: the target of a virtual clock's ``advance_to`` while it runs the timers on
+        the way; otherwise (and always for the real clock) ``now()``."""
+        return self.now()
+
     def local_now(self) -> datetime:
         return self.now().astimezone(self.tz)
 
@@ -121,6 +127,11 @@ class VirtualClock(Clock):
         self._now = start.astimezone(UTC)
         self._heap: list[tuple[datetime, int, TimerHandle]] = []
         self._seq = itertools.count()
+        self._target: datetime | None = None
+
+    @property
+    def horizon(self) -> datetime:
+        return self._target if self._target is not None and self._target > self._now else self._now
 
     def now(self) -> datetime:
         return self._now
@@ -138,11 +149,15 @@ class VirtualClock(Clock):
     async def advance_to(self, target: datetime) -> None:
         """Move to ``target``, running everything due on the way at its own instant. Never goes back."""
         target = max(target.astimezone(UTC), self._now)
-        while (due := self.next_due()) is not None and due <= target:
-            _, _, handle = heapq.heappop(self._heap)
-            self._now = max(self._now, handle.when)
-            await self._run(handle)
-        self._now = target
+        outer, self._target = self._target, max(target, self._target or target)
+        try:
+            while (due := self.next_due()) is not None and due <= target:
+                _, _, handle = heapq.heappop(self._heap)
+                self._now = max(self._now, handle.when)
+                await self._run(handle)
+            self._now = target
+        finally:
+            self._target = outer
 
     async def advance(self, seconds: float) -> None:
         await self.advance_to(self._now + timedelta(seconds=seconds))

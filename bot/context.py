@@ -17,6 +17,8 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.events import Event, MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.governor import SendGovernor
+from bot.governor_stores import OutboxEntry
+from bot.outbox import stage
 from bot.parser import ParsedCommand
 from storage.transactions import after_commit
 
@@ -105,6 +107,7 @@ class Context:
         self.spec: CommandSpec | None = None
         self.args: tuple[str, ...] = ()  # arguments after the command's own words
         self._session = session
+        self._committed = False  # running after-commit work: the transaction that decided it is over
 
     # -- the database -----------------------------------------------------------------------------------------------
 
@@ -121,8 +124,16 @@ class Context:
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once what this handler wrote is committed, never if it is rolled back: announce only what
-        is recorded."""
-        after_commit(self.session, fn)
+        is recorded. (To announce, prefer ``send`` inside the handler: it waits for the commit by itself, and its
+        message is committed together with your writes.)"""
+        def run() -> None:
+            self._committed = True
+            try:
+                fn()
+            finally:
+                self._committed = False
+
+        after_commit(self.session, run)
 
     async def release_session(self) -> None:
         """Commit what was written so far and give the connection back, before awaiting the network (an LLM call):
@@ -228,15 +239,41 @@ class Context:
         *,
         priority: Priority | None = None,
         kind: ProactiveKind | None = None,
+        durable: bool | None = None,
     ) -> asyncio.Future:
-        """Send ``message``. In a job it is bot-initiated (proactive: quiet hours and caps apply, light by default);
-        in answer to an event it is a reply unless ``kind`` says otherwise."""
+        """Send ``message``; the future resolves to a ``bot.governor.SendOutcome`` (awaiting it is optional).
+
+        In a job it is bot-initiated (proactive: quiet hours and caps apply, light by default); in answer to an
+        event it is a reply unless ``kind`` says otherwise.
+
+        Durable (the default for proactive messages — every send from a job, and any with ``kind=``; ask for it
+        with ``durable=True`` for a reply that must not be lost, e.g. a draw's result): the message is written to
+        the outbox in this handler's transaction and handed to the governor only once that commits. So it is
+        committed together with the work that decided it (a draw, a reminder's claim) and survives a restart — sent
+        once after it, or dropped as stale by the governor's ``max_delay_s`` — and if the transaction rolls back it
+        is never sent, like everything else the handler did (the future then never resolves). Send from the
+        handler itself, not from an ``after_commit`` callback: there the transaction is over, and the message is
+        only written behind, moments later. Other replies go straight to the governor, which keeps them in the
+        outbox only if it has to hold them back (quiet hours, back-off, the transport offline). See bot/outbox.py.
+        """
         if self.job is not None:
             priority = Priority.SCHEDULED if priority is None else priority
             kind = ProactiveKind.LIGHT if kind is None else kind
         elif priority is None:
             priority = Priority.REPLY
-        return self.services.governor.submit(message, priority=priority, kind=kind, skill=self.skill)
+        governor = self.services.governor
+        if durable is None:
+            durable = kind is not None
+        if not durable:
+            return governor.submit(message, priority=priority, kind=kind, skill=self.skill)
+        if self._committed:  # after the commit: no transaction to join; the governor writes it behind
+            return governor.submit(message, priority=priority, kind=kind, skill=self.skill, keep=True)
+        entry = OutboxEntry(message, priority, kind, self.skill, self.now, self.services.bot_id)
+        future = asyncio.get_running_loop().create_future()
+        stage(self.session, entry)
+        after_commit(self.session, lambda: governor.submit(message, priority=priority, kind=kind, skill=self.skill,
+                                                           entry=entry, future=future))
+        return future
 
     def coalesce(self, key: str, item: Any, render: Callable[[list[Any]], OutgoingMessage | None], *,
                  window_s: float, priority: Priority = Priority.REPLY, kind: ProactiveKind | None = None) -> None:

@@ -10,6 +10,17 @@ Gentleness for proactive (bot-initiated) messages, checked when a message is abo
 quiet hours (defer or drop, per kind) → opt-out (no light/promotional 1-on-1 message to a member who sent
 /退订) → daily caps per room and per member (drop) → the minimum gap between a room's proactive messages and a
 lively conversation in the room (defer). Transactional messages keep quiet hours only.
+
+Held messages survive a restart (bot/outbox.py): a message that arrives with an outbox row (decided in a
+transaction, ``entry=``) or that the governor holds back — quiet hours, a room's gap, a lively room, back-off, the
+transport offline — has a row; so has everything still waiting at stop (``keep_all``). Such a row is marked
+``sending`` (committed) before the transport is called, so a message is never sent twice; ``restore`` takes the
+rows a previous run left pending. Replies that can go at once never touch the database.
+
+Offline and login (the transports' contract): a send that raises ``NotConnectedError`` means "not sent, the
+transport is disconnected": the governor then holds every message (kept in the outbox), probing once every
+``OFFLINE_PROBE_S``, until ``on_login`` reports the transport back (or a probe gets through); then each goes out
+once, or is dropped as stale. ``UncertainDeliveryError`` means "may have arrived": never retried.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from bot.backoff import backoff_delay
 from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
-from bot.governor_stores import ActivityRecorder, GovernorCapStore
+from bot.governor_stores import ActivityRecorder, GovernorCapStore, GovernorOutbox, OutboxEntry
 from bot.transports.base import FatalTransportError, NotConnectedError, RiskControlError, UncertainDeliveryError
 
 log = logging.getLogger(__name__)
@@ -62,6 +73,7 @@ class _Queued:
     attempts: int = 0
     retrying: bool = False  # waiting after a failure, not for quiet hours
     held_since: datetime | None = None  # first held back for a lively conversation (the wait is limited)
+    entry: OutboxEntry | None = None  # its outbox row, once it has one
 
     @property
     def order(self) -> tuple[int, int]:
@@ -91,12 +103,15 @@ class SendGovernor:
         caps: GovernorCapStore,
         activity: ActivityRecorder,
         rng: random.Random | None = None,
+        outbox: GovernorOutbox | None = None,
     ) -> None:
         self._send = send
         self._clock = clock
         self.settings = settings
         self._caps = caps
         self._activity = activity
+        self._outbox = outbox  # None: nothing survives a restart (the governor's own tests)
+        self.account_id: str | None = None  # written on the rows it keeps (the app sets it at login)
         self._rng = rng or random.Random()
         self._seq = itertools.count()
         self._ready: list[tuple[tuple[int, int], _Queued]] = []  # sorted by (priority, seq)
@@ -124,7 +139,8 @@ class SendGovernor:
     # -- public API ---------------------------------------------------------------------------------------------
 
     def on_login(self, at: datetime | None = None) -> None:
-        """Start the warm-up period: slower pacing right after (re)login; release what was held while offline."""
+        """The transport (re)logged in: start the warm-up period (slower pacing) and release what was held while
+        offline. Transports call it (through ``BotApp.logged_in``) after every login, the first included."""
         self._login_at = at or self._clock.now()
         if self._halted_since is not None:
             log.info("login: trying to send again after the platform refused our credentials")
@@ -155,12 +171,18 @@ class SendGovernor:
         priority: Priority = Priority.REPLY,
         kind: ProactiveKind | None = None,
         skill: str | None = None,
+        entry: OutboxEntry | None = None,
+        keep: bool = False,
+        future: asyncio.Future | None = None,
     ) -> asyncio.Future:
-        """Queue a message; the returned future resolves to a SendOutcome (awaiting it is optional)."""
+        """Queue a message; the returned future (``future``, if given) resolves to a SendOutcome (awaiting it is
+        optional). ``entry``: its outbox row, written already (bot.context stages it in the deciding transaction);
+        ``keep``: give it a row now even if it can go at once (it was decided after a commit)."""
         if kind is None and priority != Priority.REPLY:
             kind = ProactiveKind.TRANSACTIONAL if priority == Priority.TRANSACTIONAL else ProactiveKind.LIGHT
         now = self._clock.now()
-        future = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         policy = self._policy(kind)
         item = _Queued(
             message=message,
@@ -172,18 +194,44 @@ class SendGovernor:
             expires_at=now + timedelta(seconds=policy.max_delay_s if policy else self.settings.reply_max_delay_s),
             seq=next(self._seq),
             future=future,
+            entry=entry,
         )
-        if policy and self._quiet(now):
-            if policy.quiet_hours == "drop":
-                self._drop(item, "quiet_hours")
-                return future
-            item.not_before = self.quiet_hours_end(now)
-            if item.expires_at is not None and item.not_before > item.expires_at:
-                self._drop(item, "stale")
-                return future
-        self._enqueue(item)
-        self._schedule()
+        if keep:
+            self._keep(item)
+        self._admit(item, now)
         return future
+
+    def restore(self, entries: list[OutboxEntry]) -> None:
+        """Take back the messages a previous run left in the outbox (``Outbox.resume``): each is sent once, or
+        dropped as stale (``max_delay_s`` from when it was decided) or by quiet hours, like any other."""
+        now = self._clock.now()
+        for entry in entries:
+            policy = self._policy(entry.kind)
+            max_delay = policy.max_delay_s if policy else self.settings.reply_max_delay_s
+            item = _Queued(
+                message=entry.message,
+                priority=entry.priority,
+                kind=entry.kind,
+                skill=entry.skill,
+                created_at=entry.decided_at,
+                not_before=now,
+                expires_at=entry.decided_at + timedelta(seconds=max_delay),
+                seq=next(self._seq),
+                future=None,
+                attempts=entry.attempts,
+                entry=entry,
+            )
+            if now > item.expires_at:
+                self._drop(item, "stale")
+                continue
+            self._admit(item, now)
+
+    def keep_all(self) -> int:
+        """At stop: give every message still waiting a row, so the next start sends it (or drops it as stale).
+        Returns how many are waiting."""
+        for item in self._waiting():
+            self._keep(item)
+        return self.pending
 
     def saw_message(self, room_id: str, at: datetime) -> None:
         """A member spoke in a room (the dispatcher calls this): how the governor knows a room is lively."""
@@ -234,6 +282,45 @@ class SendGovernor:
             if bucket is not None and bucket.timer is not None:
                 bucket.timer.cancel()
                 await bucket.timer.callback()
+
+    def _admit(self, item: _Queued, now: datetime) -> None:
+        """Quiet hours, then the queue; a message that will wait gets its outbox row."""
+        policy = self._policy(item.kind)
+        if policy and self._quiet(now):
+            if policy.quiet_hours == "drop":
+                self._drop(item, "quiet_hours")
+                return
+            item.not_before = self.quiet_hours_end(now)
+            if item.expires_at is not None and item.not_before > item.expires_at:
+                self._drop(item, "stale")
+                return
+        if (item.not_before > now or self._offline_since is not None
+                or (self._backoff_until is not None and self._backoff_until > now)):
+            self._keep(item)
+        self._enqueue(item)
+        self._schedule()
+
+    def _keep(self, item: _Queued) -> None:
+        """The message is held back (or the process is stopping): make sure it has an outbox row."""
+        if self._outbox is None or item.entry is not None:
+            return
+        item.entry = OutboxEntry(item.message, item.priority, item.kind, item.skill, item.created_at,
+                                 self.account_id, attempts=item.attempts)
+        self._outbox.keep(item.entry)
+
+    def _keep_waiting(self) -> None:
+        """Everything waits now (back-off, offline): every queued message gets its row."""
+        if self._outbox is not None:
+            for item in self._waiting():
+                self._keep(item)
+
+    def _waiting(self) -> list[_Queued]:
+        return [e[1] for e in self._ready] + [e[2] for e in self._deferred]
+
+    def _unsent(self, item: _Queued) -> None:
+        """The transport said it sent nothing: the row goes back from sending to pending."""
+        if self._outbox is not None and item.entry is not None:
+            self._outbox.mark(item.entry, "pending")
 
     @property
     def busy(self) -> bool:
@@ -362,6 +449,7 @@ class SendGovernor:
                     self._drop(item, "quiet_hours")
                 else:
                     item.not_before = self.quiet_hours_end(now)
+                    self._keep(item)
                     self._enqueue(item)
                 return
             if item.kind != ProactiveKind.TRANSACTIONAL:
@@ -382,8 +470,15 @@ class SendGovernor:
                 if hold is not None:
                     reason, item.not_before = hold
                     self.held[reason] = self.held.get(reason, 0) + 1
+                    self._keep(item)
                     self._enqueue(item)
                     return
+        if item.entry is not None and self._outbox is not None:
+            try:  # committed before the transport is called: after a crash it is "uncertain", never resent
+                await self._outbox.sending(item.entry)
+            except Exception as exc:
+                self._retry_or_drop(item, now, exc, "outbox", "outbox_error")
+                return
         try:
             platform_id = await self._send(item.message)
         except RiskControlError as exc:
@@ -395,20 +490,26 @@ class SendGovernor:
                 "send_failed", **self._where(item), skill=item.skill,
                 detail={"reason": "risk_control", "error": str(exc)[:200], "backoff_s": delay},
             )
+            self._unsent(item)
             self._enqueue_front(item)
+            self._keep_waiting()
             return
         except FatalTransportError as exc:  # a wrong token: retrying would only repeat the refusal
             if self._halted_since is None:
                 self._halted_since = now
                 log.error("sending stopped (%s): %d messages held until the next login", exc, self.pending + 1)
+            self._unsent(item)
             self._enqueue_front(item)
+            self._keep_waiting()
             return
         except NotConnectedError as exc:
             if self._offline_since is None:
                 self._offline_since = now
                 log.warning("transport disconnected (%s): holding messages until it logs in again", exc)
             self._probe_at = now + timedelta(seconds=OFFLINE_PROBE_S)
+            self._unsent(item)
             self._enqueue_front(item)
+            self._keep_waiting()
             return
         except UncertainDeliveryError as exc:  # it may have arrived: a retry could send it twice
             log.error("send to %s may or may not have arrived (%s): not retried", item.message.chat_key, exc)
@@ -417,6 +518,7 @@ class SendGovernor:
             self._drop(item, "uncertain")
             return
         except Exception as exc:  # any other transport failure: retry a few times, then give up loudly
+            self._unsent(item)
             self._retry_or_drop(item, now, exc, "transport", "transport_error")
             return
         self._offline_since = None
@@ -454,6 +556,8 @@ class SendGovernor:
 
     def _retry_or_drop(self, item: _Queued, now: datetime, exc: Exception, failure: str, reason: str) -> None:
         item.attempts += 1
+        if item.entry is not None:
+            item.entry.attempts = item.attempts
         self._activity.record(
             "send_failed", **self._where(item), skill=item.skill,
             detail={"reason": failure, "error": str(exc)[:200], "attempt": item.attempts},
@@ -465,6 +569,7 @@ class SendGovernor:
         log.warning("send to %s failed (attempt %d, %s): %s", item.message.chat_key, item.attempts, failure, exc)
         item.not_before = now + timedelta(seconds=backoff_delay(item.attempts, RETRY_INITIAL_S))
         item.retrying = True
+        self._keep(item)
         self._enqueue(item)
 
     def _enqueue_front(self, item: _Queued) -> None:
@@ -487,6 +592,8 @@ class SendGovernor:
         if item.message.mentions:
             detail["mentions"] = list(item.message.mentions)
         self._activity.record("sent", **self._where(item), skill=item.skill, detail=detail, at=now)
+        if self._outbox is not None and item.entry is not None:
+            self._outbox.mark(item.entry, "sent", at=now)
         if item.future is not None and not item.future.done():
             item.future.set_result(SendOutcome(True, now, platform_id=platform_id))
 
@@ -498,6 +605,8 @@ class SendGovernor:
             "send_dropped", **self._where(item), skill=item.skill,
             detail={"reason": reason, "text": item.message.text[:200], "kind": item.kind.value if item.kind else "reply"},
         )
+        if self._outbox is not None and item.entry is not None:
+            self._outbox.mark(item.entry, "uncertain" if reason == "uncertain" else "dropped", reason=reason)
         if item.future is not None and not item.future.done():
             item.future.set_result(SendOutcome(False, now, reason=reason))
 

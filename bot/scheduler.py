@@ -4,7 +4,12 @@ Jobs live in the ``scheduled_jobs`` table, keyed by a caller-chosen ``key`` (sch
 replaces the job), and name a handler registered by a skill (``@skill.job``), so they survive restarts.
 
 Missed runs (the bot was down): one catch-up run if the job is at most ``misfire_grace_s`` late, otherwise the
-run is skipped and logged; never a burst of missed runs. A job's effects and its bookkeeping commit together.
+run is skipped and logged; never a burst of missed runs. A recurring job's next run is computed from the present,
+never by stepping through the runs it missed. A job's effects and its bookkeeping commit together.
+
+The same holds when a virtual clock jumps (a replay line far in the future, ``--until`` weeks ahead): a recurring
+job whose next run would still lie more than ``CLOCK_JUMP`` before where the clock is heading runs once on the
+way, and its next run is computed from where the clock lands — not once per virtual day of the jump.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_ATTEMPTS = 3  # a one-off job that keeps failing is marked failed after this many tries
 BATCH = 100  # jobs run per look at the table
 RETRY_S = 30  # after a pass failed (the database away), the next look
+# A virtual clock heading further than this past a recurring job's next run has jumped (see the module's docstring).
+# A week: a replay of a few quiet days, or --until tomorrow, still runs every daily job each day.
+CLOCK_JUMP = timedelta(days=7)
 
 # The statements of the hot path, built once: Core on the table, parameters bound per run. Building a statement
 # costs about as much as running it through SQLAlchemy, and an ORM load and flush several times more; on a day
@@ -443,6 +451,11 @@ class Scheduler:
             due = job.next_run_at
             late = (now - due).total_seconds()
             following = self.next_after(job.schedule, job.spec, now) if job.schedule != "once" else None
+            landing = self._clock.horizon
+            if following is not None and landing - following > CLOCK_JUMP:
+                log.info("job %s: the clock jumps to %s; its runs until then are skipped (next run from there)",
+                         job.key, landing.isoformat())
+                following = self.next_after(job.schedule, job.spec, landing)
             skill_name = job.handler.split(".")[0]
             if late > job.misfire_grace_s:
                 log.warning("job %s was due %s, %.0f s ago (grace %d s): skipped", job.key, due.isoformat(), late,

@@ -136,3 +136,32 @@ class BridgeEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     __table_args__ = {"sqlite_with_rowid": False}
+
+
+class OutboxMessage(Base):
+    """A message the send governor must not lose (bot/outbox.py): decided inside a transaction and sent once that
+    commits, or held back (quiet hours, a room's gap, a lively room, back-off, the transport offline).
+
+    ``status``: pending → sending (committed before the transport is called) → sent | dropped | uncertain. A row
+    still ``sending`` when its process stopped may have arrived: it becomes ``uncertain`` and is never resent.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # the account that decided it: on a database shared by several accounts each process resumes only its own
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    mentions: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer)  # bot.events.Priority
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # ProactiveKind; None: a reply
+    skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)  # why dropped (or uncertain)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed sends so far
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    # the start's look for unfinished rows; finished ones are most of the table
+    __table_args__ = (Index("ix_outbox_status", "status"),)

@@ -3,12 +3,15 @@ restarts, misfires, failures and transactional bookkeeping. Real app, real SQLit
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.context import Context
+from bot.replayer import run_replay
 from bot.scheduler import MAX_ATTEMPTS, ScheduleError
 from storage.models import Activity, Member, ScheduledJob
 from tests.support import TZ, Harness, make_config
@@ -255,6 +258,42 @@ async def test_many_missed_periods_within_grace_give_exactly_one_catch_up(db_url
         assert (await b.app.scheduler.get("c")).next_run_at == local(23, 10)
         await b.clock.advance_to(local(23, 10, 5))
         assert rec.at == [local(23, 9, 55), local(23, 10)]
+
+
+async def test_a_clock_jump_runs_a_daily_job_once_not_once_per_virtual_day(db_url):
+    async with Harness(make_config(), db_url) as h:
+        rec = Recorder()
+        await started(h, rec=rec)
+        await h.app.scheduler.schedule("d", "t.rec", daily="09:30")
+        landing = local(23, 9) + timedelta(days=365)  # a replay line a year ahead, or --until
+        await h.clock.advance_to(landing)
+        assert rec.at == [local(23, 9, 30)]
+        job = await h.app.scheduler.get("d")
+        assert (job.run_count, job.next_run_at) == (1, landing + timedelta(minutes=30))  # from where it landed
+        await h.clock.advance_to(landing + timedelta(days=2))
+        assert len(rec.runs) == 3  # daily again from there
+
+
+async def test_a_few_quiet_days_are_not_a_jump(db_url):
+    async with Harness(make_config(), db_url) as h:
+        rec = Recorder()
+        await started(h, rec=rec)
+        await h.app.scheduler.schedule("d", "t.rec", daily="09:30")
+        await h.clock.advance_to(local(30, 9))  # a week without an event: every run happens, at its time
+        assert rec.at == [local(day, 9, 30) for day in range(23, 30)]
+
+
+async def test_a_replay_of_two_lines_a_year_apart_runs_a_daily_schedule_at_most_twice(tmp_path):
+    raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "schedule"]},
+           "skills": {"schedule": {"items": {"早安": {"daily": "10:00", "text": "早上好", "targets": ["room:g1"]}}}}}
+    lines = [json.dumps({"at": at, "kind": "message", "room": "g1", "user": "u1", "text": "大家好"})
+             for at in ("2026-11-23T09:00:00+08:00", "2027-11-23T09:00:00+08:00")]
+    out, err, handled = io.StringIO(), io.StringIO(), []
+    status = await run_replay(make_config(raw), enumerate(lines, start=1), out=out, err=err,
+                              db_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", on_event=handled.append)
+    greetings = [a for a in map(json.loads, out.getvalue().splitlines()) if a["text"] == "早上好"]
+    assert status == 0 and 1 <= len(greetings) <= 2, (len(greetings), err.getvalue()[-500:])
+    assert handled[1] < 1.0  # the year-long jump: one run on the way, not 365
 
 
 async def test_misfire_exactly_at_grace_still_runs(db_url):

@@ -403,14 +403,11 @@ async def draw_job(ctx: Context) -> None:
     if result is None:
         return  # cancelled: nothing to do
     active = _active(ctx)
-    message = draw_message(result)
-
-    def announce() -> None:
-        _forget(active, result.room_id, result.lottery_id)
-        # members are waiting for this: not promotional, so daily caps don't swallow it (quiet hours still apply)
-        ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
-
-    ctx.after_commit(announce)
+    # Members are waiting for this: not promotional, so daily caps don't swallow it (quiet hours still apply).
+    # Sent from the job itself: the announcement is committed with the draw and goes out once that commits, even
+    # if the bot restarts before quiet hours end.
+    ctx.send(draw_message(result), priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+    ctx.after_commit(lambda: _forget(active, result.room_id, result.lottery_id))
 
 
 @skill.command("lottery draw", aliases=("抽奖 开奖",), usage="/lottery draw（或 /抽奖 开奖）",
@@ -439,13 +436,8 @@ async def draw_now(ctx: Context) -> None:
         return
     await ctx.services.scheduler.cancel(_draw_key(lot.id), session=session)
     active = _active(ctx)
-    message = draw_message(result)
-
-    def announce() -> None:
-        _forget(active, result.room_id, result.lottery_id)
-        ctx.send(message)  # the admin's command: a reply
-
-    ctx.after_commit(announce)
+    ctx.send(draw_message(result), durable=True)  # the admin's command: a reply, committed with the draw
+    ctx.after_commit(lambda: _forget(active, result.room_id, result.lottery_id))
 
 
 # -- ending without a draw ------------------------------------------------------------------------------------------

@@ -217,23 +217,21 @@ def _record_reminder(services: Services, detail: dict, member_id: str | None = N
 
 
 def _send_after_commit(ctx: Context, message: OutgoingMessage, detail: dict) -> None:
+    """Send a reminder once the job's claim commits: ``ctx.send`` from the job commits the message with the claim
+    (the outbox) and hands it to the governor after the commit."""
     services = ctx.services
+    future = ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
 
-    def go() -> None:
-        future = ctx.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+    def done(f: asyncio.Future) -> None:
+        outcome = f.result() if not f.cancelled() else None
+        result = dict(detail)
+        if outcome is not None and outcome.sent:
+            result["outcome"] = "sent"
+        else:
+            result["outcome"], result["reason"] = "dropped", outcome.reason if outcome else "cancelled"
+        _record_reminder(services, result, message.user_id, message.room_id)
 
-        def done(f: asyncio.Future) -> None:
-            outcome = f.result() if not f.cancelled() else None
-            result = dict(detail)
-            if outcome is not None and outcome.sent:
-                result["outcome"] = "sent"
-            else:
-                result["outcome"], result["reason"] = "dropped", outcome.reason if outcome else "cancelled"
-            _record_reminder(services, result, message.user_id, message.room_id)
-
-        future.add_done_callback(done)
-
-    ctx.after_commit(go)
+    future.add_done_callback(done)
 
 
 @skill.job("remind")
