@@ -27,7 +27,7 @@ from sqlalchemy import select
 from bot.config import HttpSettings
 from bot.http import HttpRequest, HttpResponse
 from bot.skill import RouteSpec, Skill
-from bot.web import access_log, auth
+from bot.web import access_log, auth, malformed
 
 if TYPE_CHECKING:
     from bot.context import Services
@@ -161,6 +161,7 @@ def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill
               bridge: BridgeReceiver | None = None, health_of: SessionHealth | None = None) -> web.Application:
     from bot.web import dashboard
 
+    malformed.install()
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SERVICES] = services
     app[SETTINGS] = settings
