@@ -20,7 +20,9 @@ def parse_hhmm(text: str) -> time | None:
 
 def parse_duration(text: str) -> timedelta | None:
     """``30m``, ``2h``, ``1h30m``, ``1d``, ``90s``, ``30分钟``, ``2小时``, ``1天`` (full-width digits too); a bare
-    number is minutes. None for anything else (``forever``, ``-5m``, empty)."""
+    number is minutes. None for anything else (``forever``, ``-5m``, ``³``, empty)."""
+    if any(c.isdigit() and not c.isdecimal() for c in text):  # ² ³: digits to isdigit(), not to a member
+        return None
     text = unicodedata.normalize("NFKC", text).strip().lower()
     if text.isascii() and text.isdigit() and len(text) <= 6:
         return timedelta(minutes=int(text))

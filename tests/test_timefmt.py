@@ -13,6 +13,7 @@ def test_durations_both_ways():
     assert parse_duration("２小时") == timedelta(hours=2)  # full-width digits, as typed on a phone
     assert parse_duration("45") == timedelta(minutes=45)
     assert parse_duration("-5m") is None and parse_duration("forever") is None
+    assert parse_duration("³") is None
     assert format_duration(timedelta(days=1, minutes=5)) == "1天5分钟" and format_duration(timedelta()) == "0秒"
 
 

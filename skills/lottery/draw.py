@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+
+from bot.timefmt import format_duration, parse_duration  # noqa: F401  (the lottery's durations)
 
 ALIAS_LEN = 8  # hex characters: 32 bits, so two of a few thousand entrants rarely share one (then: see alias)
 MAX_ID = 10**12  # lottery ids and page numbers people type: anything longer is a typo, not a lottery
@@ -102,35 +102,3 @@ def whole_number(text: str) -> int | None:
     """A non-negative whole number of at most 9 digits (full-width digits too), or None: ``isdecimal``, not
     ``isdigit``, which accepts ``³`` that int() refuses."""
     return int(text) if text.isdecimal() and len(text) <= 9 else None
-
-
-_UNITS = {"s": 1, "秒": 1, "m": 60, "min": 60, "分": 60, "分钟": 60, "h": 3600, "小时": 3600, "时": 3600,
-          "d": 86400, "天": 86400}
-_PART = re.compile(r"(\d{1,6})\s*(分钟|小时|min|[smhd秒分时天])", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """``30m``, ``2h``, ``1h30m``, ``1d``, ``90s``, ``30分钟``, ``2小时``, ``1天``; a bare number is minutes.
-    None for anything else (``forever``, ``-5m``, ``³``, empty)."""
-    text = text.strip().lower()
-    if text.isdecimal() and len(text) <= 6:
-        return timedelta(minutes=int(text))
-    pos, total = 0, 0
-    for m in _PART.finditer(text):
-        if m.start() != pos:
-            return None
-        total += int(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if pos == 0 or pos != len(text):
-        return None
-    return timedelta(seconds=total)
-
-
-def format_duration(d: timedelta) -> str:
-    seconds = int(d.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}天" if days else "", f"{hours}小时" if hours else "", f"{minutes}分钟" if minutes else "",
-             f"{secs}秒" if secs else ""]
-    return "".join(parts) or "0秒"
