@@ -300,8 +300,7 @@ class Skill(Generic[S, T]):
         pseudonym) -> int`` (see :class:`MemberDataSpec`). Every skill with tables holding member ids declares it,
         so ``/我的数据`` and ``/删除我的数据`` reach them::
 
-            from skills.vip import privacy      # skills/vip/privacy.py: export() and erase()
-            skill.member_data(privacy)
+            skill.member_data(privacy)      # privacy: the module skills/vip/privacy.py, export() and erase()
         """
         export, erase = getattr(provider, "export", None), getattr(provider, "erase", None)
         if not callable(export) or not callable(erase):
