@@ -15,8 +15,8 @@ M = "\u2005"
 def run(tmp_path, events: list[dict]) -> subprocess.CompletedProcess:
     config = tmp_path / "config.toml"
     config.write_text(
-        '[bot]\nadmins = ["admin1"]\nskills = ["ping", "checkin", "faq"]\n[governor]\njitter_s = 0.0\n'
-        f'[skills.faq]\nknowledge_dir = "{ROOT / "knowledge"}"\noperators = ["op1"]\n', encoding="utf-8")
+        '[bot]\nadmins = ["admin1"]\nskills = ["ping", "checkin", "faq"]\noperators = ["op1"]\n[governor]\njitter_s = 0.0\n'
+        f'[skills.faq]\nknowledge_dir = "{ROOT / "knowledge"}"\n', encoding="utf-8")
     script = tmp_path / "events.jsonl"
     script.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in events) + "\n", encoding="utf-8")
     return subprocess.run([sys.executable, "-m", "bot", "replay", str(script), "--config", str(config),

@@ -220,7 +220,7 @@ async def tickets_command(ctx: Context) -> None:
 async def operators_room_reply(ctx: Context) -> None:
     event = ctx.event
     room = ctx.config.bot.operators_room
-    if not room or not isinstance(event, MessageReceived) or event.room_id != room or "#" not in event.text[:4]:
+    if not room or not isinstance(event, MessageReceived) or event.room_id != room:
         return
     text, _ = strip_mentions(event.text)
     m = _OPERATORS_ROOM_REPLY.match(text.strip().replace("＃", "#", 1))
