@@ -148,9 +148,11 @@ async def test_only_operators_admins_and_the_operators_room_handle_tickets(harne
     await h.settle()
     assert [s.message.conversation_id for s in h.sent if "待人工回复" in s.text] == ["op1", "staff"]
     assert "在运营群里发 #1 回复内容" in texts_to(h, "staff")[0]
+    await h.say("u2", "/help", room=None, after_s=1)
     for who, text in (("u2", "/reply 1 我来冒充"), ("u2", "/close 1"), ("u2", "/tickets")):
         await h.say(who, text, room="g1", after_s=1)
     await h.settle()
+    assert "/kb" not in texts_to(h, "u2")[0] and "/reply" not in texts_to(h, "u2")[0]  # not offered to members
     assert texts_to(h, "g1")[-3:] == [f"@u2{M}只有运营同学（bot.operators）和总管理员可以处理人工接管的问题。"] * 3
     await h.say("admin1", "/tickets", room=None, after_s=1)
     await h.say("staff9", "#1 产地是云南", room="staff", name="客服小美", after_s=1)  # anyone in the staff room

@@ -13,7 +13,8 @@ would need a way for one skill to call another, which the core does not offer (a
 - ``/reply 12 文字`` (or ``#12 文字`` in the operators' room) answers the member through the bot, where they asked
   (1-on-1, or in the room with an @); ``/close 12`` closes it; ``/tickets`` lists the waiting ones.
 - Who: global admins (``bot.admins``), the configured operators, and anyone in the operators' room (configured
-  as a room of staff). The router's scope is "member" (operators are not admins); the handler checks.
+  as a room of staff). The router's scope is "member" (operators are not admins); the handler checks. The
+  commands are hidden from /help (members would only be refused); the operators' notes say how to answer.
 - A ticket still waiting after ``renotify_after`` is told once more (the ``faq.renotify`` job).
 """
 
@@ -167,7 +168,7 @@ def _ticket_number(raw: str) -> int:
     return int(raw)
 
 
-@skill.command("reply", aliases=("回复",), usage="/reply 编号 回复内容",
+@skill.command("reply", aliases=("回复",), usage="/reply 编号 回复内容", hidden=True,  # not in members' /help
                help="（运营）回复转人工的问题，经机器人发给提问的群友")
 async def reply_command(ctx: Context) -> None:
     if not may_handle(ctx):
@@ -180,7 +181,7 @@ async def reply_command(ctx: Context) -> None:
     await _reply(ctx, ticket_id, rest[1])
 
 
-@skill.command("close", aliases=("关闭",), usage="/close 编号", help="（运营）关闭一个转人工的问题")
+@skill.command("close", aliases=("关闭",), usage="/close 编号", help="（运营）关闭一个转人工的问题", hidden=True)
 async def close_command(ctx: Context) -> None:
     if not may_handle(ctx):
         ctx.reply(REFUSED)
@@ -199,7 +200,7 @@ async def close_command(ctx: Context) -> None:
     ctx.reply(f"已关闭 #{ticket_id}。")
 
 
-@skill.command("tickets", aliases=("工单",), usage="/tickets", help="（运营）等待人工回复的问题")
+@skill.command("tickets", aliases=("工单",), usage="/tickets", help="（运营）等待人工回复的问题", hidden=True)
 async def tickets_command(ctx: Context) -> None:
     if not may_handle(ctx):
         ctx.reply(REFUSED)
