@@ -13,7 +13,9 @@ handoff. Outcomes:
   ``wrong`` (answered with another entry);
 - unanswerable: ``handoff`` (right), ``offered`` (a choice: the member can say none), ``wrong`` (answered).
 
-The bar: right + first ≥ 90 % of the answerable, 0 wrong in all. ``--show`` lists every question not right.
+The bar: right + first ≥ 90 % of the answerable, 0 wrong in all. ``entry_removed_answered``: the share of the
+answerable questions still answered outright when their own entry is hidden (any answer then is wrong; goal ≤ 5 %).
+``--show`` lists every question not right.
 The last line is one JSON object.
 """
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from skills.faq import FaqSettings  # noqa: E402
 from skills.faq.knowledge.base import Snapshot, build  # noqa: E402
+from skills.faq.knowledge.index import confidence  # noqa: E402
 
 DATA = ROOT / "bench" / "faq_everyday.tsv"
 NONE = "-"
@@ -84,6 +87,24 @@ def judge(snap: Snapshot, cases: list[Case], settings: FaqSettings = FaqSettings
     return out
 
 
+def answered_without_entry(snap: Snapshot, cases: list[Case], settings: FaqSettings = FaqSettings()) -> float:
+    """The share of the answerable cases answered outright when their own entry is hidden."""
+    index = snap.index
+    ids = [e.id for e in index.entries]
+    answered = total = 0
+    for case in cases:
+        if case.entry == NONE or case.entry not in ids:
+            continue
+        total += 1
+        hidden = index.doc_entry == ids.index(case.entry)
+        ranked = index.rank(index.analyzer.analyse(case.question, index.lexicon), hidden)
+        if ranked:
+            sim = ranked[0][1]
+            lead = sim - (ranked[1][1] if len(ranked) > 1 else 0.0)
+            answered += confidence(sim, lead, index.calibration) >= settings.answer_threshold
+    return round(answered / max(total, 1), 4)
+
+
 def summarise(outcomes: list[Outcome]) -> dict:
     known = [o for o in outcomes if o.case.entry != NONE]
     unknown = [o for o in outcomes if o.case.entry == NONE]
@@ -122,6 +143,8 @@ def main() -> int:
         return 2
     outcomes = judge(snap, cases)
     report = summarise(outcomes)
+    report["entry_removed_answered"] = answered_without_entry(snap, cases)
+    report["calibration"] = snap.index.calibration
     report["entries"] = len(snap.entries)
     report["seconds"] = round(time.perf_counter() - started, 2)
     if args.show:

@@ -98,7 +98,7 @@ async def test_numbered_choice_when_confidence_is_middling(kb_dir, db_url):
         assert sent[1].startswith("请回复 1 到")
         answers = await activity(h, "faq_answer")
         assert [(a["mode"], a["q"]) for a in answers] == [("choice", "退货")]
-        assert 0.01 <= answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked
+        assert 0 < answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked (the second: below the top)
         assert state(h.app.services).kb.entry(answers[0]["entry"]).question == second
         assert sent[2] == state(h.app.services).kb.entry(answers[0]["entry"]).answer
         await h.say("u1", "1", room=None, after_s=10)  # nothing pending any more: "1" is just a question

@@ -20,12 +20,12 @@ from itertools import chain, count
 import numpy as np
 
 from skills.faq.knowledge.entries import Entry
-from skills.faq.knowledge.text import Analyzer
+from skills.faq.knowledge.text import Analysed, Analyzer, Lexicon, without_places
 
-VIEWS = ("words", "chars")
+VIEWS = ("words", "chars", "forms")
 # How much each view counts (stage 1 and stage 2); fitted on the dev split, see bench/faq_eval.py.
 RECALL_WEIGHTS = {"words": 0.5, "chars": 0.5}
-RERANK_WEIGHTS = {"words": 0.3, "chars": 0.7}
+RERANK_WEIGHTS = {"words": 0.25, "chars": 0.5, "forms": 0.25}
 CANDIDATES = 30
 K1, B = 1.5, 0.75
 CACHE_SIZE = 4096  # recent query texts per index  # Okapi BM25's usual constants
@@ -145,8 +145,10 @@ class Index:
         analysed = analyzer.analyse_many(self.doc_text) if self.doc_text else []
         self.doc_entry = np.asarray(doc_entry, dtype=np.int32)
         self.views = {v: _View([getattr(a, v) for a in analysed]) for v in VIEWS} if analysed else {}
+        self.lexicon: Lexicon | None = analyzer.lexicon(self.views["words"].vocab) if self.views else None
         self.scoped = np.asarray([bool(e.rooms) for e in entries], dtype=bool)
         self._cache: dict[tuple, list[Hit]] = {}
+        self.calibration: tuple[float, float, float] | None = None  # fitted on this knowledge base (calibrate.py)
         self.dense_view: Dense | None = None  # optional (skills/faq/knowledge/llm.py, skills/faq/knowledge/local.py)
 
     def __len__(self) -> int:
@@ -186,17 +188,35 @@ class Index:
 
     def _search(self, text: str, k: int, room_id: str | None, room_tags: tuple[str, ...],
                 dense_query: np.ndarray | None) -> list[Hit]:
-        q = self.analyzer.analyse(text)
+        view = self.dense_view  # one read: a view attached meanwhile can't mix with this search
+        cosine = view.matrix @ dense_query if view is not None and dense_query is not None else None
+        hidden = None
+        if room_id is not None and self.scoped.any():
+            visible = np.asarray([e.visible_in(room_id, room_tags) for e in self.entries], dtype=bool)
+            hidden = ~visible[self.doc_entry]
+        ranked = self.rank(self.analyzer.analyse(text, self.lexicon), hidden, cosine, view)
+        calibration = self.calibration or CALIBRATION
+        if cosine is not None:
+            calibration = view.calibration or CALIBRATION
+        hits = []
+        for rank, (e, sim, d) in enumerate(ranked[:k]):
+            nxt = ranked[rank + 1][1] if rank + 1 < len(ranked) else 0.0
+            lead = sim - nxt if rank == 0 else 0.0
+            hits.append(Hit(self.entries[e], confidence(sim, lead, calibration), sim, self.doc_text[d], lead))
+        return hits
+
+    def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
+             view: Dense | None = None) -> list[tuple[int, float, int]]:
+        """Entries by similarity, best first: (entry index, similarity, its best question's row). ``hidden``:
+        a mask of question rows left out (other rooms' entries; the held-out question when calibrating)."""
+        q = without_places(q, self.views["words"].vocab)
         n = len(self.doc_entry)
         queries = {v: self.views[v].query(getattr(q, v)) for v in VIEWS}
         parts = [self.views[v].postings(*queries[v], w) for v, w in RECALL_WEIGHTS.items()]
         recall = np.bincount(np.concatenate([p[0] for p in parts]), weights=np.concatenate([p[1] for p in parts]),
                              minlength=n).astype(np.float64, copy=False)  # no known term: bincount gives ints
-        if room_id is not None and self.scoped.any():
-            visible = np.asarray([e.visible_in(room_id, room_tags) for e in self.entries], dtype=bool)
-            recall[~visible[self.doc_entry]] = -1.0
-        view = self.dense_view  # one read: a view attached meanwhile can't mix with this search
-        cosine = view.matrix @ dense_query if view is not None and dense_query is not None else None
+        if hidden is not None:
+            recall[hidden] = -1.0
         if cosine is not None:
             if view.floor:
                 cosine = (cosine - view.floor) / (1 - view.floor)
@@ -209,22 +229,14 @@ class Index:
         sims = np.zeros(len(cand), dtype=np.float32)
         for v, w in RERANK_WEIGHTS.items():
             sims += w * self.views[v].dice(*queries[v], cand)
-        calibration = CALIBRATION
         if cosine is not None:
             sims = (1 - view.weight) * sims + view.weight * np.maximum(cosine[cand], 0)
-            calibration = view.calibration or CALIBRATION
         best: dict[int, tuple[float, int]] = {}
         for d, sim in zip(cand.tolist(), sims.tolist()):
             e = int(self.doc_entry[d])
             if e not in best or sim > best[e][0]:
                 best[e] = (sim, d)
-        ranked = sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)
-        hits = []
-        for rank, (e, (sim, d)) in enumerate(ranked[:k]):
-            nxt = ranked[rank + 1][1][0] if rank + 1 < len(ranked) else 0.0
-            lead = sim - nxt if rank == 0 else 0.0
-            hits.append(Hit(self.entries[e], confidence(sim, lead, calibration), sim, self.doc_text[d], lead))
-        return hits
+        return [(e, sim, d) for e, (sim, d) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)]
 
 
 def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:
