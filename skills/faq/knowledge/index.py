@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import chain, count
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,12 @@ class Dense:
     weight: float = DENSE_WEIGHT
     floor: float = 0.0
     calibration: tuple[float, float, float] | None = None  # None: the lexical CALIBRATION
+
+
+class Ranked(NamedTuple):
+    entry: int  # index in Index.entries
+    similarity: float
+    doc: int  # its best question's row
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +213,7 @@ class Index:
         return hits
 
     def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
-             view: Dense | None = None) -> list[tuple[int, float, int]]:
+             view: Dense | None = None) -> list[Ranked]:
         """Entries by similarity, best first: (entry index, similarity, its best question's row). ``hidden``:
         a mask of question rows left out (other rooms' entries; the held-out question when calibrating)."""
         q = without_places(q, self.views["words"].vocab)
@@ -236,7 +243,7 @@ class Index:
             e = int(self.doc_entry[d])
             if e not in best or sim > best[e][0]:
                 best[e] = (sim, d)
-        return [(e, sim, d) for e, (sim, d) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)]
+        return [Ranked(e, sim, d) for e, (sim, d) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)]
 
 
 def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:

@@ -36,7 +36,7 @@ PARTICLES = frozenset("""
 一下 下 麻烦 您好 你好 在吗 亲 亲亲 谢谢 多谢 您 你 我 我们 你们 咱 咱们 他 她 它 俺 这个 那个 这 那 就 都
 也 又 才 很 挺 蛮 吧 一个 个 呐 哟 想 想要 要 能 能够 会 可以 可 帮 帮忙 帮我 给 把 被 让 跟 和 与 及 或
 我要 我想 想问 请教 有没有 是不是 怎么 怎么样 怎样 咋 咋样 如何 啥 什么 为什么 为啥 怎么办 是 有 在 到 去 可不可以 能不能 会不会
-咋办 咋整 咋弄 咋搞 怎么弄 怎么搞 怎么整 弄 搞 行不行 好不好 可以吗 能吗 行吗 呗 不咯
+支持 咋办 咋整 咋弄 咋搞 怎么弄 怎么搞 怎么整 弄 搞 行不行 好不好 可以吗 能吗 行吗 呗 不咯
 """.split())
 
 # What says nothing about a question even beside the others: the "forms" view keeps everything else (question
@@ -46,10 +46,13 @@ FILLER = frozenset("""
 在吗 亲 亲亲 谢谢 多谢 您 你 我 我们 你们 咱 咱们 俺 呗 呐 哟 就 都 也 又 才 很 挺 蛮 一个 个
 """.split())
 
+_SINGLE_PARTICLES = frozenset(w for w in PARTICLES if len(w) == 1)
+
 # Colloquial words as the knowledge base writes them (a token of the query or an entry becomes its value).
 COLLOQUIAL = {"看": "查", "瞅": "查", "瞧": "查", "看看": "查", "查看": "查", "查查": "查", "查询": "查", "看下": "查",
               "咋": "怎么", "啥": "什么", "如何": "怎么", "怎样": "怎么", "咋办": "怎么办", "咋样": "怎么样",
-              "啥时候": "什么时候", "啥时": "什么时候", "几时": "什么时候", "多会儿": "什么时候"}
+              "拍": "下单", "拍下": "下单", "得": "获得", "忘": "忘记", "拿": "取", "升": "升级",
+              "干啥": "用", "干什么": "用", "干嘛": "用", "能干": "用", "啥时候": "什么时候", "啥时": "什么时候", "几时": "什么时候", "多会儿": "什么时候"}
 
 # Latin words people type for Chinese ones; only a whole Latin word is replaced (so "vip" or "jdk" stay).
 ABBREVIATIONS = {"jd": "京东", "wx": "微信", "vx": "微信", "tb": "淘宝", "zfb": "支付宝", "sf": "顺丰", "kd": "快递",
@@ -137,31 +140,47 @@ class Lexicon:
                 sounds[key] = w if sounds.get(key, w) == w else None
         self.sounds = {k: w for k, w in sounds.items() if w is not None}
 
-    def repair(self, norm: str) -> str:
+    def repair(self, tokens: list[str]) -> str | None:
+        """The text of ``tokens`` with homophone typos replaced, or None when there is none. Only where jieba
+        found no word (a run of single characters: 推/货) and never over a particle (店里有 is not 店理由)."""
         if not self.sounds:
-            return norm
+            return None
         table = pinyin_of()
         out: list[str] = []
+        changed = False
         i = 0
-        while i < len(norm):
-            for size in (4, 3, 2):
-                run = norm[i:i + size]
-                if len(run) < size:
-                    continue
-                if run in self.words:
-                    out.append(run)
-                    break
-                if self.dictionary.get(run) or not all(c in table for c in run):
-                    continue
-                word = self.sounds.get(tuple(table[c] for c in run))
-                if word is not None:
-                    out.append(word)
-                    break
-            else:
-                out.append(norm[i])
+        while i < len(tokens):
+            j = i
+            while j < len(tokens) and len(tokens[j]) == 1:
+                j += 1
+            if j - i < 2:
+                out.append(tokens[i])
                 i += 1
                 continue
-            i += size
+            run = "".join(tokens[i:j])
+            fixed = self._repair_run(run, table)
+            changed = changed or fixed != run
+            out.append(fixed)
+            i = j
+        return "".join(out) if changed else None
+
+    def _repair_run(self, run: str, table: dict[str, str]) -> str:
+        out: list[str] = []
+        i = 0
+        while i < len(run):
+            for size in (4, 3, 2):
+                part = run[i:i + size]
+                if (len(part) < size or part in self.words or self.dictionary.get(part)
+                        or any(c in _SINGLE_PARTICLES or c not in table for c in part)):
+                    continue
+                word = self.sounds.get(tuple(table[c] for c in part))
+                if word is not None:
+                    out.append(word)
+                    i += size
+                    break
+            else:
+                out.append(run[i])
+                i += 1
         return "".join(out)
 
 
@@ -246,10 +265,11 @@ class Analyzer:
 
     def analyse(self, text: str, lexicon: Lexicon | None = None) -> Analysed:
         norm = self.prepare(text)
-        if lexicon is not None:
-            norm = lexicon.repair(norm)
         with _lock:
             tokens = self.tokenizer.lcut(norm, HMM=False)
+            fixed = lexicon.repair(tokens) if lexicon is not None else None
+            if fixed is not None:
+                norm, tokens = fixed, self.tokenizer.lcut(fixed, HMM=False)
         return _finish(norm, tokens)
 
     def lexicon(self, words: Iterable[str]) -> Lexicon:
