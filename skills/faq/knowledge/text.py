@@ -48,11 +48,14 @@ FILLER = frozenset("""
 
 _SINGLE_PARTICLES = frozenset(w for w in PARTICLES if len(w) == 1)
 
-# Colloquial words as the knowledge base writes them (a token of the query or an entry becomes its value).
+# Colloquial words as the knowledge base writes them (a token of the query or an entry becomes its value, split
+# on spaces: jieba cuts 什么时候 in two, 啥时候 in one).
 COLLOQUIAL = {"看": "查", "瞅": "查", "瞧": "查", "看看": "查", "查看": "查", "查查": "查", "查询": "查", "看下": "查",
               "咋": "怎么", "啥": "什么", "如何": "怎么", "怎样": "怎么", "咋办": "怎么办", "咋样": "怎么样",
-              "拍": "下单", "拍下": "下单", "得": "获得", "忘": "忘记", "拿": "取", "升": "升级",
-              "干啥": "用", "干什么": "用", "干嘛": "用", "能干": "用", "啥时候": "什么时候", "啥时": "什么时候", "几时": "什么时候", "多会儿": "什么时候"}
+              "拍": "下单", "拍下": "下单", "得": "获得", "拿": "取", "升": "升级",
+              "干啥": "用", "干什么": "用", "干嘛": "用", "能干": "用", "啥时候": "什么 时候", "啥时": "什么 时候", "几时": "什么 时候", "多会儿": "什么 时候"}
+
+_EXPAND = {k: tuple(v.split()) for k, v in COLLOQUIAL.items()}
 
 # Latin words people type for Chinese ones; only a whole Latin word is replaced (so "vip" or "jdk" stay).
 ABBREVIATIONS = {"jd": "京东", "wx": "微信", "vx": "微信", "tb": "淘宝", "zfb": "支付宝", "sf": "顺丰", "kd": "快递",
@@ -293,7 +296,7 @@ class Analyzer:
 
 
 def _finish(norm: str, tokens: list[str]) -> Analysed:
-    tokens = [COLLOQUIAL.get(t, t) for t in tokens]
+    tokens = [w for t in tokens for w in _EXPAND.get(t, (t,))]
     words = [t for t in tokens if t not in PARTICLES]
     if not words:  # a question made only of particles ("是什么") keeps them rather than become nothing
         words = tokens
