@@ -1,4 +1,5 @@
-"""The retrieval index: BM25 over two views of every question, fused, then a calibrated confidence.
+"""The retrieval index: BM25 over two views of every question, fused, re-ranked with a third, then a calibrated
+confidence.
 
 Stage 1 (recall): Okapi BM25 over words and char n-grams, each view's score divided by the
 query's own total IDF so the views add up on one scale. Written here on numpy arrays rather than taken
@@ -8,7 +9,8 @@ keeps its own vocabulary the re-ranker needs too): the whole of BM25 is the doze
 Stage 2 (precision): the top candidates are re-scored with an IDF-weighted Dice overlap per view, which, unlike
 BM25, also penalises what the *entry* has and the question lacks. Each entry scores as its best question
 (standard or similar). The confidence is a logistic function of the best similarity and its lead over the next
-entry, fitted on the development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right".
+entry, fitted for the knowledge base in service at every build (calibrate.py), or else the default fitted on the
+development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right".
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Text analysis for retrieval: normalise, apply the operators' synonyms, cut words, drop particles, char n-grams.
 
-Questions are short and phrased a hundred ways, so one text gives two views that the index fuses:
+Questions are short and phrased a hundred ways, so one text gives three views that the index fuses:
 - words: jieba tokens (with the operators' user dictionary) minus question particles and filler;
 - chars: character unigrams and bigrams of what is left, which survive segmentation mistakes and typos in one
-  character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款).
+  character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款);
+- forms: every token but pure filler, question words included (在哪买 is not 怎么买), for the re-ranker only.
 A third view, pinyin bigrams for homophone typos, was tried: it moved no figure on the dev split and pypinyin
 costs 55 MB of memory at import, so it was left out. Everyday Chinese is met instead where a query is read:
 - colloquial words become the knowledge base's (看/瞅 → 查, 咋 → 怎么), sentence-final 不/没 (包邮不) are particles;
