@@ -113,6 +113,17 @@ def test_the_everyday_set_meets_its_bar(shipped):
     assert answered_without_entry(shipped, cases) <= 0.05
 
 
+@pytest.mark.parametrize("question, entry", [
+    ("怎么看物流", "ship-track"), ("能开票吗", "invoice"), ("运费怎么算", "ship-fee"), ("会员分几级", "tiers"),
+    ("在哪买", "where-to-buy"), ("能送到家吗", "group-buy-delivery"), ("少发了一包", "wrong-item"),
+    ("推货怎么弄", "return-policy"), ("运废多少钱", "ship-fee"), ("新疆包邮吗", "ship-fee"),
+])
+def test_the_paraphrases_the_issue_found_handed_off_are_answered_or_offered_first(shipped, question, entry):
+    """Issue 16: these went to a person (confidence 0.07-0.26) although the knowledge base had the answer."""
+    top = shipped.index.search(question, 3)[0]
+    assert top.entry.id == entry and top.confidence >= 0.3  # the choice threshold: offered first, or answered
+
+
 def test_the_bench_script_prints_its_report():
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "faq_everyday.py")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

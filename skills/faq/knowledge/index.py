@@ -8,7 +8,7 @@ spent 0.5-0.7 s per view indexing 30,000 questions in Python loops, three views 
 keeps its own vocabulary the re-ranker needs too): the whole of BM25 is the dozen lines in ``_View``.
 Stage 2 (precision): the top candidates are re-scored with an IDF-weighted Dice overlap per view, which, unlike
 BM25, also penalises what the *entry* has and the question lacks. Each entry scores as its best question
-(standard or similar). The confidence is a logistic function of the best similarity and its lead over the next
+(standard or similar), plus a share of its second best (SECOND). The confidence is a logistic function of the best similarity and its lead over the next
 entry, fitted for the knowledge base in service at every build (calibrate.py), or else the default fitted on the
 development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right".
 """
@@ -30,6 +30,9 @@ VIEWS = ("words", "chars", "forms")
 RECALL_WEIGHTS = {"words": 0.5, "chars": 0.5}
 RERANK_WEIGHTS = {"words": 0.25, "chars": 0.5, "forms": 0.25}
 CANDIDATES = 30
+# An entry whose second-best question matches too is likelier right: it adds this share of its similarity to what
+# the best one leaves below 1 (an exact match stays 1). Entries of one question (the dev split's) are unchanged.
+SECOND = 0.1
 K1, B = 1.5, 0.75
 CACHE_SIZE = 4096  # recent query texts per index  # Okapi BM25's usual constants
 # confidence = sigmoid(A * best + B * lead + C)
@@ -62,7 +65,7 @@ class Ranked(NamedTuple):
 class Hit:
     entry: Entry
     confidence: float  # calibrated, 0..1
-    similarity: float  # the raw fused similarity of the best-matching question
+    similarity: float  # the raw fused similarity of the best-matching question (with its entry's SECOND share)
     matched: str  # which of the entry's questions matched best
     lead: float = 0.0  # the top hit's similarity minus the next entry's (0 for the others)
 
@@ -240,12 +243,17 @@ class Index:
             sims += w * self.views[v].dice(*queries[v], cand)
         if cosine is not None:
             sims = (1 - view.weight) * sims + view.weight * np.maximum(cosine[cand], 0)
-        best: dict[int, tuple[float, int]] = {}
+        best: dict[int, tuple[float, int, float]] = {}
         for d, sim in zip(cand.tolist(), sims.tolist()):
             e = int(self.doc_entry[d])
-            if e not in best or sim > best[e][0]:
-                best[e] = (sim, d)
-        return [Ranked(e, sim, d) for e, (sim, d) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True)]
+            if e not in best:
+                best[e] = (sim, d, 0.0)
+            elif sim > best[e][0]:
+                best[e] = (sim, d, best[e][0])
+            elif sim > best[e][2]:
+                best[e] = (best[e][0], best[e][1], sim)
+        scored = [(e, sim + SECOND * second * (1 - sim), d) for e, (sim, d, second) in best.items()]
+        return [Ranked(e, sim, d) for e, sim, d in sorted(scored, key=lambda t: t[1], reverse=True)]
 
 
 def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:
