@@ -5,8 +5,8 @@ Questions are short and phrased a hundred ways, so one text gives three views th
 - chars: character unigrams and bigrams of what is left, which survive segmentation mistakes and typos in one
   character of a word (花呗怀款 still shares 花呗 and 款 with 花呗还款);
 - forms: every token but pure filler, question words included (在哪买 is not 怎么买), for the re-ranker only.
-A third view, pinyin bigrams for homophone typos, was tried: it moved no figure on the dev split and pypinyin
-costs 55 MB of memory at import, so it was left out. Everyday Chinese is met instead where a query is read:
+A view of pinyin bigrams for homophone typos was tried: it moved no figure on the dev split and pypinyin costs
+55 MB of memory at import, so it was left out. Everyday Chinese is met instead where a query is read:
 - colloquial words become the knowledge base's (看/瞅 → 查, 咋 → 怎么), sentence-final 不/没 (包邮不) are particles;
 - Chinese numbers before a measure word become digits (三天 → 3天), on both sides;
 - whole Latin words people type for Chinese ones (jd, wx, zfb) become those words;
@@ -63,12 +63,12 @@ ABBREVIATIONS = {"jd": "京东", "wx": "微信", "vx": "微信", "tb": "淘宝",
                  "xcx": "小程序", "gzh": "公众号", "kf": "客服", "yhq": "优惠券"}
 _LATIN = re.compile(r"[a-z]+")
 
-# Chinese numbers before a measure word: 三天 → 3天, 两件 → 2件, 十五块 → 15块.
-_CN_NUMBER = re.compile(r"([零一二两三四五六七八九十]{1,3})(?=[天个次件元块号点年月周日包盒袋瓶张分小斤份])")
+# Chinese numbers before a measure word: 三天 → 3天, 两件 → 2件, 十五块 → 15块 (not 个: 一个 is filler).
+_CN_NUMBER = re.compile(r"([零一二两三四五六七八九十]{1,3})(?=[天次件元块号点年月周日包盒袋瓶张分小斤份])")
 _CN_DIGIT = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2}
 
 # A question ending in 不/没/没有 is asking yes or no (包邮不 = 包邮吗); 对不/要不 and the like keep theirs.
-_TAIL_NOT = re.compile(r"(?<=[\u4e00-\u9fff])(?<![对要是好行能可会])(?:不|没|没有|否)$")
+_TAIL_NOT = re.compile(r"(?<=[\u4e00-\u9fff])(?<![对要是好行能可会还])(?:不|没|没有|否)$")
 
 # Provinces and large cities: in a query they say where, rarely what. Dropped when the knowledge base has none of
 # them (its operators name the places that matter, e.g. 新疆 → 偏远地区 in synonyms.txt).
