@@ -155,6 +155,7 @@ def _stamp(ctx: Context, at: datetime) -> str:
                help="待发放的积分兑换")
 async def redeem_pending(ctx: Context) -> None:
     scope = _room_scope(ctx)
+    await ctx.services.activity.flush()  # the rooms' topics: a room first seen just now is noted with the next batch
     rows, total = await store.pending_redemptions(ctx.session, scope)
     if not rows:
         ctx.reply("没有待处理的兑换 👍" if scope is None else "本群没有待处理的兑换 👍")
