@@ -44,12 +44,11 @@ class ConsoleTransport:
         self.room: str | None = "demo_room"
         self.topics: dict[str, str] = {"demo_room": "会员福利群（演示）"}
         self.names: dict[str, str] = {}
-        self._typing_shown = False  # shown since the last line printed
+        self._typing_shown = False  # shown since the bot last said something
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
-        self._typing_shown = False
 
     def note(self, text: str) -> None:
         """A line for the person at the keyboard that is not a chat message (a warning from the logs)."""
@@ -57,7 +56,7 @@ class ConsoleTransport:
 
     async def show_typing(self, busy: Callable[[], bool]) -> None:
         """Until cancelled: while ``busy()`` has been true for TYPING_AFTER_S, say the bot is typing — once per
-        wait (printing anything starts a new wait)."""
+        wait (each message the bot sends starts a new one)."""
         waited = 0.0
         while True:
             await asyncio.sleep(TYPING_POLL_S)  # real time: the terminal's own pace, nothing to synchronise
@@ -74,6 +73,7 @@ class ConsoleTransport:
         where = f"[群 {self.topics.get(message.room_id, message.room_id)}]" if message.room_id else "[私聊]"
         who = "" if message.room_id else f" → {self.names.get(message.user_id, message.user_id)}"
         self._print(f"{where} {self._config.bot.name}{who}: {message.text}")
+        self._typing_shown = False  # the bot said something: a further wait is a new one
         return None
 
     async def start(self, sink: EventSink) -> None:
@@ -115,7 +115,8 @@ class ConsoleTransport:
             return f"你现在是「{self.me.name}」({self.me.id})"
         if word == "admin":
             if not self._config.bot.admins:
-                return "config.toml 的 bot.admins 里还没有管理员。"
+                return ('config.toml 的 [bot] admins 里还没有管理员：写成 admins = ["console_user"]（你现在的身份），'
+                        "重新启动后你就是管理员。")
             self.me = Person(self._config.bot.admins[0], "管理员")
             return f"你现在是管理员 {self.me.id}"
         if word == "room" and rest:
