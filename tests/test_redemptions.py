@@ -208,3 +208,30 @@ async def test_the_dashboard_lists_pending_and_handled(harness, monkeypatch):
     assert "待发放的积分兑换（1）" in pending and "名u1" in pending and "topic-g1" in pending
     assert "名u2" in handled and "已拒绝（积分已退回）" in handled
     assert "<script>x" not in body and "&lt;script&gt;x" in body
+
+
+async def test_erasure_keeps_the_redemption_under_pseudonyms(harness):
+    """A member's redemption is kept for the books without their id or name; an admin who handled one is replaced
+    by his pseudonym too."""
+    from storage.members import ERASED_NAME, pseudonym
+
+    raw = {"bot": {"admins": ["boss", "a9"], "skills": ["ping", "checkin"]},
+           "skills": {"checkin": {"rewards": {"帆布袋": {"cost": 50, "stock": 3}}}}}
+    h = await harness(replace(make_config(raw), governor=fast_governor()))
+    await redeem(h, "u1", "帆布袋")
+    await h.say("a9", "/兑换 发放 1", room=None, after_s=1)
+    for who in ("u1", "a9"):
+        await h.say(who, "/删除我的数据", room=None, after_s=1)
+        await h.say(who, "确认删除", room=None, after_s=1)
+    await h.settle()
+    row = await one(h, select(Redemption.member_id, Redemption.member_name, Redemption.handled_by, Redemption.status))
+    assert tuple(row) == (pseudonym("u1"), ERASED_NAME, pseudonym("a9"), "done")
+
+
+async def test_confirming_with_the_bot_mentioned_in_a_group(harness):
+    h = await harness(config())
+    await h.say("boss", "/points add u1 100", room=None, after_s=1)
+    await h.say("u1", f"@小助手{M}/兑换 贴纸", room="g1", name="小李", mention_ids=("bot",), after_s=1)
+    await h.say("u1", f"@小助手{M}确认", room="g1", name="小李", mention_ids=("bot",), after_s=1)
+    assert (await texts_to(h, room="g1"))[-1] == \
+        f"@小李{M}兑换成功！「贴纸」-10 积分，剩余 90 分。已通知工作人员，会尽快联系你发放（兑换单号 1）。"
