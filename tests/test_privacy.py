@@ -84,6 +84,7 @@ async def a_member_with_history(h: Harness) -> int:
     await h.say(OTHER, "签到", room="g1", name="老李", after_s=1)
     await h.say("boss", f"/points add {ME} 30 活动奖励", room=None, after_s=1)
     await h.say(ME, "/兑换 贴纸", room=None, after_s=1)
+    await h.say(ME, "确认", room=None, after_s=1)
     await h.say("boss", "/lottery start 保温杯 winners=1 duration=10m", room="g1", after_s=1)
     await h.say(ME, "抽奖", room="g1", name="小王", after_s=1)
     await h.say(OTHER, "抽奖", room="g1", name="老李", after_s=1)
