@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
+
 from bot.app import BotApp
 from bot.clean import parse_instant
 from bot.clock import RealClock
@@ -25,13 +27,42 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def console_log_file(config: Config) -> Path:
+    """Where the console's logs go: ``BOT_LOG_FILE``, else bot.log next to the SQLite database (data/bot.log by
+    default), else data/bot.log."""
+    if os.environ.get("BOT_LOG_FILE"):
+        return Path(os.environ["BOT_LOG_FILE"])
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.storage.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent / "bot.log"
+    return Path("data") / "bot.log"
+
+
+def _log_to_file(path: Path) -> None:
+    """The console's terminal is the chat: every log line goes to ``path`` instead (tracebacks included)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 # -- live -----------------------------------------------------------------------------------------------------------
 
-async def run_console(config: Config, web: bool = False) -> int:
-    from bot.transports.console import ConsoleTransport
+async def run_console(config: Config, web: bool = False, log_file: Path | None = None) -> int:
+    from bot.transports.console import ConsoleLogNote, ConsoleTransport
 
     clock = RealClock(config.tz)
     console = ConsoleTransport(config, clock)
+    if log_file is not None:
+        console.note(f"日志写在 {log_file}，这里只提示警告")
+        logging.getLogger().addHandler(ConsoleLogNote(console, str(log_file)))
     app = BotApp(config, clock, console.send, web=web)
     await app.start()
     app.set_account(config.bot.account_id or console.self_id)
@@ -40,10 +71,14 @@ async def run_console(config: Config, web: bool = False) -> int:
         app.dispatcher.submit(event)
 
     await console.start(sink)
+    typing = asyncio.create_task(console.show_typing(lambda: app.dispatcher.busy or app.governor.busy),
+                                 name="console-typing")
     try:
         await console.run(sink)
         await app.drain()
     finally:
+        typing.cancel()
+        await asyncio.gather(typing, return_exceptions=True)
         await app.stop()
     return 0
 
@@ -212,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return asyncio.run(run_replay(config, lines, db_url=db, until=until))
     if args.command == "console":
-        return asyncio.run(run_console(config))
+        log_file = console_log_file(config)
+        _log_to_file(log_file)
+        return asyncio.run(run_console(config, log_file=log_file))
     secrets = Secrets()
     if args.command == "run":
         bridge_url, bridge_token, bridge_secret = secrets.bridge()
@@ -236,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
               "(a bridge provider); see docs/operators/going-live.md. The console needs a terminal "
               "(python -m bot console, or docker run -it).", file=sys.stderr)
         return 2
+    log_file = console_log_file(config)
+    _log_to_file(log_file)
     log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
              secrets.puppet_endpoint_var)
-    return asyncio.run(run_console(config, web=args.command == "run"))
+    return asyncio.run(run_console(config, web=args.command == "run", log_file=log_file))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,31 @@ def with_mentions(people: Sequence[Person], text: str) -> str:
     return prefix + text
 
 
+def acknowledge_batch(room_id: str, items: Sequence[tuple[str, Person, int]], *, done: Callable[[int], str],
+                      again: str, again_in_window: bool) -> OutgoingMessage | None:
+    """One room message for a coalesced window of sign-ups (lottery entries, votes): ``("new", person, count)``
+    items are thanked together with the latest count (``done(count)``), then those who tried again are told it
+    didn't count (``again``). ``again_in_window``: also someone who signed up in this same window (a vote for 1 then
+    2 must learn that 2 was refused; a lottery keyword sent twice in excitement needs no reminder)."""
+    new: dict[str, Person] = {}
+    before: dict[str, Person] = {}
+    count = 0
+    for kind, person, n in items:
+        if kind == "new":
+            new[person.id] = person
+            count = max(count, n)
+        elif again_in_window or person.id not in new:
+            before[person.id] = person
+    parts = []
+    if new:
+        parts.append(with_mentions(list(new.values()), done(count)))
+    if before:
+        parts.append(with_mentions(list(before.values()), again))
+    if not parts:
+        return None
+    return OutgoingMessage("\n".join(parts), room_id=room_id, mentions=tuple(dict.fromkeys([*new, *before])))
+
+
 @dataclass
 class SkillRuntime:
     """A loaded skill's validated settings and its state in this process (``Skill.settings_of``/``state_of``)."""

@@ -67,6 +67,11 @@ class Dispatcher:
         finally:
             self._queues.pop(key, None)
 
+    @property
+    def busy(self) -> bool:
+        """Live: some submitted event is still being handled (the console shows "typing" meanwhile)."""
+        return bool(self._queues)
+
     async def join(self) -> None:
         """Wait until every submitted event has been handled."""
         while self._workers:
