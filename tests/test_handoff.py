@@ -59,9 +59,9 @@ async def test_a_one_on_one_round_trip_member_ticket_reply_member(harness, kb):
     assert lines[2] == "最近的聊天：" and lines[3].endswith("小李：你好")
     assert lines[4].endswith("机器人：你好呀～有什么想问的直接发给我就好。")
     assert lines[-1] == "回复：/reply 1 回复内容；关闭：/close 1"
-    await h.say("op1", "/reply 1 云南保山的小粒咖啡～", room=None, after_s=60)
+    await h.say("op1", "/reply 1 云南保山的小粒咖啡～\n产地：保山  海拔：1200 米", room=None, after_s=60)
     await h.settle()
-    assert texts_to(h, "u1")[-1] == "【工作人员回复】云南保山的小粒咖啡～"
+    assert texts_to(h, "u1")[-1] == "【工作人员回复】云南保山的小粒咖啡～\n产地：保山  海拔：1200 米"  # as typed
     assert texts_to(h, "op1")[-1].startswith("已回复 #1（小李，私聊）")
     [t] = await tickets(h)
     assert (t.status, t.replied_by) == ("answered", "op1")
@@ -71,7 +71,7 @@ async def test_a_one_on_one_round_trip_member_ticket_reply_member(harness, kb):
     await h.say("op1", "/reply 1 还有", room=None, after_s=1)
     await h.settle()
     assert texts_to(h, "op1")[-3:] == ["已关闭 #1。", "#1 已经是关闭的了。", "#1 已经关闭了，没有发送。"]
-    assert texts_to(h, "u1")[-1] == "【工作人员回复】云南保山的小粒咖啡～"  # nothing after the close
+    assert texts_to(h, "u1")[-1].startswith("【工作人员回复】云南保山")  # nothing after the close
     assert [e["event"] for e in await activity(h, "faq_ticket")] == ["opened", "replied", "closed"]
 
 
@@ -163,8 +163,15 @@ async def test_only_operators_admins_and_the_operators_room_handle_tickets(harne
     [t] = await tickets(h)
     assert (t.status, t.replied_by) == ("answered", "staff9")
     await h.say("staff9", "#9 没有这个单", room="staff", after_s=1)
+    await h.say("staff9", f"@小助手{M}＃1 补充：中深烘焙", room="staff", mentions_bot=True, after_s=1)
+    await h.say("staff9", "大家下午好，退货怎么处理？", room="staff", after_s=1)  # staff talk: no FAQ there
+    await h.say("op1", "好的我知道这个客人了", room=None, after_s=1)  # an operator: no ticket to themselves
     await h.settle()
-    assert texts_to(h, "staff")[-1].endswith("没有 #9 这个问题单。")
+    assert texts_to(h, "staff")[-2].endswith("没有 #9 这个问题单。")
+    assert texts_to(h, "staff")[-1].endswith("已回复 #1（小李，私聊）。问题解决了就 /close 1。")
+    assert texts_to(h, "u1")[-1] == "【工作人员回复】补充：中深烘焙"
+    assert texts_to(h, "op1")[-1].startswith("这句话知识库里没有答案。回复转人工的问题请用 /reply 编号 内容")
+    assert len(await tickets(h)) == 1
 
 
 async def test_a_waiting_ticket_is_renotified_once_and_an_answered_one_never(harness, kb):

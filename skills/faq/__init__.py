@@ -273,6 +273,8 @@ async def on_message(ctx: Context) -> None:
         return
     if not text:
         return
+    if event.room_id is not None and event.room_id == ctx.config.bot.operators_room and not event.mentions_bot:
+        return  # the staff's own room: their talk is not members' questions
     if st.smalltalk is not None and st.smalltalk.match(text) is not None:
         if addressed:  # in a group only when @-mentioned; never a question, a handoff or a miss
             ctx.addressed = True
@@ -400,6 +402,9 @@ async def _picked_choice(ctx: Context, st: FaqState, event: MessageReceived, tex
 
 
 async def _handoff(ctx: Context, st: FaqState, event: MessageReceived, question: str, reason: str) -> None:
+    if event.sender.id in handoff.operators(ctx):  # an operator talking to the bot: no ticket to themselves
+        ctx.reply("这句话知识库里没有答案。回复转人工的问题请用 /reply 编号 内容，/tickets 看等待中的问题。")
+        return
     ctx.record("faq_miss", {"q": question, "reason": reason})
     if await handoff.hand_off(ctx, event, question) is None:
         ctx.reply(st.settings.no_operator_text)  # nobody would be told: no promise of a colleague

@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 MAX_REPLY = 1500  # characters of an operator's reply relayed to a member
 REFUSED = "只有运营同学（bot.operators）和总管理员可以处理人工接管的问题。"
 _OPERATORS_ROOM_REPLY = re.compile(r"^#\s*(\d{1,12})\s+(.+)$", re.DOTALL)
+# the reply as the operator typed it (the parsed command collapses spaces and makes ：ASCII): what follows the number
+_VERBATIM_AFTER_NUMBER = re.compile(r"[#＃]?\s*\d{1,12}[\s\u2005]+(.*)$", re.DOTALL)
+_REPLY_WORD = re.compile(r"[/／]\s*(?:reply|回复)", re.IGNORECASE)
+
+
+def verbatim_reply(raw: str, fallback: str) -> str:
+    """The text after the ticket number in the message as sent (line breaks and full-width punctuation kept)."""
+    word = _REPLY_WORD.search(raw)
+    m = _VERBATIM_AFTER_NUMBER.search(raw, word.end() if word else 0)
+    return m.group(1).strip() if m and m.group(1).strip() else fallback
 
 
 def operators(ctx: Context) -> tuple[str, ...]:
@@ -178,7 +188,7 @@ async def reply_command(ctx: Context) -> None:
     if len(rest) < 2:
         raise UsageError("请写上编号和回复内容。")
     ticket_id = _ticket_number(rest[0])
-    await _reply(ctx, ticket_id, rest[1])
+    await _reply(ctx, ticket_id, verbatim_reply(ctx.event.text, rest[1]))
 
 
 @skill.command("close", aliases=("关闭",), usage="/close 编号", help="（运营）关闭一个转人工的问题", hidden=True)
@@ -229,7 +239,7 @@ async def operators_room_reply(ctx: Context) -> None:
         return
     ctx.addressed = True
     ctx.stop()
-    await _reply(ctx, int(m.group(1)), m.group(2))
+    await _reply(ctx, int(m.group(1)), verbatim_reply(event.text, m.group(2)))
 
 
 @skill.job("renotify")
