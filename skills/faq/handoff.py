@@ -20,7 +20,6 @@ would need a way for one skill to call another, which the core does not offer (a
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import timedelta
 
@@ -31,7 +30,6 @@ from bot.skill import UsageError
 from skills.faq import skill, store
 from skills.faq.models import Ticket
 
-log = logging.getLogger(__name__)
 
 MAX_REPLY = 1500  # characters of an operator's reply relayed to a member
 REFUSED = "只有运营同学（bot.operators）和总管理员可以处理人工接管的问题。"
