@@ -246,3 +246,20 @@ async def test_the_dashboard_shows_waiting_tickets_the_oldest_and_reply_times(db
     assert "6 分钟（1 个已回复，最慢 6 分钟）" in page  # #2: asked 09:01, replied 09:07
     assert "<td>#3</td>" in page and "<td>#2</td>" in page
 
+
+
+async def test_the_renotification_survives_a_restart(db_url, kb):
+    from datetime import timedelta
+
+    cfg = config(kb)
+    async with Harness(cfg, db_url) as h:
+        await h.say("u1", UNKNOWN, room=None, name="小李")
+        await h.settle()
+        stopped_at = h.clock.now()
+    async with Harness(cfg, db_url, start=stopped_at + timedelta(hours=2)) as h2:  # down past the 30 minutes
+        await h2.clock.advance(60)
+        await h2.settle()
+        assert [t.split("\n")[0] for t in texts_to(h2, "op1")] == ["【仍在等待 #1】小李（私聊）已经等了 120 分钟："]
+        await h2.clock.advance(3600)
+        await h2.settle()
+        assert len(texts_to(h2, "op1")) == 1  # once
