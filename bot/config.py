@@ -321,6 +321,10 @@ class Config:
         room = self.rooms.get(room_id) if room_id else None
         return room is not None and user_id in room.admins
 
+    def is_admin_anywhere(self, user_id: str) -> bool:
+        """A global admin or an admin of any room (whose points a room's admin must not touch: wallets are shared)."""
+        return user_id in self.bot.admins or any(user_id in room.admins for room in self.rooms.values())
+
 
 @dataclass(frozen=True)
 class Secrets:
