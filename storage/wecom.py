@@ -1,0 +1,94 @@
+"""The WeCom transport's queries (tables in storage/models_wecom.py): accepted callback keys, shared access tokens,
+微信客服 cursors and customers, the monthly 企业群发 quota."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import fast
+from storage.models_wecom import WeComCallback, WeComKfCursor, WeComKfCustomer, WeComQuota, WeComToken
+from storage.upsert import insert_for
+
+_CALLBACKS = WeComCallback.__table__
+_REMEMBER = {d: insert_for(d, _CALLBACKS).values(key=bindparam("k"), received_at=bindparam("at"))
+             .on_conflict_do_nothing(index_elements=["key"]) for d in ("sqlite", "postgresql")}
+_PRUNE = delete(_CALLBACKS).where(_CALLBACKS.c.received_at < bindparam("before"))
+_TOKENS = WeComToken.__table__
+_TOKEN = select(_TOKENS.c.token, _TOKENS.c.expires_at).where(_TOKENS.c.name == bindparam("n"))
+_CURSORS = WeComKfCursor.__table__
+_CURSOR = select(_CURSORS.c.cursor).where(_CURSORS.c.open_kfid == bindparam("kf"))
+_CUSTOMERS = WeComKfCustomer.__table__
+_ROUTE = select(_CUSTOMERS.c.open_kfid, _CUSTOMERS.c.external_userid).where(
+    _CUSTOMERS.c.member_id == bindparam("m")).order_by(_CUSTOMERS.c.last_message_at.desc()).limit(1)
+_QUOTA = WeComQuota.__table__
+
+
+async def remember(session: AsyncSession, key: str, at: datetime) -> bool:
+    """Note a callback's key; False if it was accepted before (nothing changes then)."""
+    statement = _REMEMBER[session.bind.dialect.name]
+    return (await fast.execute(session, statement, {"k": key, "at": at})).rowcount == 1
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    return (await fast.execute(session, _PRUNE, {"before": before})).rowcount
+
+
+async def token(session: AsyncSession, name: str) -> tuple[str, datetime] | None:
+    row = (await session.execute(_TOKEN, {"n": name})).first()
+    return (row.token, row.expires_at) if row else None
+
+
+async def save_token(session: AsyncSession, name: str, value: str, expires_at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _TOKENS).values(name=name, token=value, expires_at=expires_at)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"token": stmt.excluded.token, "expires_at": stmt.excluded.expires_at}))
+
+
+async def drop_token(session: AsyncSession, name: str, value: str) -> None:
+    """Forget ``value`` (WeCom said it is invalid), unless another process has stored a newer one meanwhile."""
+    await session.execute(delete(_TOKENS).where(_TOKENS.c.name == name, _TOKENS.c.token == value))
+
+
+async def cursor(session: AsyncSession, open_kfid: str) -> str | None:
+    return (await session.execute(_CURSOR, {"kf": open_kfid})).scalar()
+
+
+async def save_cursor(session: AsyncSession, open_kfid: str, value: str, at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _CURSORS).values(open_kfid=open_kfid, cursor=value, updated_at=at)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["open_kfid"], set_={"cursor": stmt.excluded.cursor, "updated_at": stmt.excluded.updated_at}))
+
+
+async def note_customer(session: AsyncSession, external_userid: str, open_kfid: str, member_id: str,
+                        at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _CUSTOMERS).values(
+        external_userid=external_userid, open_kfid=open_kfid, member_id=member_id, last_message_at=at)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["external_userid"],
+        set_={"open_kfid": stmt.excluded.open_kfid, "member_id": stmt.excluded.member_id,
+              "last_message_at": stmt.excluded.last_message_at}))
+
+
+async def kf_route(session: AsyncSession, member_id: str) -> tuple[str, str] | None:
+    """(open_kfid, external_userid) the member last wrote through, if they are a 微信客服 customer."""
+    row = (await session.execute(_ROUTE, {"m": member_id})).first()
+    return (row.open_kfid, row.external_userid) if row else None
+
+
+async def quota_used(session: AsyncSession, month: str, target: str) -> int:
+    value = await session.scalar(select(_QUOTA.c.sent).where(_QUOTA.c.month == month, _QUOTA.c.target == target))
+    return value or 0
+
+
+async def count_quota(session: AsyncSession, month: str, target: str) -> None:
+    stmt = insert_for(session.bind.dialect.name, _QUOTA).values(month=month, target=target, sent=1)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["month", "target"],
+                                                     set_={"sent": _QUOTA.c.sent + 1}))
+
+
+async def erase_member(session: AsyncSession, member_id: str) -> int:
+    """A member's 微信客服 rows (at their request: bot/privacy.py)."""
+    return (await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0
