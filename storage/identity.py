@@ -39,6 +39,16 @@ async def link(session: AsyncSession, kind: str, value: str, member_id: str, at:
     return await resolve(session, kind, value) or member_id
 
 
+async def bind(session: AsyncSession, kind: str, value: str, member_id: str, at: datetime) -> None:
+    """Map (kind, value) to ``member_id``, replacing an earlier mapping: an operator's decision (``orders bind``)."""
+    if kind not in KINDS:
+        raise ValueError(f"identity kind must be one of {', '.join(KINDS)}")
+    stmt = insert_for(session.bind.dialect.name, _T).values(kind=kind, value=value, member_id=member_id,
+                                                            created_at=at)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["kind", "value"],
+                                                     set_={"member_id": stmt.excluded.member_id}))
+
+
 async def identify(session: AsyncSession, ids: Iterable[tuple[str, str | None]], fallback: str,
                    at: datetime) -> str:
     """The member behind several ids of one person (``[("external_userid", x), ("unionid", u)]``): the first id

@@ -77,7 +77,7 @@ class WeComMock:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> WeComMock:
+    async def start(self, port: int = 0) -> WeComMock:
         app = web.Application()
         app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         for path, handler in (("kf/sync_msg", self._sync_msg), ("kf/send_msg", self._send_msg),
@@ -91,13 +91,21 @@ class WeComMock:
         app.router.add_get("/cgi-bin/externalcontact/get", self._authed("externalcontact/get", self._get_contact))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def go_down(self) -> None:
+        """Unreachable: nothing listens on the port (the state is kept for ``come_back``)."""
+        await self.stop()
+
+    async def come_back(self) -> None:
+        await self.start(self.port)
 
     # -- scripting ------------------------------------------------------------------------------------------------
 
