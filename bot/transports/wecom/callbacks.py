@@ -99,6 +99,8 @@ class WeComCallbacks:
         self._sessions = sessions
         self._on_callback = on_callback
         self._prune_timer: TimerHandle | None = None
+        self._waiting: list[tuple[Callback, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
         self.accepted = 0
         self.duplicates = 0
         self.refused: dict[int, int] = {}
@@ -113,6 +115,8 @@ class WeComCallbacks:
         if self._prune_timer is not None:
             self._prune_timer.cancel()
             self._prune_timer = None
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     # -- the two requests -------------------------------------------------------------------------------------------
 
@@ -155,19 +159,22 @@ class WeComCallbacks:
         key = f"msg:{msg_id}"[:128] if msg_id else "evt:" + hashlib.sha256(inner_raw).hexdigest()[:60]
         callback = Callback(key, fields, items)
         try:
-            new = await asyncio.wait_for(self._remember(key), REMEMBER_WITHIN_S)
+            new = await asyncio.wait_for(self._remember(callback), REMEMBER_WITHIN_S)
         except Exception as exc:  # not accepted: WeCom sends it again
             log.error("WeCom callback not accepted in time: its key could not be recorded (%s)", type(exc).__name__)
             return self._refuse(Answer(503, "try again"))
         if not new:
             self.duplicates += 1
             return Answer(200)
+        self._accept(callback)
+        return Answer(200)
+
+    def _accept(self, callback: Callback) -> None:
         self.accepted += 1
         try:
             self._on_callback(callback)
         except Exception:  # accepted already: a bug in handling must not turn into a resend
-            log.exception("WeCom callback %s failed in handling", key)
-        return Answer(200)
+            log.exception("WeCom callback %s failed in handling", callback.key)
 
     def _check(self, query: dict[str, str], encrypted: str) -> Answer | None:
         signature, timestamp, nonce = (query.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
@@ -185,11 +192,32 @@ class WeComCallbacks:
         self.refused[answer.status] = self.refused.get(answer.status, 0) + 1
         return answer
 
-    async def _remember(self, key: str) -> bool:
-        async with self._sessions() as session:
-            new = await store.remember(session, key, self._clock.now())
-            await session.commit()
-        return new
+    async def _remember(self, callback: Callback) -> bool:
+        """Keys of concurrent callbacks share one transaction (SQLite has one writer: one commit each queued)."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((callback, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="wecom-callback-keys")
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self._sessions() as session:
+                    now = self._clock.now()
+                    found = [await store.remember(session, c.key, now) for c, _ in batch]
+                    await session.commit()
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (callback, future), new in zip(batch, found, strict=True):
+                if not future.done():
+                    future.set_result(new)
+                elif new:  # its request answered 503 meanwhile, yet the key is recorded: handle it now, once
+                    self._accept(callback)
 
     async def prune(self) -> None:
         self._prune_timer = self._clock.call_later(PRUNE_EVERY_S, self.prune, name="wecom-prune")

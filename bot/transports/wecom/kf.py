@@ -36,6 +36,7 @@ SEND = "/cgi-bin/kf/send_msg"
 CUSTOMERS = "/cgi-bin/kf/customer/batchget"
 ORIGIN_CUSTOMER = 3  # kf/sync_msg: 3 = sent by the WeChat customer (4 system, 5 a staff member)
 TYPES = {"text": "text", "image": "image", "link": "link", "miniprogram": "miniprogram", "file": "file"}
+MEMBERS_KEPT = 100_000
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
@@ -54,6 +55,7 @@ class KfInbox:
         self._again: dict[str, str] = {}  # open_kfid → a newer callback's token, while a sync runs
         self._backoff: dict[str, Backoff] = {}
         self._routes: dict[str, tuple[str, str]] = {}  # member → (open_kfid, external_userid)
+        self._members: dict[str, str] = {}  # external_userid → member id, once linked (links never move)
         self.delivered = 0
 
     # -- in -----------------------------------------------------------------------------------------------------------
@@ -107,14 +109,18 @@ class KfInbox:
             events = []
             now = self._clock.now()
             next_cursor = answer.get("next_cursor")
+            latest: dict[str, tuple[str, datetime]] = {}  # customer → (member, their last message on this page)
+            linked: list[tuple[str, str]] = []
             async with self._sessions() as session:
                 for msgid, external_userid, at, text, kind in messages:
                     if not await store.remember(session, f"kf:{msgid}"[:128], now):
                         continue
-                    member_id = await identity.identify(
-                        session, [("external_userid", external_userid), ("unionid", unionids.get(external_userid))],
-                        external_userid, now)
-                    await store.note_customer(session, external_userid, open_kfid, member_id, at)
+                    member_id = self._members.get(external_userid)
+                    if member_id is None:
+                        member_id = await identity.identify(
+                            session, [("external_userid", external_userid),
+                                      ("unionid", unionids.get(external_userid))], external_userid, now)
+                    latest[external_userid] = (member_id, at)
                     self._routes[member_id] = (open_kfid, external_userid)
                     try:
                         event = clean_event(MessageReceived(at=at, sender=Person(member_id), text=text,
@@ -123,9 +129,15 @@ class KfInbox:
                         log.warning("微信客服 message %s skipped: %s", msgid, exc)
                         continue
                     events.append(event)
+                    linked.append((external_userid, member_id))
+                for external_userid, (member_id, at) in latest.items():
+                    await store.note_customer(session, external_userid, open_kfid, member_id, at)
                 if isinstance(next_cursor, str) and next_cursor:
                     await store.save_cursor(session, open_kfid, next_cursor[:256], now)
                 await session.commit()
+            if len(self._members) > MEMBERS_KEPT:
+                self._members.clear()  # a cache of the identity table: refilled from it
+            self._members.update(linked)
             for event in events:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
@@ -142,7 +154,8 @@ class KfInbox:
         if not external_userids:
             return {}
         async with self._sessions() as session:
-            new = [e for e in sorted(external_userids) if await identity.resolve(session, "external_userid", e) is None]
+            new = [e for e in sorted(external_userids) if e not in self._members
+                   and await identity.resolve(session, "external_userid", e) is None]
         if not new:
             return {}
         try:
