@@ -95,15 +95,16 @@ class _Bucket:
 class ReplyWindow:
     """A channel's reply-window policy (WeCom 微信客服): per customer, at most ``limit`` messages within ``window``
     of their last message, nothing outside it — order reminders included. Inactive unless a transport sets
-    ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). ``rooms=False``: the channel cannot speak in
-    groups at all (WeCom external groups), so room messages are dropped (``no_group_send``) instead of retried.
+    ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). The channel cannot answer in groups (WeCom
+    external groups): a reply to a room is dropped (``no_group_send``) instead of retried; a proactive room message
+    goes on to the transport only with ``group_sends`` (it becomes a task a staff member confirms).
     In memory: after a restart a customer's count starts from 0 again, and WeCom's own refusal (95xxx → dropped
     with ``window``) is the backstop."""
 
-    def __init__(self, limit: int = 5, window: timedelta = timedelta(hours=48), *, rooms: bool = False) -> None:
+    def __init__(self, limit: int = 5, window: timedelta = timedelta(hours=48), *, group_sends: bool = False) -> None:
         self.limit = limit
         self.window = window
-        self.rooms = rooms
+        self.group_sends = group_sends
         self._last_in: dict[str, datetime] = {}  # customer → their last message
         self._sent: dict[str, int] = {}  # customer → messages sent since then
 
@@ -114,10 +115,10 @@ class ReplyWindow:
             self._last_in[member_id] = at
             self._sent[member_id] = 0
 
-    def refuse(self, message: OutgoingMessage, now: datetime) -> str | None:
+    def refuse(self, message: OutgoingMessage, now: datetime, proactive: bool = False) -> str | None:
         """Why ``message`` may not go now (the drop reason), or None."""
         if message.room_id is not None:
-            return None if self.rooms else "no_group_send"
+            return None if proactive and self.group_sends else "no_group_send"
         member_id = message.user_id
         last = self._last_in.get(member_id)  # type: ignore[arg-type]
         if last is None or now > last + self.window or self._sent.get(member_id, 0) >= self.limit:  # type: ignore
@@ -517,7 +518,7 @@ class SendGovernor:
                     self._keep(item)
                     self._enqueue(item)
                     return
-        if self.reply_window is not None and (closed := self.reply_window.refuse(item.message, now)):
+        if self.reply_window is not None and (closed := self.reply_window.refuse(item.message, now, item.kind is not None)):
             self._drop(item, closed)
             return
         if item.entry is not None and self._outbox is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
@@ -78,5 +78,21 @@ class WeComQuota(Base):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-12"
     target: Mapped[str] = mapped_column(String(160), primary_key=True)  # "group:<chat_id>" | "customer:<id>"
     sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class WeComGroupSend(Base):
+    """A 企业群发 task (add_msg_template) waiting for its owner staff member to confirm it in their client, and its
+    outcome polled with get_groupmsg_send_result: waiting → sent | failed."""
+
+    __tablename__ = "wecom_group_sends"
+    msgid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    chat_id: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = {"sqlite_with_rowid": False}

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import fast
-from storage.models_wecom import WeComCallback, WeComKfCursor, WeComKfCustomer, WeComQuota, WeComToken
+from storage.models_wecom import (
+    WeComCallback,
+    WeComGroupSend,
+    WeComKfCursor,
+    WeComKfCustomer,
+    WeComQuota,
+    WeComToken,
+)
 from storage.upsert import insert_for
 
 _CALLBACKS = WeComCallback.__table__
@@ -92,3 +99,31 @@ async def count_quota(session: AsyncSession, month: str, target: str) -> None:
 async def erase_member(session: AsyncSession, member_id: str) -> int:
     """A member's 微信客服 rows (at their request: bot/privacy.py)."""
     return (await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0
+
+
+_SENDS = WeComGroupSend.__table__
+
+
+async def add_group_send(session: AsyncSession, msgid: str, owner: str, chat_id: str, text: str,
+                         at: datetime) -> None:
+    await session.execute(_SENDS.insert().values(msgid=msgid, owner=owner, chat_id=chat_id, text=text,
+                                                 status="waiting", created_at=at, finished_at=None))
+
+
+async def waiting_group_sends(session: AsyncSession, limit: int = 200) -> list[tuple[str, str, str]]:
+    """(msgid, owner, chat_id) of the tasks still waiting for their staff member, oldest first."""
+    rows = await session.execute(select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_id)
+                                 .where(_SENDS.c.status == "waiting").order_by(_SENDS.c.created_at).limit(limit))
+    return [tuple(r) for r in rows]
+
+
+async def finish_group_send(session: AsyncSession, msgid: str, status: str, at: datetime) -> bool:
+    result = await session.execute(update(_SENDS).where(_SENDS.c.msgid == msgid, _SENDS.c.status == "waiting")
+                                   .values(status=status, finished_at=at))
+    return (result.rowcount or 0) == 1
+
+
+async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
+    """The latest tasks, newest first (the dashboard, /schedule list)."""
+    rows = await session.execute(select(_SENDS).order_by(_SENDS.c.created_at.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]

@@ -17,10 +17,12 @@ from tests.wecom_mock import AES_KEY, CORP_ID, KF, SECRET, TOKEN, CallbackSender
 SECRETS = WeComSecrets(SECRET, TOKEN, AES_KEY)
 
 
-def wecom_config(mock: WeComMock, *, skills=("ping",), skill_settings: dict | None = None, **wecom):
+def wecom_config(mock: WeComMock, *, skills=("ping",), skill_settings: dict | None = None, rooms: dict | None = None,
+                 **wecom):
     cfg = parse_config({
         "bot": {"admins": ["admin1"], "skills": list(skills)},
         "http": {"port": 0},
+        "rooms": rooms or {},
         "wecom": {"enabled": True, "corp_id": CORP_ID, "agent_id": 1000002, "api_base": mock.url, **wecom},
         "skills": skill_settings or {},
     })

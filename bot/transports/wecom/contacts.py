@@ -42,13 +42,15 @@ EXTERNAL = 2  # groupchat/get member_list type: 1 a staff member, 2 an external 
 
 class Contacts:
     def __init__(self, api: WeComApi, sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                 activity: ActivityLog, settings: WeComSettings, dispatch: Callable[[Event], None]) -> None:
+                 activity: ActivityLog, settings: WeComSettings, dispatch: Callable[[Event], None],
+                 owner_of: Callable[[str, str], None] | None = None) -> None:
         self._api = api
         self._sessions = sessions
         self._clock = clock
         self._activity = activity
         self._settings = settings
         self._dispatch = dispatch
+        self._owner_of = owner_of  # groupchat/get tells a group's owner: broadcasts go through them
         self._tasks: set[asyncio.Task] = set()
         self.welcomed = 0
 
@@ -143,6 +145,8 @@ class Contacts:
         answer = await self._api.post(GROUP, {"chat_id": chat_id, "need_name": 1})
         group = answer.get("group_chat") or {}
         topic = str(group.get("name") or "")[:256] or None
+        if self._owner_of is not None and isinstance(group.get("owner"), str) and group["owner"]:
+            self._owner_of(chat_id, group["owner"][:128])
         members: dict[str, tuple[Person, str | None, int]] = {}
         for m in group.get("member_list") or []:
             if not isinstance(m, dict) or not isinstance(m.get("userid"), str) or len(m["userid"]) > 128:

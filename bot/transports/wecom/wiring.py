@@ -5,7 +5,8 @@ and bench/wecom_callbacks.py.
 The WeCom mode differs from a personal account's (docs/operators/wecom.md): 1-on-1 answers go to 微信客服
 customers only, within the reply window (``ReplyWindow`` in bot/governor.py: 5 messages within 48 h of the
 customer's last message); nothing is said inside external customer groups (``room_send`` is false, such messages
-are dropped with ``no_group_send``); new contacts are welcomed with their one-time welcome code.
+are dropped with ``no_group_send``, and proactive ones become 企业群发 tasks a staff member confirms:
+broadcasts.py); new contacts are welcomed with their one-time welcome code.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.events import OutgoingMessage
 from bot.governor import ReplyWindow
 from bot.transports.base import NotConnectedError, RefusedError
 from bot.transports.wecom.api import TIMEOUT_S, WeComApi
+from bot.transports.wecom.broadcasts import GroupSends
 from bot.transports.wecom.callbacks import Callback, WeComCallbacks
 from bot.transports.wecom.contacts import Contacts
 from bot.transports.wecom.crypto import CallbackCrypto
@@ -44,18 +46,22 @@ class WeComSecrets:
 
 
 class WeComTransport:
-    """bot → WeCom: 1-on-1 messages through 微信客服 (``kf/send_msg``); room messages refused for good."""
+    """bot → WeCom: 1-on-1 messages through 微信客服 (``kf/send_msg``); proactive room messages as 企业群发 tasks
+    (the governor lets no reply to a room through)."""
 
     capabilities = CAPABILITIES
 
     def __init__(self) -> None:
         self.self_id: str | None = None
         self.kf: KfInbox | None = None  # set once the app has started (it needs the database)
+        self.groups: GroupSends | None = None
         self._client_ids: OrderedDict[int, tuple[OutgoingMessage, str]] = OrderedDict()
 
     async def send(self, message: OutgoingMessage) -> str | None:
         if message.room_id is not None:
-            raise RefusedError("no_group_send", "WeCom external groups take no bot messages")
+            if self.groups is None:
+                raise RefusedError("no_group_send", "WeCom external groups take no bot messages")
+            return await self.groups.send(message)
         if self.kf is None:
             raise NotConnectedError("the WeCom transport is not started")
         platform_id = await self.kf.send(message, self._client_id(message))
@@ -81,6 +87,7 @@ class WeComBot:
     transport: WeComTransport
     kf: KfInbox
     contacts: Contacts
+    groups: GroupSends
 
     @property
     def callbacks(self) -> WeComCallbacks:
@@ -96,6 +103,7 @@ class WeComBot:
 
     async def stop(self) -> None:
         try:
+            self.groups.stop()
             await self.kf.idle()
             await self.contacts.idle()
             await self.app.stop()
@@ -113,12 +121,13 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     def receiver(app: BotApp) -> WeComCallbacks:
         sessions = app.services.sessions
         api = WeComApi(s.api_base, s.corp_id, secrets.secret, sessions, clock, timeout_s=timeout_s)
-        window = ReplyWindow(s.kf_reply_limit, timedelta(hours=s.kf_window_hours), rooms=False)
+        window = ReplyWindow(s.kf_reply_limit, timedelta(hours=s.kf_window_hours), group_sends=True)
         app.governor.reply_window = window
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
-        contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit)
-        transport.kf = kf
-        parts.update(api=api, kf=kf, contacts=contacts)
+        groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota)
+        contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
+        transport.kf, transport.groups = kf, groups
+        parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
         return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts))
 
     app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver)
@@ -128,7 +137,8 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     app.services.capabilities = CAPABILITIES
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)
-    return WeComBot(app, api, transport, parts["kf"], parts["contacts"])
+    parts["groups"].start()
+    return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"])
 
 
 def route_callbacks(app: BotApp, kf: KfInbox, contacts: Contacts):

@@ -56,6 +56,19 @@ def upgrade() -> None:
     sqlite_with_rowid=False
     )
     op.create_index('ix_member_identities_member_id', 'member_identities', ['member_id'])
+    op.create_table('wecom_group_sends',
+    sa.Column('msgid', sa.String(length=64), nullable=False),
+    sa.Column('owner', sa.String(length=128), nullable=False),
+    sa.Column('chat_id', sa.String(length=128), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('finished_at', storage.types.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('msgid'),
+    sqlite_with_rowid=False
+    )
+    op.create_index('ix_wecom_group_sends_owner', 'wecom_group_sends', ['owner'])
+    op.create_index('ix_wecom_group_sends_status', 'wecom_group_sends', ['status'])
     op.create_table('wecom_quota',
     sa.Column('month', sa.String(length=7), nullable=False),
     sa.Column('target', sa.String(length=160), nullable=False),
@@ -67,6 +80,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('wecom_quota')
+    op.drop_index('ix_wecom_group_sends_status', table_name='wecom_group_sends')
+    op.drop_index('ix_wecom_group_sends_owner', table_name='wecom_group_sends')
+    op.drop_table('wecom_group_sends')
     op.drop_index('ix_member_identities_member_id', table_name='member_identities')
     op.drop_table('member_identities')
     op.drop_index('ix_wecom_kf_customers_member_id', table_name='wecom_kf_customers')

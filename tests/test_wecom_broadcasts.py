@@ -1,0 +1,66 @@
+"""Staff-confirmed broadcasts (企业群发) over the mock WeCom API: a scheduled message to ``tag:vip`` customer
+groups becomes one add_msg_template task per group for its owner staff member; the results, polled with
+get_groupmsg_send_result once the staff member confirms, reach the activity store; the monthly quota is counted,
+persisted, and a message over it is dropped with ``quota``."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage import wecom as store
+from storage.models import Activity
+from tests.wecom_mock import Group, WeComMock
+from tests.wecom_support import WeComHarness, wecom_config
+
+
+async def activity(h, kind: str) -> list[tuple[str | None, dict]]:
+    await h.app.activity.flush()
+    async with h.app.services.sessions() as s:
+        rows = await s.execute(select(Activity.room_id, Activity.detail).where(Activity.kind == kind)
+                               .order_by(Activity.id))
+        return [tuple(r) for r in rows]
+
+
+def broadcast_config(mock):
+    return wecom_config(
+        mock, skills=("ping", "schedule"), monthly_quota=1,
+        rooms={"wrVip1": {"tags": ["vip"]}, "wrVip2": {"tags": ["vip"]}, "wrOther": {"tags": ["new"]}},
+        skill_settings={"schedule": {"items": {"周末团": {"daily": "10:00", "targets": ["tag:vip"],
+                                                          "text": "本周末团购开团啦～"}}}})
+
+
+async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_results(db_url):
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li"),
+                        "wrVip2": Group("wrVip2", "VIP 二群", "staff_wu"),
+                        "wrOther": Group("wrOther", "新人群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            await h.clock.advance(3600 + 5)  # 10:00 local: the schedule runs
+            await h.settle()
+            tasks = {(t["body"]["sender"], tuple(t["body"]["chat_id_list"])): msgid
+                     for msgid, t in mock.templates.items()}
+            assert set(tasks) == {("staff_li", ("wrVip1",)), ("staff_wu", ("wrVip2",))}
+            assert all(t["body"]["text"]["content"] == "本周末团购开团啦～" for t in mock.templates.values())
+            created = await activity(h, "group_send_task")
+            assert sorted((r, d["owner"], d["status"]) for r, d in created) == [
+                ("wrVip1", "staff_li", "waiting"), ("wrVip2", "staff_wu", "waiting")]
+            # staff_li confirms in their client; the next poll records it, staff_wu's stays waiting
+            mock.staff_confirms(tasks[("staff_li", ("wrVip1",))], "staff_li")
+            await h.clock.advance(600)
+            await h.settle()
+            results = await activity(h, "group_send_result")
+            assert [(r, d["owner"], d["status"]) for r, d in results] == [("wrVip1", "staff_li", "sent")]
+            async with h.app.services.sessions() as s:
+                states = {row["chat_id"]: row["status"] for row in await store.group_sends(s)}
+                assert await store.quota_used(s, "2026-11", "group:wrVip1") == 1
+            assert states == {"wrVip1": "sent", "wrVip2": "waiting"}
+        # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota
+        async with WeComHarness(db_url, mock, broadcast_config(mock), start=h.clock.now()) as h2:
+            await h2.clock.advance(24 * 3600)
+            await h2.settle()
+            assert len(mock.templates) == 2
+            dropped = [d["reason"] for _, d in await activity(h2, "send_dropped")]
+            assert dropped.count("quota") == 2
+    finally:
+        await mock.stop()
