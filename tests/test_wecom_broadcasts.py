@@ -5,12 +5,15 @@ persisted, and a message over it is dropped with ``quota``."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from storage import wecom as store
 from storage.models import Activity
 from tests.wecom_mock import Group, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
+
+pytestmark = pytest.mark.all_backends
 
 
 async def activity(h, kind: str) -> list[tuple[str | None, dict]]:

@@ -4,11 +4,14 @@ joins (with the inviter) and leaves; the bot itself never speaks in those groups
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from storage.models import Activity, Room, RoomMember
 from tests.wecom_mock import Customer, Group, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
+
+pytestmark = pytest.mark.all_backends
 
 
 async def activity(h, kind: str) -> list[tuple[str | None, str | None, dict]]:

@@ -17,6 +17,8 @@ from storage.models_wecom import WeComCallback
 from tests.wecom_mock import AES_KEY, CORP_ID, TOKEN, Customer, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
 
+pytestmark = pytest.mark.all_backends
+
 
 def test_signature_is_sha1_over_the_sorted_four():
     expected = hashlib.sha1("".join(sorted(["tok", "1700000000", "n1", "CIPHER"])).encode()).hexdigest()

@@ -5,6 +5,7 @@ message with their reason; an unreachable WeCom is retried with back-off and not
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bot.events import OutgoingMessage
@@ -15,6 +16,8 @@ from storage.points import balance
 from tests.faq_support import write_kb
 from tests.wecom_mock import Customer, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
+
+pytestmark = pytest.mark.all_backends
 
 
 async def dropped(h, reason: str) -> list[dict]:
