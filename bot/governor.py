@@ -98,8 +98,8 @@ class ReplyWindow:
     ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). The channel cannot answer in groups (WeCom
     external groups): a reply to a room is dropped (``no_group_send``) instead of retried; a proactive room message
     goes on to the transport only with ``group_sends`` (it becomes a task a staff member confirms).
-    In memory: after a restart a customer's count starts from 0 again, and WeCom's own refusal (95xxx → dropped
-    with ``window``) is the backstop."""
+    The transport persists the windows and gives them back at start (``restore``); WeCom's own refusal (95xxx →
+    dropped with ``window``) is the backstop."""
 
     def __init__(self, limit: int = 5, window: timedelta = timedelta(hours=48), *, group_sends: bool = False) -> None:
         self.limit = limit
@@ -114,6 +114,10 @@ class ReplyWindow:
         if last is None or at >= last:
             self._last_in[member_id] = at
             self._sent[member_id] = 0
+
+    def restore(self, member_id: str, last_in: datetime, sent: int) -> None:
+        if member_id not in self._last_in or last_in > self._last_in[member_id]:
+            self._last_in[member_id], self._sent[member_id] = last_in, sent
 
     def refuse(self, message: OutgoingMessage, now: datetime, proactive: bool = False) -> str | None:
         """Why ``message`` may not go now (the drop reason), or None."""

@@ -53,6 +53,8 @@ class WeComKfCustomer(Base):
     open_kfid: Mapped[str] = mapped_column(String(128))
     member_id: Mapped[str] = mapped_column(String(128), index=True)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # messages sent to them since their last message (the reply window's count, kept across restarts)
+    window_sent: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = {"sqlite_with_rowid": False}
 

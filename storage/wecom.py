@@ -71,12 +71,26 @@ async def save_cursor(session: AsyncSession, open_kfid: str, value: str, at: dat
 
 async def note_customer(session: AsyncSession, external_userid: str, open_kfid: str, member_id: str,
                         at: datetime) -> None:
+    """The customer wrote at ``at`` through ``open_kfid``: their reply window opens again (its count back to 0)."""
     stmt = insert_for(session.bind.dialect.name, _CUSTOMERS).values(
-        external_userid=external_userid, open_kfid=open_kfid, member_id=member_id, last_message_at=at)
+        external_userid=external_userid, open_kfid=open_kfid, member_id=member_id, last_message_at=at,
+        window_sent=0)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["external_userid"],
         set_={"open_kfid": stmt.excluded.open_kfid, "member_id": stmt.excluded.member_id,
-              "last_message_at": stmt.excluded.last_message_at}))
+              "last_message_at": stmt.excluded.last_message_at, "window_sent": 0}))
+
+
+async def count_window_send(session: AsyncSession, external_userid: str) -> None:
+    await session.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.external_userid == external_userid)
+                          .values(window_sent=_CUSTOMERS.c.window_sent + 1))
+
+
+async def open_windows(session: AsyncSession, since: datetime) -> list[tuple[str, datetime, int]]:
+    """(member, their last message, messages sent since) of the customers who wrote after ``since``."""
+    rows = await session.execute(select(_CUSTOMERS.c.member_id, _CUSTOMERS.c.last_message_at,
+                                        _CUSTOMERS.c.window_sent).where(_CUSTOMERS.c.last_message_at >= since))
+    return [tuple(r) for r in rows]
 
 
 async def kf_route(session: AsyncSession, member_id: str) -> tuple[str, str] | None:

@@ -76,6 +76,12 @@ async def test_a_sixth_message_inside_48_hours_is_dropped_with_window(db_url, tm
             assert len(h.answers("wmW")) == 5
             assert len(await dropped(h, "window")) == 1
             assert mock.count("kf/send_msg") == 5  # the sixth never reached WeCom
+        # the count survives a restart
+        async with WeComHarness(db_url, mock, kf_config(mock, tmp_path), start=h.clock.now()) as h:
+            governor = h.app.governor
+            governor.submit(OutgoingMessage("重启后的提醒", user_id="wmW"))
+            await h.settle()
+            assert len(await dropped(h, "window")) == 2 and mock.count("kf/send_msg") == 5
             # the customer writes again: the window opens again
             await h.customer("wmW", "/ping", after_s=60)
             await h.settle()
@@ -84,7 +90,7 @@ async def test_a_sixth_message_inside_48_hours_is_dropped_with_window(db_url, tm
             await h.clock.advance(48 * 3600 + 1)
             governor.submit(OutgoingMessage("迟到的提醒", user_id="wmW"))
             await h.settle()
-            assert len(h.answers("wmW")) == 6 and len(await dropped(h, "window")) == 2
+            assert len(h.answers("wmW")) == 6 and len(await dropped(h, "window")) == 3
             # and nothing in an external group
             governor.submit(OutgoingMessage("群里说话", room_id="wrChat1"))
             await h.settle()

@@ -192,8 +192,24 @@ class KfInbox:
         answer = await self._api.post(SEND, {
             "touser": external_userid, "open_kfid": open_kfid, "msgid": _CLIENT_MSGID.sub("", client_msgid)[:32],
             "msgtype": "text", "text": {"content": message.text}}, sending=True)
+        try:  # the window's count, kept across restarts (sent already: a failure here loses only the count)
+            async with self._sessions() as session:
+                await store.count_window_send(session, external_userid)
+                await session.commit()
+        except Exception as exc:
+            log.warning("微信客服: the reply window's count not saved (%s)", type(exc).__name__)
         msgid = answer.get("msgid")
         return str(msgid) if msgid else None
+
+    async def restore_windows(self) -> int:
+        """At start: the reply windows still open, with their counts, back into the governor's policy."""
+        if self._window is None:
+            return 0
+        async with self._sessions() as session:
+            rows = await store.open_windows(session, self._clock.now() - self._window.window)
+        for member_id, last_in, sent in rows:
+            self._window.restore(member_id, last_in, sent)
+        return len(rows)
 
 
 def _list(value: object) -> list[dict]:

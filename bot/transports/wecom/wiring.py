@@ -134,6 +134,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     await app.start()
     api: WeComApi = parts["api"]
     await api.start()
+    await parts["kf"].restore_windows()
     app.services.capabilities = CAPABILITIES
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)

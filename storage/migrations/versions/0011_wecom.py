@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.Column('open_kfid', sa.String(length=128), nullable=False),
     sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('last_message_at', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('window_sent', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('external_userid'),
     sqlite_with_rowid=False
     )
