@@ -98,3 +98,25 @@ class WeComGroupSend(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = {"sqlite_with_rowid": False}
+
+
+class WeComFollow(Base):
+    """Which staff member (UserID) has which customer (external_userid) as a contact: tags are marked through them."""
+
+    __tablename__ = "wecom_follows"
+    external_userid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    userid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class WeComTagMark(Base):
+    """The corp tag (of ``[wecom] tier_tags``) the bot last marked on a customer: only changes are sent."""
+
+    __tablename__ = "wecom_tag_marks"
+    external_userid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tag_id: Mapped[str] = mapped_column(String(128))
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = {"sqlite_with_rowid": False}

@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import fast
 from storage.models_wecom import (
     WeComCallback,
+    WeComFollow,
     WeComGroupSend,
     WeComKfCursor,
     WeComKfCustomer,
     WeComQuota,
+    WeComTagMark,
     WeComToken,
 )
 from storage.upsert import insert_for
@@ -141,3 +143,38 @@ async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
     """The latest tasks, newest first (the dashboard, /schedule list)."""
     rows = await session.execute(select(_SENDS).order_by(_SENDS.c.created_at.desc()).limit(limit))
     return [dict(r._mapping) for r in rows]
+
+
+_FOLLOWS = WeComFollow.__table__
+_MARKS = WeComTagMark.__table__
+
+
+async def follow(session: AsyncSession, external_userid: str, userid: str, at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _FOLLOWS).values(external_userid=external_userid, userid=userid,
+                                                                  added_at=at)
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["external_userid", "userid"]))
+
+
+async def unfollow(session: AsyncSession, external_userid: str, userid: str) -> None:
+    await session.execute(delete(_FOLLOWS).where(_FOLLOWS.c.external_userid == external_userid,
+                                                 _FOLLOWS.c.userid == userid))
+
+
+async def followers(session: AsyncSession) -> dict[str, str]:
+    """external_userid → one staff member who has them as a contact (the first added)."""
+    rows = await session.execute(select(_FOLLOWS.c.external_userid, _FOLLOWS.c.userid)
+                                 .order_by(_FOLLOWS.c.added_at.desc()))
+    return {r.external_userid: r.userid for r in rows}
+
+
+async def tag_marks(session: AsyncSession) -> dict[str, str]:
+    return {r.external_userid: r.tag_id for r in await session.execute(select(_MARKS.c.external_userid,
+                                                                               _MARKS.c.tag_id))}
+
+
+async def mark(session: AsyncSession, external_userid: str, tag_id: str, at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _MARKS).values(external_userid=external_userid, tag_id=tag_id,
+                                                                marked_at=at)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["external_userid"],
+                                                     set_={"tag_id": stmt.excluded.tag_id,
+                                                           "marked_at": stmt.excluded.marked_at}))

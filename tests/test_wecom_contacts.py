@@ -35,12 +35,14 @@ async def test_a_new_contact_is_welcomed_within_its_window(db_url):
     try:
         async with WeComHarness(db_url, mock, contacts_config(mock)) as h:
             cb = h.callbacks
-            assert (await cb.contact_added("wmNew1", "staff_li", mock.new_welcome_code(), state="store-sh"))[0] == 200
-            assert (await cb.contact_added("wmNew2", "staff_li", mock.new_welcome_code()))[0] == 200
-            assert (await cb.contact_added("wmNew3", "staff_wu", mock.new_welcome_code()))[0] == 200
+            codes = [mock.new_welcome_code() for _ in range(3)]
+            assert (await cb.contact_added("wmNew1", "staff_li", codes[0], state="store-sh"))[0] == 200
+            assert (await cb.contact_added("wmNew2", "staff_li", codes[1]))[0] == 200
+            assert (await cb.contact_added("wmNew3", "staff_wu", codes[2]))[0] == 200
             await h.idle()
-            assert [w["text"]["content"] for w in mock.welcomes] == [
-                "欢迎来自上海门店的朋友！", "我是店长小李，有事随时找我。", "你好，我是品牌小助手～"]
+            # handled concurrently: each with its own code and text
+            assert {w["welcome_code"]: w["text"]["content"] for w in mock.welcomes} == {
+                codes[0]: "欢迎来自上海门店的朋友！", codes[1]: "我是店长小李，有事随时找我。", codes[2]: "你好，我是品牌小助手～"}
             # the code is valid 20 s: an event handled later is recorded, not welcomed
             code = mock.new_welcome_code()
             encrypted, body = cb.envelope({"FromUserName": "sys", "MsgType": "event",
@@ -50,17 +52,17 @@ async def test_a_new_contact_is_welcomed_within_its_window(db_url):
             assert (await cb.post({}, query=cb.signed(encrypted), body=body))[0] == 200
             await h.idle()
             assert len(mock.welcomes) == 3
-            added = await activity(h, "contact_added")
+            added = sorted(await activity(h, "contact_added"), key=lambda row: row[1])
             assert [(m, d["welcomed"], d.get("reason")) for _, m, d in added] == [
-                ("wmNew1", True, None), ("wmNew2", True, None), ("wmNew3", True, None), ("wmLate", False, "expired")]
-            assert added[0][2]["staff"] == "staff_li" and added[0][2]["state"] == "store-sh"
+                ("wmLate", False, "expired"), ("wmNew1", True, None), ("wmNew2", True, None), ("wmNew3", True, None)]
+            assert added[1][2]["staff"] == "staff_li" and added[1][2]["state"] == "store-sh"
             # removals, either way round
             await cb.post({"FromUserName": "sys", "MsgType": "event", "Event": "change_external_contact",
                            "ChangeType": "del_follow_user", "UserID": "staff_li", "ExternalUserID": "wmNew2"})
             await cb.post({"FromUserName": "sys", "MsgType": "event", "Event": "change_external_contact",
                            "ChangeType": "del_external_contact", "UserID": "staff_wu", "ExternalUserID": "wmNew3"})
             await h.idle()
-            assert [(m, d["by"]) for _, m, d in await activity(h, "contact_removed")] == [
+            assert sorted((m, d["by"]) for _, m, d in await activity(h, "contact_removed")) == [
                 ("wmNew2", "customer"), ("wmNew3", "staff")]
     finally:
         await mock.stop()
@@ -97,5 +99,38 @@ async def test_customer_group_changes_fill_the_directory_and_record_joins_and_le
             await h.idle()
             leaves = await activity(h, "leave")
             assert [(r, m) for r, m, _ in leaves] == [("wrGroup1", "wmJoin")]
+    finally:
+        await mock.stop()
+
+
+async def test_tiers_become_corp_tags_marked_once_and_moved_safely(db_url):
+    from skills.tiers.models import MemberTier
+
+    mock = await WeComMock().start()
+    mock.customers.update({"wmT1": Customer("wmT1", "甲"), "wmT2": Customer("wmT2", "乙"),
+                           "wmT3": Customer("wmT3", "丙")})
+    config = wecom_config(mock, skills=("ping", "tiers"), tier_tags={"core": "etCORE", "silent": "etSILENT"})
+    try:
+        async with WeComHarness(db_url, mock, config) as h:
+            for ext, staff in (("wmT1", "staff_li"), ("wmT2", "staff_wu"), ("wmT3", "staff_li")):
+                await h.callbacks.contact_added(ext, staff, "")
+            await h.idle()
+
+            async def set_tier(member_id: str, tier: str) -> None:
+                async with h.app.services.sessions() as s:
+                    await s.merge(MemberTier(member_id=member_id, tier=tier, since=h.clock.now()))
+                    await s.commit()
+
+            await set_tier("wmT1", "core")
+            await set_tier("wmT2", "silent")
+            await set_tier("wmT3", "active")  # no tag for this tier
+            assert await h.bot.tags.run() == 2
+            assert sorted((t["userid"], t["external_userid"], tuple(t["add_tag"]), tuple(t["remove_tag"]))
+                          for t in mock.tags) == [("staff_li", "wmT1", ("etCORE",), ("etSILENT",)),
+                                                  ("staff_wu", "wmT2", ("etSILENT",), ("etCORE",))]
+            assert await h.bot.tags.run() == 0 and len(mock.tags) == 2  # nothing changed: nothing sent
+            await set_tier("wmT1", "silent")
+            assert await h.bot.tags.run() == 1
+            assert mock.tags[-1]["add_tag"] == ["etSILENT"] and mock.tags[-1]["remove_tag"] == ["etCORE"]
     finally:
         await mock.stop()

@@ -30,6 +30,7 @@ from bot.transports.base import TransportError
 from bot.transports.wecom.api import WeComApi
 from bot.transports.wecom.callbacks import Callback
 from storage import identity
+from storage import wecom as store
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class Contacts:
         except TransportError as exc:  # the welcome matters more than the name: go on without it
             log.warning("WeCom contact details not read (%s)", exc)
         member_id = await self._member(external_userid, (unionid or "")[:128] or None)
+        if staff and len(staff) <= 128:
+            async with self._sessions() as session:
+                await store.follow(session, external_userid, staff, at)
+                await session.commit()
         s = self._settings
         text = s.welcome_by_state.get(state) or s.welcome_by_staff.get(staff) or s.welcome
         welcomed, why = False, "no_text" if not text else "no_code"
@@ -133,6 +138,8 @@ class Contacts:
             return
         async with self._sessions() as session:
             member_id = await identity.resolve(session, "external_userid", external_userid) or external_userid
+            await store.unfollow(session, external_userid, callback.get("UserID"))
+            await session.commit()
         by = "staff" if callback.get("ChangeType") == "del_external_contact" else "customer"
         self._activity.record("contact_removed", member_id=member_id, at=self._at(callback),
                               detail={"staff": callback.get("UserID")[:128], "by": by, "channel": "wecom"})

@@ -31,6 +31,7 @@ from bot.transports.wecom.callbacks import Callback, WeComCallbacks
 from bot.transports.wecom.contacts import Contacts
 from bot.transports.wecom.crypto import CallbackCrypto
 from bot.transports.wecom.kf import KfInbox
+from bot.transports.wecom.tags import TagSync
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class WeComBot:
     kf: KfInbox
     contacts: Contacts
     groups: GroupSends
+    tags: TagSync
 
     @property
     def callbacks(self) -> WeComCallbacks:
@@ -104,6 +106,7 @@ class WeComBot:
     async def stop(self) -> None:
         try:
             self.groups.stop()
+            self.tags.stop()
             await self.kf.idle()
             await self.contacts.idle()
             await self.app.stop()
@@ -139,7 +142,9 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)
     parts["groups"].start()
-    return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"])
+    tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours)
+    tags.start()
+    return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
 
 
 def route_callbacks(app: BotApp, kf: KfInbox, contacts: Contacts):

@@ -70,6 +70,20 @@ def upgrade() -> None:
     )
     op.create_index('ix_wecom_group_sends_owner', 'wecom_group_sends', ['owner'])
     op.create_index('ix_wecom_group_sends_status', 'wecom_group_sends', ['status'])
+    op.create_table('wecom_follows',
+    sa.Column('external_userid', sa.String(length=128), nullable=False),
+    sa.Column('userid', sa.String(length=128), nullable=False),
+    sa.Column('added_at', storage.types.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('external_userid', 'userid'),
+    sqlite_with_rowid=False
+    )
+    op.create_table('wecom_tag_marks',
+    sa.Column('external_userid', sa.String(length=128), nullable=False),
+    sa.Column('tag_id', sa.String(length=128), nullable=False),
+    sa.Column('marked_at', storage.types.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('external_userid'),
+    sqlite_with_rowid=False
+    )
     op.create_table('wecom_quota',
     sa.Column('month', sa.String(length=7), nullable=False),
     sa.Column('target', sa.String(length=160), nullable=False),
@@ -81,6 +95,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('wecom_quota')
+    op.drop_table('wecom_tag_marks')
+    op.drop_table('wecom_follows')
     op.drop_index('ix_wecom_group_sends_status', table_name='wecom_group_sends')
     op.drop_index('ix_wecom_group_sends_owner', table_name='wecom_group_sends')
     op.drop_table('wecom_group_sends')
