@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import fast
@@ -178,3 +178,13 @@ async def mark(session: AsyncSession, external_userid: str, tag_id: str, at: dat
     await session.execute(stmt.on_conflict_do_update(index_elements=["external_userid"],
                                                      set_={"tag_id": stmt.excluded.tag_id,
                                                            "marked_at": stmt.excluded.marked_at}))
+
+
+async def group_send_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """owner → {status: tasks} (the last 30 days' worth is what matters; tasks are few)."""
+    rows = await session.execute(select(_SENDS.c.owner, _SENDS.c.status, func.count())
+                                 .group_by(_SENDS.c.owner, _SENDS.c.status).order_by(_SENDS.c.owner))
+    out: dict[str, dict[str, int]] = {}
+    for owner, status, n in rows:
+        out.setdefault(owner, {})[status] = n
+    return out

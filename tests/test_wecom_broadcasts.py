@@ -6,6 +6,7 @@ persisted, and a message over it is dropped with ``quota``."""
 from __future__ import annotations
 
 import pytest
+import aiohttp
 from sqlalchemy import select
 
 from storage import wecom as store
@@ -32,7 +33,18 @@ def broadcast_config(mock):
                                                           "text": "本周末团购开团啦～"}}}})
 
 
-async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_results(db_url):
+async def dashboard_jobs(h) -> str:
+    base = f"http://127.0.0.1:{h.app.web.port}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        async with client.post(base + "/dashboard/login", data={"token": "wecom-dash"}, allow_redirects=False):
+            pass
+        async with client.get(base + "/dashboard/jobs") as r:
+            assert r.status == 200
+            return await r.text()
+
+
+async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_results(db_url, monkeypatch):
+    monkeypatch.setenv("DASHBOARD_TOKEN", "wecom-dash")
     mock = await WeComMock().start()
     mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li"),
                         "wrVip2": Group("wrVip2", "VIP 二群", "staff_wu"),
@@ -58,6 +70,18 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
                 states = {row["chat_id"]: row["status"] for row in await store.group_sends(s)}
                 assert await store.quota_used(s, "2026-11", "group:wrVip1") == 1
             assert states == {"wrVip1": "sent", "wrVip2": "waiting"}
+            # the operators see each task's state per owner on the dashboard
+            page = await dashboard_jobs(h)
+            assert "企业群发任务" in page
+            rows = [r for r in page.split("<tr>") if "wrVip" in r]
+            assert any("wrVip1" in r and "staff_li" in r and "已发送" in r for r in rows)
+            assert any("wrVip2" in r and "staff_wu" in r and "等待群主确认" in r for r in rows)
+            # and the global admin (a 微信客服 customer whose id is in bot.admins) in /schedule list
+            await h.customer("admin1", "/schedule list")
+            await h.settle()
+            listing = h.answers("admin1")[-1]
+            assert "企业群发（群主 staff_li）：等待确认 0，已发送 1，失败 0" in listing
+            assert "企业群发（群主 staff_wu）：等待确认 1，已发送 0，失败 0" in listing
         # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota
         async with WeComHarness(db_url, mock, broadcast_config(mock), start=h.clock.now()) as h2:
             await h2.clock.advance(24 * 3600)
