@@ -96,8 +96,8 @@ class ReplyWindow:
     """A channel's reply-window policy (WeCom 微信客服): per customer, at most ``limit`` messages within ``window``
     of their last message, nothing outside it — order reminders included. Inactive unless a transport sets
     ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). The channel cannot answer in groups (WeCom
-    external groups): a reply to a room is dropped (``no_group_send``) instead of retried; a proactive room message
-    goes on to the transport only with ``group_sends`` (it becomes a task a staff member confirms).
+    external groups): a reply to a room is dropped (``no_group_send``) instead of retried; with ``group_sends`` a
+    campaign goes on to the transport, which makes it a task a staff member confirms (``refuse``).
     The transport persists the windows and gives them back at start (``restore``); WeCom's own refusal (95xxx →
     dropped with ``window``) is the backstop."""
 
@@ -119,15 +119,21 @@ class ReplyWindow:
         if member_id not in self._last_in or last_in > self._last_in[member_id]:
             self._last_in[member_id], self._sent[member_id] = last_in, sent
 
-    def refuse(self, message: OutgoingMessage, now: datetime, proactive: bool = False) -> str | None:
-        """Why ``message`` may not go now (the drop reason), or None."""
+    def open(self, member_id: str, now: datetime) -> bool:
+        """The customer's window is open and not used up."""
+        last = self._last_in.get(member_id)
+        return last is not None and now <= last + self.window and self._sent.get(member_id, 0) < self.limit
+
+    def refuse(self, message: OutgoingMessage, now: datetime, kind: ProactiveKind | None = None) -> str | None:
+        """Why ``message`` may not go now (the drop reason), or None. With ``group_sends``, a proactive message to a
+        room, and a campaign (light or promotional) to a customer whose window is closed, go on: they become tasks
+        staff confirm. Replies never do, nor 1-on-1 transactional messages (order reminders: the window only)."""
         if message.room_id is not None:
-            return None if proactive and self.group_sends else "no_group_send"
-        member_id = message.user_id
-        last = self._last_in.get(member_id)  # type: ignore[arg-type]
-        if last is None or now > last + self.window or self._sent.get(member_id, 0) >= self.limit:  # type: ignore
-            return "window"
-        return None
+            return None if self.group_sends and kind is not None else "no_group_send"
+        campaign = self.group_sends and kind in (ProactiveKind.LIGHT, ProactiveKind.PROMOTIONAL)
+        if self.open(message.user_id, now) or campaign:  # type: ignore[arg-type]
+            return None
+        return "window"
 
     def sent(self, message: OutgoingMessage) -> None:
         if message.user_id is not None:
@@ -522,7 +528,8 @@ class SendGovernor:
                     self._keep(item)
                     self._enqueue(item)
                     return
-        if self.reply_window is not None and (closed := self.reply_window.refuse(item.message, now, item.kind is not None)):
+        closed = self.reply_window.refuse(item.message, now, item.kind) if self.reply_window is not None else None
+        if closed:
             self._drop(item, closed)
             return
         if item.entry is not None and self._outbox is not None:

@@ -91,6 +91,7 @@ class WeComGroupSend(Base):
     __tablename__ = "wecom_group_sends"
     msgid: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128), index=True)
+    chat_type: Mapped[str] = mapped_column(String(8))  # "group" (chat_id: the group) | "single" (a customer)
     chat_id: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)

@@ -120,15 +120,15 @@ async def erase_member(session: AsyncSession, member_id: str) -> int:
 _SENDS = WeComGroupSend.__table__
 
 
-async def add_group_send(session: AsyncSession, msgid: str, owner: str, chat_id: str, text: str,
+async def add_group_send(session: AsyncSession, msgid: str, owner: str, chat_type: str, chat_id: str, text: str,
                          at: datetime) -> None:
-    await session.execute(_SENDS.insert().values(msgid=msgid, owner=owner, chat_id=chat_id, text=text,
-                                                 status="waiting", created_at=at, finished_at=None))
+    await session.execute(_SENDS.insert().values(msgid=msgid, owner=owner, chat_type=chat_type, chat_id=chat_id,
+                                                 text=text, status="waiting", created_at=at, finished_at=None))
 
 
-async def waiting_group_sends(session: AsyncSession, limit: int = 200) -> list[tuple[str, str, str]]:
-    """(msgid, owner, chat_id) of the tasks still waiting for their staff member, oldest first."""
-    rows = await session.execute(select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_id)
+async def waiting_group_sends(session: AsyncSession, limit: int = 200) -> list[tuple[str, str, str, str]]:
+    """(msgid, owner, chat_type, chat_id) of the tasks still waiting for their staff member, oldest first."""
+    rows = await session.execute(select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_type, _SENDS.c.chat_id)
                                  .where(_SENDS.c.status == "waiting").order_by(_SENDS.c.created_at).limit(limit))
     return [tuple(r) for r in rows]
 

@@ -9,9 +9,10 @@ import pytest
 import aiohttp
 from sqlalchemy import select
 
+from bot.events import OutgoingMessage, Priority, ProactiveKind
 from storage import wecom as store
 from storage.models import Activity
-from tests.wecom_mock import Group, WeComMock
+from tests.wecom_mock import Customer, Group, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
 
 pytestmark = pytest.mark.all_backends
@@ -89,5 +90,49 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
             assert len(mock.templates) == 2
             dropped = [d["reason"] for _, d in await activity(h2, "send_dropped")]
             assert dropped.count("quota") == 2
+    finally:
+        await mock.stop()
+
+
+async def test_campaigns_to_customers_outside_the_window_become_one_on_one_tasks(db_url):
+    mock = await WeComMock().start()
+    mock.customers.update({"wmS": Customer("wmS", "沉默客户"), "wmK": Customer("wmK", "客服客户")})
+    try:
+        async with WeComHarness(db_url, mock, wecom_config(mock, skills=("ping",))) as h:
+            await h.callbacks.contact_added("wmS", "staff_li", "")  # a contact, never wrote to 微信客服
+            await h.callbacks.contact_added("wmK", "staff_wu", "")
+            await h.customer("wmK", "/ping")  # wmK's window is open
+            await h.settle()
+            governor = h.app.governor
+
+            def campaign(user: str, text: str, kind=ProactiveKind.PROMOTIONAL) -> None:
+                governor.submit(OutgoingMessage(text, user_id=user), priority=Priority.SCHEDULED, kind=kind)
+
+            campaign("wmS", "新品上市，会员专享价")  # no window: a task for the staff member who has them
+            campaign("wmK", "新品上市，会员专享价")  # window open: 微信客服 answers it directly
+            campaign("wxid_stranger", "新品上市")  # no channel at all
+            governor.submit(OutgoingMessage("群公告", room_id="wrGone"), priority=Priority.SCHEDULED,
+                            kind=ProactiveKind.LIGHT)  # a group WeCom doesn't know: dropped, not retried
+            await h.settle()
+            singles = [t["body"] for t in mock.templates.values()]
+            assert singles == [{"chat_type": "single", "sender": "staff_li", "external_userid": ["wmS"],
+                                "text": {"content": "新品上市，会员专享价"}}]
+            assert h.answers("wmK")[-1] == "新品上市，会员专享价"
+            dropped = [d["reason"] for _, d in await activity(h, "send_dropped")]
+            assert sorted(dropped) == ["no_channel", "unknown_group"]
+            assert mock.count("externalcontact/groupchat/get") == 1
+            # an order reminder (transactional) to a customer outside the window: the window, not a task
+            await h.clock.advance(49 * 3600)
+            governor.submit(OutgoingMessage("您的订单可以提货了", user_id="wmK"), priority=Priority.TRANSACTIONAL,
+                            kind=ProactiveKind.TRANSACTIONAL)
+            await h.settle()
+            assert [d["reason"] for _, d in await activity(h, "send_dropped")][-1] == "window"
+            assert len(mock.templates) == 1
+            # staff_li confirms; the result reaches the activity store under the member
+            mock.staff_confirms(next(iter(mock.templates)), "staff_li")
+            await h.clock.advance(600)
+            await h.settle()
+            assert [(d["owner"], d["status"]) for _, d in await activity(h, "group_send_result")] == [
+                ("staff_li", "sent")]
     finally:
         await mock.stop()

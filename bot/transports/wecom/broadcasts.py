@@ -1,6 +1,8 @@
 """Staff-confirmed broadcasts (企业群发): a proactive message the governor lets go to a customer group (a scheduled
 message, a campaign, a group-buy cut-off) becomes an ``add_msg_template`` task for the group's owner, who confirms
-it in their WeCom client; the bot never speaks in the group itself.
+it in their WeCom client; the bot never speaks in the group itself. A campaign to a customer whose 微信客服 window
+is closed (a tier- or tag-targeted schedule) becomes a 1-on-1 task (``chat_type: single``) for a staff member who
+has them as a contact.
 
 WeCom limits how many 群发 a target receives per month: counted here per (calendar month, group), persisted
 (``wecom_quota``), so a message over ``[wecom] monthly_quota`` is dropped with ``quota`` before WeCom is asked
@@ -19,7 +21,8 @@ from bot.activity import ActivityLog
 from bot.clock import Clock, TimerHandle
 from bot.events import OutgoingMessage
 from bot.transports.base import RefusedError, TransportError
-from bot.transports.wecom.api import WeComApi
+from bot.transports.wecom.api import WeComApi, WeComApiError
+from storage import identity
 from storage import wecom as store
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,10 @@ class GroupSends:
     async def _owner(self, chat_id: str) -> str:
         owner = self._owners.get(chat_id)
         if owner is None:
-            answer = await self._api.post(GROUP, {"chat_id": chat_id, "need_name": 0})
+            try:
+                answer = await self._api.post(GROUP, {"chat_id": chat_id, "need_name": 0})
+            except WeComApiError as exc:  # not a customer group of this corp (40050): asking again won't change it
+                raise RefusedError("unknown_group", str(exc)) from None
             owner = (answer.get("group_chat") or {}).get("owner")
             if not isinstance(owner, str) or not owner:
                 raise RefusedError("no_owner", "groupchat/get gave no owner")
@@ -64,28 +70,47 @@ class GroupSends:
         return owner
 
     async def send(self, message: OutgoingMessage) -> str:
-        """A task for the group's owner; its msgid. RefusedError("quota") once the group's month is used up."""
-        chat_id = message.room_id
-        assert chat_id is not None
+        """A task for the group's owner (a room message) or for a staff member who has the customer as a contact
+        (a 1-on-1 message); its msgid. RefusedError("quota") once the target's month is used up, ("no_channel")
+        for a member who is no WeCom customer of any staff member."""
         now = self._clock.now()
         month = self._clock.local(now).strftime("%Y-%m")
+        if message.room_id is not None:
+            target, quota_key = message.room_id, f"group:{message.room_id}"
+        else:
+            async with self._sessions() as session:
+                externals = [v for k, v in await identity.of_member(session, message.user_id) if
+                             k == "external_userid"] or [message.user_id]  # type: ignore[arg-type]
+                staff = await store.followers(session)
+            reachable = [e for e in externals if e in staff]
+            if not reachable:
+                raise RefusedError("no_channel", "not a WeCom contact of any staff member")
+            target, quota_key = reachable[0], f"customer:{reachable[0]}"
         async with self._sessions() as session:
-            used = await store.quota_used(session, month, f"group:{chat_id}")
+            used = await store.quota_used(session, month, quota_key)
         if used >= self._quota:
-            raise RefusedError("quota", f"the group had its {self._quota} 群发 this month")
-        owner = await self._owner(chat_id)
-        answer = await self._api.post(ADD, {"chat_type": "group", "sender": owner, "chat_id_list": [chat_id],
-                                            "text": {"content": message.text}}, sending=True)
+            raise RefusedError("quota", f"{quota_key} had its {self._quota} 群发 this month")
+        if message.room_id is not None:
+            sender = await self._owner(target)
+            body = {"chat_type": "group", "sender": sender, "chat_id_list": [target]}
+        else:
+            sender = staff[target]
+            body = {"chat_type": "single", "sender": sender, "external_userid": [target]}
+        answer = await self._api.post(ADD, {**body, "text": {"content": message.text}}, sending=True)
         msgid = answer.get("msgid")
         if not isinstance(msgid, str) or not msgid:
             raise TransportError("add_msg_template answered no msgid")
         async with self._sessions() as session:
-            await store.add_group_send(session, msgid[:64], owner, chat_id, message.text, now)
-            await store.count_quota(session, month, f"group:{chat_id}")
+            await store.add_group_send(session, msgid[:64], sender, body["chat_type"], target, message.text, now)
+            await store.count_quota(session, month, quota_key)
             await session.commit()
-        self._activity.record("group_send_task", room_id=chat_id,
-                              detail={"msgid": msgid[:64], "owner": owner, "status": "waiting"}, at=now)
+        self._activity.record("group_send_task", room_id=message.room_id, member_id=message.user_id,
+                              detail={"msgid": msgid[:64], "owner": sender, "status": "waiting"}, at=now)
         return msgid
+
+    async def _member_of(self, external_userid: str) -> str:
+        async with self._sessions() as session:
+            return await identity.resolve(session, "external_userid", external_userid) or external_userid
 
     async def _poll_again(self) -> None:
         self._timer = self._clock.call_later(POLL_S, self._poll_again, name="wecom-groupsend-poll")
@@ -99,7 +124,7 @@ class GroupSends:
         async with self._sessions() as session:
             waiting = await store.waiting_group_sends(session)
         finished = 0
-        for msgid, owner, chat_id in waiting:
+        for msgid, owner, chat_type, chat_id in waiting:
             answer = await self._api.post(RESULT, {"msgid": msgid, "userid": owner, "limit": 1000})
             statuses = [r.get("status") for r in answer.get("send_list") or [] if isinstance(r, dict)]
             if not statuses or 0 in statuses:
@@ -111,6 +136,8 @@ class GroupSends:
                 await session.commit()
             if changed:
                 finished += 1
-                self._activity.record("group_send_result", room_id=chat_id,
+                where = {"room_id": chat_id} if chat_type == "group" else {
+                    "member_id": await self._member_of(chat_id)}
+                self._activity.record("group_send_result", **where,
                                       detail={"msgid": msgid, "owner": owner, "status": status}, at=now)
         return finished

@@ -56,6 +56,8 @@ class WeComTransport:
         self.self_id: str | None = None
         self.kf: KfInbox | None = None  # set once the app has started (it needs the database)
         self.groups: GroupSends | None = None
+        self.window: ReplyWindow | None = None
+        self.clock: Clock | None = None
         self._client_ids: OrderedDict[int, tuple[OutgoingMessage, str]] = OrderedDict()
 
     async def send(self, message: OutgoingMessage) -> str | None:
@@ -65,6 +67,13 @@ class WeComTransport:
             return await self.groups.send(message)
         if self.kf is None:
             raise NotConnectedError("the WeCom transport is not started")
+        route = await self.kf.route(message.user_id)  # type: ignore[arg-type]
+        window_open = self.window is None or self.window.open(message.user_id, self.clock.now())  # type: ignore
+        if route is None or not window_open:
+            # the governor let it through: a campaign to a customer without an open 微信客服 window
+            if self.groups is None:
+                raise RefusedError("no_channel", "not a 微信客服 customer")
+            return await self.groups.send(message)
         platform_id = await self.kf.send(message, self._client_id(message))
         self._client_ids.pop(id(message), None)
         return platform_id
@@ -129,7 +138,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
         groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota)
         contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
-        transport.kf, transport.groups = kf, groups
+        transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
         return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts))
 

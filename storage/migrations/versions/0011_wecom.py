@@ -60,6 +60,7 @@ def upgrade() -> None:
     op.create_table('wecom_group_sends',
     sa.Column('msgid', sa.String(length=64), nullable=False),
     sa.Column('owner', sa.String(length=128), nullable=False),
+    sa.Column('chat_type', sa.String(length=8), nullable=False),
     sa.Column('chat_id', sa.String(length=128), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
