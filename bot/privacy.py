@@ -4,8 +4,8 @@ bot keeps about them; ``/删除我的数据``, confirmed with 「确认删除」
 The core's tables are handled here through storage functions (storage/members.py: the directory and the activity
 log; storage/points.py: the ledger; storage/jobs.py: scheduled jobs naming the member); each skill says what it
 keeps with ``@skill.member_data`` (bot/skill.py), and its ``export``/``erase`` run here. Erasure deletes, or where
-bookkeeping must keep a row (points ledger, orders, redemptions, activity counts) puts the stable pseudonym
-``erased:<sha256 prefix>`` in the member's place: every balance still equals its ledger. What stays as it was: the
+bookkeeping must keep a row (points ledger, orders, redemptions, activity counts) puts a random pseudonym
+``erased:<16 hex>`` (one per erasure) in the member's place: every balance still equals its ledger. What stays as it was: the
 opt-out (it keeps the member from being messaged again), and the entries of lotteries already drawn (the public draw
 is recomputed from them; only the name goes). The erasure is recorded as an activity row of kind ``erasure`` (counts,
 under the pseudonym) and an operator log line with counts only.
@@ -125,7 +125,7 @@ async def confirm(ctx: Context) -> None:
 
 
 async def erase(ctx: Context, member_id: str) -> None:
-    stand_in = members.pseudonym(member_id)
+    stand_in = members.pseudonym()
     opted_out = await ctx.services.governor.opted_out(member_id)  # kept; read before this handler's session
     activity = ctx.services.activity
     await activity.flush()  # then everything about the member is in the database, and erased there

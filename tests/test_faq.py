@@ -1,6 +1,7 @@
 """The FAQ skill on the virtual clock: answering policy, numbered choice, handoff, misses, hot reload, commands."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -98,7 +99,7 @@ async def test_numbered_choice_when_confidence_is_middling(kb_dir, db_url):
         assert sent[1].startswith("请回复 1 到")
         answers = await activity(h, "faq_answer")
         assert [(a["mode"], a["q"]) for a in answers] == [("choice", "退货")]
-        assert 0.01 <= answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked
+        assert 0 < answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked (the second: below the top)
         assert state(h.app.services).kb.entry(answers[0]["entry"]).question == second
         assert sent[2] == state(h.app.services).kb.entry(answers[0]["entry"]).answer
         await h.say("u1", "1", room=None, after_s=10)  # nothing pending any more: "1" is just a question
@@ -143,7 +144,7 @@ async def test_kb_misses_groups_this_weeks_similar_questions(h):
     lines = report.splitlines()
     assert lines[0] == "最近 7 天没答上来的问题（共 4 次）："
     assert lines[1].startswith("1. 门店") and "（3 次，3 种问法）" in lines[1]
-    assert lines[2] == "2. 可以带宠物吗（1 次）"
+    assert re.fullmatch(r"2\. 可以带宠物吗（1 次）#\d+", lines[2])  # the newest miss's id, for /kb link
 
 
 async def test_kb_add_appends_a_readable_entry_that_answers_at_once(h, kb_dir):
@@ -176,7 +177,7 @@ async def test_kb_test_shows_the_top_three_with_scores(h):
     (text,) = texts_to(h, "admin1")
     lines = text.splitlines()
     assert lines[0] == "「什么时候发货」的匹配结果（私聊时会直接回答）："
-    assert lines[1].startswith("1. 下单后多久发货？  置信度 0.9") and lines[1].endswith("（物流.md:3）")
+    assert lines[1].startswith("1. 下单后多久发货？  置信度 0.9") and lines[1].endswith("（编号 ship-when，物流.md:3）")
     assert 2 <= len(lines) <= 4
 
 

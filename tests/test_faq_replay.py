@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EVAL = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
+EVAL = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+            ROOT.parent / "shared") / "data" / "faq-eval" / "dev.jsonl"  # beside the project, or its worktrees
 M = "\u2005"
 
 

@@ -413,7 +413,8 @@ async def kb_test(ctx: Context) -> None:
     top = hits[0].confidence
     verdict = ("直接回答" if top >= cfg.answer_threshold else "给出选项" if top >= cfg.choice_threshold else "转人工")
     lines = [f"「{question[:40]}」的匹配结果（私聊时会{verdict}）："]
-    lines += [f"{i}. {h.entry.question}  置信度 {h.confidence:.2f}（{h.entry.source}）" for i, h in enumerate(hits, 1)]
+    lines += [f"{i}. {h.entry.question}  置信度 {h.confidence:.2f}（编号 {h.entry.id}，{h.entry.source}）"
+              for i, h in enumerate(hits, 1)]
     ctx.reply("\n".join(lines))
 
 
@@ -428,9 +429,10 @@ async def kb_misses(ctx: Context) -> None:
         ctx.reply("最近 7 天没有没答上来的问题 👍")
         return
     lines = [f"最近 7 天没答上来的问题（共 {sum(g.count for g in groups)} 次）："]
-    lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法）" if g.variants > 1 else "）")
+    lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法" if g.variants > 1 else "") + f"）#{g.ids[0]}"
               for i, g in enumerate(groups[:MISSES_SHOWN], 1)]
-    lines.append("用 /kb add 问题 | 答案 补充。" if ctx.is_global_admin else "需要补充的问答请发给总管理员添加。")
+    lines.append("用 /kb add 问题 | 答案 补充；已有答案的，用 /kb link #后的编号 条目编号 加为相似问法。"
+                 if ctx.is_global_admin else "需要补充的问答请发给总管理员添加。")
     ctx.reply("\n".join(lines))
 
 
@@ -517,4 +519,4 @@ def check_cli(folder: str, max_file_bytes: int = MAX_FILE_BYTES) -> int:
     print(f"{folder}: OK, {len(snap.entries)} entries in {len(snap.files)} files")
     return 0
 
-from skills.faq import pages  # noqa: E402,F401  (its dashboard page registers on `skill`)
+from skills.faq import learning, pages  # noqa: E402,F401  (their commands and page register on `skill`)
