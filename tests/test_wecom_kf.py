@@ -178,5 +178,16 @@ async def test_an_external_contact_and_a_shop_member_share_one_wallet(db_url, tm
                 assert await balance(s, "wmAlice") == 0
                 points = await balance(s, "wxid_alice")
             assert points > 0 and str(points) in h.answers("wmAlice")[-1]
+            # her own data lists the linked ids; erasing it removes the links (PIPL)
+            await h.customer("wmAlice", "/我的数据", after_s=5)
+            await h.settle()
+            assert "关联账号 3 个" in h.answers("wmAlice")[-1]  # shop, unionid and external_userid
+            await h.customer("wmAlice", "/删除我的数据", after_s=5)
+            await h.settle()
+            await h.customer("wmAlice", "确认删除", after_s=5)
+            await h.settle()
+            assert "已删除" in h.answers("wmAlice")[-1]
+            async with h.app.services.sessions() as s:
+                assert await identity.of_member(s, "wxid_alice") == []
     finally:
         await mock.stop()
