@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.events import MessageReceived, OutgoingMessage, Person
 from bot.governor import ReplyWindow
 from bot.http import FieldError
-from bot.transports.base import NotConnectedError, RefusedError, TransportError
+from bot.transports.base import RefusedError, TransportError
 from bot.transports.wecom.api import WeComApi
 from storage import identity
 from storage import wecom as store
@@ -79,20 +79,24 @@ class KfInbox:
             try:
                 await self.sync(open_kfid, token)
                 self._backoff.pop(open_kfid, None)
-            except (NotConnectedError, TransportError) as exc:
+            except RefusedError as exc:  # WeCom refuses this account's sync (95xxx): asking again won't help
+                log.error("微信客服 sync for %s refused: %s", open_kfid, exc)
+                return
+            except TransportError as exc:  # unreachable, or a passing error: again from the cursor, later
                 wait = self._backoff.setdefault(open_kfid, Backoff(5.0, 600.0)).next()
                 log.warning("微信客服 sync for %s failed (%s): trying again in %.0f s", open_kfid, exc, wait)
-                self._clock.call_later(wait, lambda: self._retry(open_kfid, token), name=f"kf-retry:{open_kfid}")
+                # the callback's token is valid 10 minutes; the retry goes without it (allowed, rate-limited)
+                self._clock.call_later(wait, lambda: self._retry(open_kfid), name=f"kf-retry:{open_kfid}")
                 return
             except Exception:
                 log.exception("微信客服 sync for %s failed", open_kfid)
                 return
-            token = self._again.pop(open_kfid, "")
-            if not token:
+            if open_kfid not in self._again:
                 return
+            token = self._again.pop(open_kfid)
 
-    async def _retry(self, open_kfid: str, token: str) -> None:
-        self.wake(open_kfid, token)
+    async def _retry(self, open_kfid: str) -> None:
+        self.wake(open_kfid, "")
 
     async def sync(self, open_kfid: str, token: str) -> int:
         """Fetch and deliver every new message of ``open_kfid``; how many were delivered."""
