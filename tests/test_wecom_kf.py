@@ -119,6 +119,14 @@ async def test_invalid_token_refreshed_once_quota_and_window_errors_dropped(db_u
             assert len(h.answers("wmT")) == 2
             assert len(await dropped(h, "quota")) == 1 and len(await dropped(h, "window")) == 1
             assert mock.count("kf/send_msg") == 4  # each refused once, never again
+            # renewed 5 minutes before it expires (7200 s), never used expired: WeCom never says 42001 here
+            expires = max(mock.tokens.values())  # the token in use (mock seconds)
+            await h.customer("wmT", "/ping", after_s=expires - 310 - h.clock.now().timestamp())
+            await h.settle()
+            assert mock.count("gettoken") == 2
+            await h.customer("wmT", "/ping", after_s=20)  # now within 5 minutes of its expiry
+            await h.settle()
+            assert mock.count("gettoken") == 3 and len(h.answers("wmT")) == 4
     finally:
         await mock.stop()
 
