@@ -14,7 +14,7 @@ from storage import identity
 from storage.models import Activity
 from storage.points import balance
 from tests.faq_support import write_kb
-from tests.wecom_mock import Customer, WeComMock
+from tests.wecom_mock import WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
 
 pytestmark = pytest.mark.all_backends
