@@ -20,11 +20,15 @@ class Capabilities:
     invite: bool = False
     room_qrcode: bool = False
     announce: bool = False
+    # the bot may speak in groups at all; False on WeCom, whose external customer groups take no bot messages:
+    # broadcasts there are 企业群发 tasks a staff member confirms (docs/operators/wecom.md)
+    room_send: bool = True
 
     @classmethod
     def from_mapping(cls, raw: dict) -> Capabilities:
-        """From a provider's answer (e.g. the bridge's GET /capabilities): missing or non-true means false."""
-        return cls(**{f.name: raw.get(f.name) is True for f in fields(cls)})
+        """From a provider's answer (e.g. the bridge's GET /capabilities): missing or non-true means false (but a
+        missing ``room_send`` means true: every provider before it could speak in groups)."""
+        return cls(**{f.name: raw.get(f.name, f.name == "room_send") is True for f in fields(cls)})
 
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if getattr(self, f.name))

@@ -35,7 +35,7 @@ from bot.context import Services
 from bot.http import PageRequest, PageResult
 from bot.skill import PageSpec, PanelSpec, Skill
 from bot.web import access_log, auth, svg
-from storage import stats
+from storage import stats, wecom
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,9 @@ async def home(request: web.Request, services: Services) -> tuple[str, str, int]
 async def jobs(request: web.Request, services: Services) -> tuple[str, str, int]:
     async with services.sessions() as s:
         rows = await stats.jobs_table(s)
-    return "定时消息", _render(request, "jobs.html", jobs=rows), 200
+        # WeCom: scheduled messages to customer groups are 企业群发 tasks waiting for their owner staff member
+        group_sends = await wecom.group_sends(s) if services.config.wecom.enabled else None
+    return "定时消息", _render(request, "jobs.html", jobs=rows, group_sends=group_sends), 200
 
 
 # -- login --------------------------------------------------------------------------------------------------------------
