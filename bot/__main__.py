@@ -32,7 +32,7 @@ async def run_console(config: Config, web: bool = False) -> int:
 
     clock = RealClock(config.tz)
     console = ConsoleTransport(config, clock)
-    app = BotApp(config, clock, console.send, web=web)
+    app = BotApp(config, clock, console.send, web=web, transport_name="console")
     await app.start()
     app.set_account(config.bot.account_id or console.self_id)
 
@@ -100,7 +100,7 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
 
     transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in,
                                  on_logout=logged_out, on_login_needed=login_needed)
-    app = BotApp(config, clock, transport.send, web=True)
+    app = BotApp(config, clock, transport.send, web=True, transport_name="wechaty")
     await app.start()
 
     async def sink(event) -> None:

@@ -135,9 +135,10 @@ class BotApp:
     def __init__(
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
         rng: random.Random | None = None, web: bool = False,
-        bridge: Callable[[BotApp], BridgeReceiver] | None = None,
+        bridge: Callable[[BotApp], BridgeReceiver] | None = None, transport_name: str = "",
     ) -> None:
         self.config = config
+        self.transport_name = transport_name
         self.clock = clock
         self._send = send
         self.db_url = db_url or config.storage.url
@@ -174,7 +175,8 @@ class BotApp:
         self.governor.account_id = cfg.bot.account_id or None
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
-        self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
+        self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions,
+                                 transport_name=self.transport_name)
         self.router = CommandRouter()
         hooks = []
         # opt-out and the members' own data requests are built in: no config may leave them out

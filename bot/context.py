@@ -54,6 +54,8 @@ class Services:
     bot_id: str | None = None
     # What the connected platform can do; the transport says so at login.
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Which transport the bot runs on ("bridge", "wechaty", "console", "replay"): the dashboard's account page.
+    transport_name: str = ""
     skills: dict[str, SkillRuntime] = field(default_factory=dict)
     # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
     target_resolvers: dict[str, Resolver] = field(default_factory=dict)

@@ -66,6 +66,7 @@ class SessionHealth:
         self.on_online = on_online  # the governor resumes (on_login) at every login and when silence ends
         self.account: str | None = None
         self.last_event_at = clock.now()
+        self.online_since: datetime | None = None  # the last login (or incident's end); None: offline or not yet
         self.offline_incident: Incident | None = None
         self.refused_incident: Incident | None = None
         self._not_connected = 0
@@ -126,6 +127,7 @@ class SessionHealth:
     def send_ok(self) -> None:
         self._not_connected = 0
         if self.offline_incident is not None and self.offline_incident.kind == "not_connected":
+            self.online_since = self._clock.now()
             self._close(self.offline_incident, "online")
             self.offline_incident = None
         if self.refused_incident is not None:
@@ -169,6 +171,7 @@ class SessionHealth:
         incident = self.offline_incident
         if incident is None:
             incident = self.offline_incident = Incident(kind, self._clock.now(), reason, qr_url, note)
+            self.online_since = None
             log.warning("account offline (%s): %s; holding messages until the next login", kind, reason)
         else:
             if incident.kind not in _HOLDING and kind in _HOLDING:  # now known offline, not just failing
@@ -195,6 +198,8 @@ class SessionHealth:
 
     def _back_online(self) -> None:
         incident, self.offline_incident = self.offline_incident, None
+        if incident is not None or self.online_since is None:
+            self.online_since = self._clock.now()
         if incident is not None:
             self._close(incident, "online")
         if self.on_online is not None:
