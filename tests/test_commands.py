@@ -1,6 +1,7 @@
 import pytest
 from sqlalchemy import select
 
+from bot.capabilities import Capabilities
 from bot.commands import CommandRouter
 from bot.skill import Skill
 from storage.models import Activity
@@ -57,6 +58,19 @@ async def test_help_lists_only_what_the_asker_may_use(h):
     assert "/ping" in member_help and "/secret" not in member_help and "/echo" not in member_help
     assert "/secret" in admin_help and "（管理员）" in admin_help
     assert "/save" not in admin_help  # hidden commands stay hidden
+
+
+async def test_help_tells_admins_what_the_account_can_do(h):
+    h.app.services.capabilities = Capabilities(image=True, kick=False)  # as a transport learns it at login
+    await h.say("u1", "/help", room="g2")
+    await h.say("roomadmin", "/help", room="g2", after_s=5)
+    await h.say("admin1", "/help", room=None, after_s=5)
+    member_help, room_admin_help, admin_help = await replies(h)
+    assert "能力" not in member_help and "不支持" not in member_help
+    for text in (room_admin_help, admin_help):
+        last = text.splitlines()[-1]
+        assert last.startswith("能力：文字、@提醒、图片 / 不支持：")
+        assert "踢人" in last.split("不支持：")[1] and "图片" not in last.split("不支持：")[1]
 
 
 async def test_help_for_one_command(h):
