@@ -194,6 +194,13 @@ class Context:
         s = self.sender
         return s is not None and self.config.is_admin(s.id)
 
+    def admins_of(self, room_id: str | None = None) -> tuple[str, ...]:
+        """Whom to tell about a room (``room_id``, by default this event's): its admins (``[rooms."ID"] admins``),
+        else the global admins. Stable ids, to message 1-on-1 — e.g. where the platform can't act itself
+        (``ctx.capabilities``: no ``kick``)."""
+        room = self.config.rooms.get(room_id or self.room_id or "")
+        return room.admins if room is not None and room.admins else self.config.bot.admins
+
     @property
     def mentioned_ids(self) -> tuple[str, ...]:
         """Ids @-mentioned in the message, the bot itself left out."""

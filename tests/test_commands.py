@@ -127,3 +127,16 @@ def test_a_name_can_only_be_taken_once():
     router.add_skill(a)
     with pytest.raises(ValueError, match="already taken"):
         router.add_skill(b)
+
+
+async def test_admins_of_a_room_for_skills_that_degrade(h):
+    from bot.context import Context
+    from bot.events import MessageReceived, Person
+
+    def ctx_in(room):
+        return Context(h.app.services, event=MessageReceived(at=h.clock.now(), sender=Person("u1", "小李"),
+                                                             text="x", room_id=room))
+
+    assert ctx_in("g2").admins_of() == ("roomadmin",)  # the room's own admins
+    assert ctx_in("g1").admins_of() == ("admin1",)  # none named for the room: the global admins
+    assert ctx_in(None).admins_of("g2") == ("roomadmin",)  # a job names the room
