@@ -13,6 +13,9 @@ Each incident gets ONE alert (bot/alerts.py), sent ``gather_s`` after it opens s
 follows a logout travels in the same alert with its QR link; a login request opening an incident is sent at once.
 When it ends (a login; for silence, any event; for a refused token or "not connected", a send that works) a "back"
 alert follows, if the first one went out. Everything runs on the injectable clock.
+
+An alerted incident is kept in the database (``session_incidents``) until it ends: a bot restarted during an
+outage takes it back at start (``restore``), so the outage still gets one alert, and its end the "back" alert.
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.alerts import Alert
 from bot.clock import Clock, TimerHandle
 from bot.events import OutgoingMessage
 from bot.transports.base import FatalTransportError, NotConnectedError
+from storage import incidents as incident_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,9 @@ class SessionHealth:
         self._watchdog: TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self.alerts: list[Alert] = []  # every alert sent (in order), for the dashboard and tests
+        self._sessions: async_sessionmaker[AsyncSession] | None = None  # where alerted incidents are kept
+        self._account_key = ""
+        self._rows_lock = asyncio.Lock()  # the rows are written in the order incidents open and end
 
     # -- state ----------------------------------------------------------------------------------------------------
 
@@ -103,6 +114,49 @@ class SessionHealth:
         """Wait until the alerts under way have been sent (tests; shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- kept across restarts ------------------------------------------------------------------------------------
+
+    async def restore(self, sessions: async_sessionmaker[AsyncSession], account_id: str | None) -> None:
+        """At start (the bot process): keep alerted incidents in the database from now on, and take back those a
+        previous run alerted and never saw end — open again, alerted already."""
+        self._sessions, self._account_key = sessions, account_id or ""
+        try:
+            async with sessions() as session:
+                rows = await incident_rows.open_incidents(session, self._account_key)
+        except Exception as exc:  # at worst the outage is alerted again: no reason not to start
+            log.error("could not read the open session incidents: %s", type(exc).__name__)
+            return
+        for row in rows:
+            incident = Incident(row.kind, row.since, row.reason, alerted=True)
+            if row.slot == "refused":
+                self.refused_incident = incident
+            else:
+                self.offline_incident, self.online_since = incident, None
+            log.warning("session incident open since %s (%s: %s), alerted before the restart: no new alert; "
+                        "its end will be", row.since.isoformat(), row.kind, row.reason)
+
+    def _keep_row(self, incident: Incident, *, ended: bool = False) -> None:
+        if self._sessions is None:
+            return
+        slot = "refused" if incident.kind == "refused" else "offline"
+
+        async def write() -> None:
+            try:
+                async with self._rows_lock, self._sessions() as session:
+                    if ended:
+                        await incident_rows.forget(session, self._account_key, slot)
+                    else:
+                        await incident_rows.save(session, self._account_key, slot, incident.kind, incident.since,
+                                                 incident.reason)
+                    await session.commit()
+            except Exception as exc:  # a restart now might alert once more (or miss the "back"): say so
+                log.error("could not record the session incident's %s: %s", "end" if ended else "alert",
+                          type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(write(), name="health-incident-row")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- what transports report -----------------------------------------------------------------------------------
 
@@ -179,6 +233,7 @@ class SessionHealth:
             incident.qr_url = qr_url or incident.qr_url
             incident.note = note or incident.note
             if incident.alerted:
+                self._keep_row(incident)
                 log.info("account still offline (%s): %s (alert already sent for this incident)", kind, reason)
                 return
         if incident.timer is not None and (qr_url or note):
@@ -212,6 +267,7 @@ class SessionHealth:
         log.info("incident over (%s, %.0f s)", incident.kind, lasted.total_seconds())
         if not incident.alerted:
             return  # over before anyone was told: nothing to take back
+        self._keep_row(incident, ended=True)
         minutes = max(1, round(lasted / timedelta(minutes=1)))
         if event == "resumed":
             text = f"【{self._name}】发送已恢复（中断约 {minutes} 分钟）。"
@@ -221,6 +277,7 @@ class SessionHealth:
 
     def _send_alert(self, incident: Incident) -> None:
         incident.alerted = True
+        self._keep_row(incident)
         event = ("refused" if incident.kind == "refused"
                  else "login_needed" if incident.qr_url or incident.note else "offline")
         self._emit(Alert(event, self._text(incident), self._clock.now(), incident.qr_url, incident.note))
