@@ -104,6 +104,7 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
     await app.start()
 
     async def sink(event) -> None:
+        app.health.saw_event()  # the last event from the platform (the dashboard's account page)
         app.dispatcher.submit(event)
 
     stop = asyncio.Event()

@@ -105,8 +105,9 @@ def send_figures_sync(s: Session, now: datetime, account_id: str | None = None) 
         .order_by(OutboxMessage.id).limit(MAX_HELD_ROWS))]
     scopes = sorted({f"room:{r.room_id}" for r in out.held if r.room_id is not None and r.kind is not None})
     for i in range(0, len(scopes), 500):  # bound the IN list
-        out.room_last.update(s.execute(select(ProactiveLast.scope, ProactiveLast.at)
-                                       .where(ProactiveLast.scope.in_(scopes[i:i + 500]))).tuples())
+        for scope, at in s.execute(select(ProactiveLast.scope, ProactiveLast.at)
+                                   .where(ProactiveLast.scope.in_(scopes[i:i + 500]))):
+            out.room_last[scope] = at
     return out
 
 

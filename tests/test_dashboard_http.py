@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import HttpSettings
-from bot.events import OutgoingMessage
+from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.transports.base import RiskControlError, UncertainDeliveryError
 from bot.web import svg
 from bot.web.access_log import redact_line
@@ -208,7 +208,7 @@ async def test_the_account_page_over_http(db_url, monkeypatch):
     """账号状态: online and since when, sends in the last hour, a back-off, drops by reason, held messages by why
     they wait, the transport and its capabilities — each read back from the real page behind the login."""
     monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
-    config = replace(make_config(min_interval_s=1.0), http=HttpSettings(port=0))
+    config = replace(make_config(min_interval_s=1.0, room_min_gap_s=3600), http=HttpSettings(port=0))
     clock = VirtualClock(START, config.tz)
     transport = RecordingTransport(clock)
     app = BotApp(config, clock, transport.send, db_url=db_url, rng=random.Random(0), web=True,
@@ -252,14 +252,21 @@ async def test_the_account_page_over_http(db_url, monkeypatch):
             assert "<tr><td>风控退避</td><td>1</td></tr>" in html
 
             await clock.advance(120)  # the back-off is over: "四" goes out
+            for text in ("六", "七"):  # two scheduled messages to one room: the second waits for the room's gap
+                app.governor.submit(OutgoingMessage(text, room_id="g3"), priority=Priority.SCHEDULED,
+                                    kind=ProactiveKind.LIGHT)
+            await clock.advance(10)
+            html = await page(client)
+            assert "<tr><td>群消息间隔</td><td>1</td></tr>" in html and "<tr><td>风控退避</td>" not in html
+
             app.health.logged_out("kicked by the platform")
             transport.offline = True
             app.governor.submit(OutgoingMessage("五", room_id="g1"))
             await clock.advance(2)
             html = await page(client)
             assert "<b>离线</b>" in html and "kicked by the platform" in html and "当前未退避" in html
-            assert "<tr><td>账号离线</td><td>1</td></tr>" in html
-            assert '<div class="card" id="sent-last-hour"><b>3</b>' in html
+            assert "<tr><td>账号离线</td><td>2</td></tr>" in html  # first match: the account offline
+            assert '<div class="card" id="sent-last-hour"><b>4</b>' in html
             async with client.get(base + "/dashboard", headers=bearer) as r:
                 assert 'href="/dashboard/account"' in await r.text()
     finally:
