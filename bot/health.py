@@ -59,6 +59,7 @@ class Incident:
     note: str | None = None
     alerted: bool = False
     timer: TimerHandle | None = None
+    restored: bool = False  # opened before a restart: the login that ended it may have come while we were down
 
 
 class SessionHealth:
@@ -128,13 +129,13 @@ class SessionHealth:
             log.error("could not read the open session incidents: %s", type(exc).__name__)
             return
         for row in rows:
-            incident = Incident(row.kind, row.since, row.reason, alerted=True)
+            incident = Incident(row.kind, row.since, row.reason, alerted=True, restored=True)
             if row.slot == "refused":
                 self.refused_incident = incident
             else:
                 self.offline_incident, self.online_since = incident, None
             log.warning("session incident open since %s (%s: %s), alerted before the restart: no new alert; "
-                        "its end will be", row.since.isoformat(), row.kind, row.reason)
+                        "its end gets the 'back' alert", row.since.isoformat(), row.kind, row.reason)
 
     def _keep_row(self, incident: Incident, *, ended: bool = False) -> None:
         if self._sessions is None:
@@ -161,10 +162,12 @@ class SessionHealth:
     # -- what transports report -----------------------------------------------------------------------------------
 
     def saw_event(self) -> None:
-        """Anything at all from the platform (a message, a heartbeat): it is alive."""
+        """Anything at all from the platform (a message, a heartbeat): it is alive. Platforms send events only
+        while logged in, so one also ends an incident taken back at start (its login may have come meanwhile)."""
         self.last_event_at = self._clock.now()
-        if self.offline_incident is not None and self.offline_incident.kind == "silence":
-            self._back_online()
+        incident = self.offline_incident
+        if incident is not None and (incident.kind == "silence" or incident.restored):
+            self._back_online()  # a restored one: the login that ended it came while the bot was down
 
     def logged_in(self, account: str | None = None) -> None:
         self.account = account or self.account
@@ -232,6 +235,7 @@ class SessionHealth:
                 incident.kind, incident.reason = kind, reason
             incident.qr_url = qr_url or incident.qr_url
             incident.note = note or incident.note
+            incident.restored = False  # reported again in this run: only a login ends it now
             if incident.alerted:
                 self._keep_row(incident)
                 log.info("account still offline (%s): %s (alert already sent for this incident)", kind, reason)
