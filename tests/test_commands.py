@@ -69,7 +69,7 @@ async def test_help_tells_admins_what_the_account_can_do(h):
     assert "能力" not in member_help and "不支持" not in member_help
     for text in (room_admin_help, admin_help):
         last = text.splitlines()[-1]
-        assert last.startswith("能力：文字、@提醒、图片 / 不支持：")
+        assert last.startswith("能力：文字、@提醒、群内发言、图片 / 不支持：")
         assert "踢人" in last.split("不支持：")[1] and "图片" not in last.split("不支持：")[1]
 
 
@@ -140,3 +140,10 @@ async def test_admins_of_a_room_for_skills_that_degrade(h):
     assert ctx_in("g2").admins_of() == ("roomadmin",)  # the room's own admins
     assert ctx_in("g1").admins_of() == ("admin1",)  # none named for the room: the global admins
     assert ctx_in(None).admins_of("g2") == ("roomadmin",)  # a job names the room
+
+
+def test_every_capability_has_a_label_for_admins_and_operators():
+    from dataclasses import fields
+
+    from bot.capabilities import LABELS
+    assert list(LABELS) == [f.name for f in fields(Capabilities)]  # /help and the 账号状态 page read them in order

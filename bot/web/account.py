@@ -30,7 +30,7 @@ HELD_REASONS = {"offline": "账号离线", "refused": "凭据被拒", "backoff":
 DROP_REASONS = {"stale": "过期未发", "quiet_hours": "免打扰时段", "opted_out": "对方已退订", "uncertain": "不确定是否送达",
                 "transport_error": "发送失败（重试用尽）", "cap_error": "上限检查失败", "outbox_error": "暂存失败"}
 TRANSPORTS = {"bridge": "桥接（HTTP 提供方）", "wechaty": "Wechaty 网关（gRPC）", "console": "控制台",
-              "replay": "回放"}
+              "replay": "回放", "wecom": "企业微信（官方接口）"}
 
 
 @dataclass
