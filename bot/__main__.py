@@ -63,7 +63,7 @@ async def run_console(config: Config, web: bool = False, log_file: Path | None =
     if log_file is not None:
         console.note(f"日志写在 {log_file}，这里只提示警告")
         logging.getLogger().addHandler(ConsoleLogNote(console, str(log_file)))
-    app = BotApp(config, clock, console.send, web=web)
+    app = BotApp(config, clock, console.send, web=web, transport_name="console")
     await app.start()
     app.set_account(config.bot.account_id or console.self_id)
 
@@ -112,6 +112,44 @@ async def run_bridge(config: Config, url: str, token: str, secret: str) -> int:
     return 0
 
 
+async def run_wecom(config: Config) -> int:
+    """On WeCom (docs/operators/wecom.md): its callbacks into our HTTP server at /wecom/callback, its API out."""
+    from bot.transports.wecom.wiring import WeComSecrets, start_wecom_bot
+
+    w = config.wecom
+    values = {name: os.environ.get(name) or "" for name in (w.secret_env, w.callback_token_env,
+                                                             w.encoding_aes_key_env)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        log.error("[wecom] is enabled but %s %s not set (docs/operators/wecom.md)", " and ".join(missing),
+                  "is" if len(missing) == 1 else "are")
+        return 1
+    if not config.http.enabled:
+        log.error("WeCom posts its callbacks to the bot's HTTP server: set [http] enabled = true")
+        return 1
+    try:
+        bot = await start_wecom_bot(config, RealClock(config.tz), WeComSecrets(
+            values[w.secret_env], values[w.callback_token_env], values[w.encoding_aes_key_env]))
+    except ValueError as exc:  # a malformed EncodingAESKey: said without echoing it
+        log.error("WeCom settings: %s", exc)
+        return 1
+    try:
+        if bot.app.web is None:
+            log.error("the HTTP server did not start: WeCom's callbacks cannot reach the bot")
+            return 1
+        log.info("on WeCom (corp %s); its callback URL is http(s)://<your host>/wecom/callback (this process: "
+                 "http://%s:%s)", w.corp_id, config.http.host, bot.app.web.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await bot.app.drain()
+    finally:
+        await bot.stop()
+    return 0
+
+
 async def run_wechaty(config: Config, endpoint: str, token: str | None, token_var: str) -> int:
     from bot.transports.wechaty_transport import WechatyTransport
 
@@ -135,10 +173,11 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
 
     transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in,
                                  on_logout=logged_out, on_login_needed=login_needed)
-    app = BotApp(config, clock, transport.send, web=True)
+    app = BotApp(config, clock, transport.send, web=True, transport_name="wechaty")
     await app.start()
 
     async def sink(event) -> None:
+        app.health.saw_event()  # the last event from the platform (the dashboard's account page)
         app.dispatcher.submit(event)
 
     stop = asyncio.Event()
@@ -251,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         _log_to_file(log_file)
         return asyncio.run(run_console(config, log_file=log_file))
     secrets = Secrets()
+    if args.command == "run" and config.wecom.enabled:  # the WeCom mode, chosen in config.toml
+        return asyncio.run(run_wecom(config))
     if args.command == "run":
         bridge_url, bridge_token, bridge_secret = secrets.bridge()
         if bridge_url:  # the bridge wins over a Wechaty endpoint and over the console

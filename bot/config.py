@@ -248,6 +248,37 @@ class HttpSettings:
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        _refuse(f"must be an http(s) URL, not {value[:40]!r}")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    """WeCom (企业微信): the compliant mode (docs/operators/wecom.md). Secrets only from the environment."""
+
+    enabled: bool = False  # run on WeCom (python -m bot run): callbacks in, the official API out
+    api_base: Annotated[str, AfterValidator(_http_url)] = "https://qyapi.weixin.qq.com"
+    corp_id: str = ""  # 企业ID (My company → Company information)
+    agent_id: int = 0  # the self-built app's AgentId
+    secret_env: str = "WECOM_SECRET"  # the self-built app's Secret (with 客户联系 and 微信客服 permissions)
+    callback_token_env: str = "WECOM_CALLBACK_TOKEN"  # the callback's Token
+    encoding_aes_key_env: str = "WECOM_ENCODING_AES_KEY"  # the callback's EncodingAESKey (43 characters)
+    # 微信客服: at most kf_reply_limit messages within kf_window_hours of the customer's last message (WeCom's rule)
+    kf_reply_limit: Annotated[int, _between(1, 5)] = 5
+    kf_window_hours: Annotated[int, _between(1, 48)] = 48
+    # new external contacts: the welcome (send_welcome_msg), by channel state first, then by staff member
+    welcome: str = ""  # empty: no welcome unless a state or staff member has one
+    welcome_by_state: dict[str, str] = field(default_factory=dict)
+    welcome_by_staff: dict[str, str] = field(default_factory=dict)
+    # 企业群发 per target and calendar month (WeCom: a customer gets at most 4 a month from one corp)
+    monthly_quota: Annotated[int, _between(1, 31)] = 4
+    # tiers → corp tag ids (created in the admin console; renaming a tag there is safe): marked with mark_tag
+    tier_tags: dict[str, str] = field(default_factory=dict)
+    tag_sync_hours: Annotated[int, _between(1, 168)] = 24
+
+
 def _webhook_format(value: str) -> str:
     if value not in ("wecom", "feishu", "json"):
         _refuse(f'must be "wecom", "feishu" or "json", not {value!r}')
@@ -295,6 +326,12 @@ def _alerts(a: AlertSettings) -> AlertSettings:
     return a
 
 
+def _wecom(w: WeComSettings) -> WeComSettings:
+    if w.enabled and not w.corp_id:
+        _refuse("is needed when WeCom is enabled (企业ID, My company → Company information)", key="corp_id")
+    return w
+
+
 @dataclass(frozen=True)
 class Config:
     path: str = DEFAULT_PATH
@@ -306,6 +343,7 @@ class Config:
     dashboard: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
     alerts: Annotated[AlertSettings, AfterValidator(_alerts)] = AlertSettings()
+    wecom: Annotated[WeComSettings, AfterValidator(lambda w: _wecom(w))] = WeComSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -320,6 +358,10 @@ class Config:
             return True
         room = self.rooms.get(room_id) if room_id else None
         return room is not None and user_id in room.admins
+
+    def is_admin_anywhere(self, user_id: str) -> bool:
+        """A global admin or an admin of any room (whose points a room's admin must not touch: wallets are shared)."""
+        return user_id in self.bot.admins or any(user_id in room.admins for room in self.rooms.values())
 
 
 @dataclass(frozen=True)

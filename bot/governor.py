@@ -41,7 +41,13 @@ from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor_stores import ActivityRecorder, GovernorCapStore, GovernorOutbox, OutboxEntry
-from bot.transports.base import FatalTransportError, NotConnectedError, RiskControlError, UncertainDeliveryError
+from bot.transports.base import (
+    FatalTransportError,
+    NotConnectedError,
+    RefusedError,
+    RiskControlError,
+    UncertainDeliveryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,54 @@ class _Queued:
 class _Bucket:
     items: list = field(default_factory=list)
     timer: TimerHandle | None = None
+
+
+class ReplyWindow:
+    """A channel's reply-window policy (WeCom 微信客服): per customer, at most ``limit`` messages within ``window``
+    of their last message, nothing outside it — order reminders included. Inactive unless a transport sets
+    ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). The channel cannot answer in groups (WeCom
+    external groups): a reply to a room is dropped (``no_group_send``) instead of retried; with ``group_sends`` a
+    campaign goes on to the transport, which makes it a task a staff member confirms (``refuse``).
+    The transport persists the windows and gives them back at start (``restore``); WeCom's own refusal (95xxx →
+    dropped with ``window``) is the backstop."""
+
+    def __init__(self, limit: int = 5, window: timedelta = timedelta(hours=48), *, group_sends: bool = False) -> None:
+        self.limit = limit
+        self.window = window
+        self.group_sends = group_sends
+        self._last_in: dict[str, datetime] = {}  # customer → their last message
+        self._sent: dict[str, int] = {}  # customer → messages sent since then
+
+    def saw(self, member_id: str, at: datetime) -> None:
+        """The customer wrote: the window opens (again) from ``at``."""
+        last = self._last_in.get(member_id)
+        if last is None or at >= last:
+            self._last_in[member_id] = at
+            self._sent[member_id] = 0
+
+    def restore(self, member_id: str, last_in: datetime, sent: int) -> None:
+        if member_id not in self._last_in or last_in > self._last_in[member_id]:
+            self._last_in[member_id], self._sent[member_id] = last_in, sent
+
+    def open(self, member_id: str, now: datetime) -> bool:
+        """The customer's window is open and not used up."""
+        last = self._last_in.get(member_id)
+        return last is not None and now <= last + self.window and self._sent.get(member_id, 0) < self.limit
+
+    def refuse(self, message: OutgoingMessage, now: datetime, kind: ProactiveKind | None = None) -> str | None:
+        """Why ``message`` may not go now (the drop reason), or None. With ``group_sends``, a proactive message to a
+        room, and a campaign (light or promotional) to a customer whose window is closed, go on: they become tasks
+        staff confirm. Replies never do, nor 1-on-1 transactional messages (order reminders: the window only)."""
+        if message.room_id is not None:
+            return None if self.group_sends and kind is not None else "no_group_send"
+        campaign = self.group_sends and kind in (ProactiveKind.LIGHT, ProactiveKind.PROMOTIONAL)
+        if self.open(message.user_id, now) or campaign:  # type: ignore[arg-type]
+            return None
+        return "window"
+
+    def sent(self, message: OutgoingMessage) -> None:
+        if message.user_id is not None:
+            self._sent[message.user_id] = self._sent.get(message.user_id, 0) + 1
 
 
 def in_quiet_hours(local: time, start: time, end: time) -> bool:
@@ -135,6 +189,7 @@ class SendGovernor:
         self.sent_count = 0
         self.dropped: dict[str, int] = {}
         self.held: dict[str, int] = {}  # deferrals by reason: "gap", "lively"
+        self.reply_window: ReplyWindow | None = None  # a channel's reply-window policy (WeCom 微信客服)
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -158,6 +213,12 @@ class SendGovernor:
     @property
     def offline(self) -> bool:
         return self._offline_since is not None
+
+    @property
+    def backoff(self) -> tuple[int, datetime | None]:
+        """Read-only (the dashboard): the risk-control back-off's level and its end, None when not backing off."""
+        until = self._backoff_until
+        return self._backoff_level, until if until is not None and until > self._clock.now() else None
 
     @property
     def halted(self) -> bool:
@@ -473,6 +534,10 @@ class SendGovernor:
                     self._keep(item)
                     self._enqueue(item)
                     return
+        closed = self.reply_window.refuse(item.message, now, item.kind) if self.reply_window is not None else None
+        if closed:
+            self._drop(item, closed)
+            return
         if item.entry is not None and self._outbox is not None:
             try:  # committed before the transport is called: after a crash it is "uncertain", never resent
                 await self._outbox.sending(item.entry)
@@ -511,6 +576,10 @@ class SendGovernor:
             self._enqueue_front(item)
             self._keep_waiting()
             return
+        except RefusedError as exc:  # refused for good (a quota, a closed window): retrying would only repeat it
+            self._unsent(item)
+            self._drop(item, exc.reason)
+            return
         except UncertainDeliveryError as exc:  # it may have arrived: a retry could send it twice
             log.error("send to %s may or may not have arrived (%s): not retried", item.message.chat_key, exc)
             self._activity.record("send_failed", **self._where(item), skill=item.skill,
@@ -524,6 +593,8 @@ class SendGovernor:
         self._offline_since = None
         self._backoff_level = 0
         self._backoff_until = None
+        if self.reply_window is not None:
+            self.reply_window.sent(item.message)
         self._after_send(item, now, platform_id)
         if item.kind is not None:
             try:

@@ -27,7 +27,7 @@ def config(**checkin):
                 "rewards": {"帆布袋": {"cost": 50, "stock": 3}, "贴纸": {"cost": 10, "stock": 1}}}
     settings.update(checkin)
     raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "checkin"]},
-           "rooms": {"g2": {"admins": ["roomadmin"]}},
+           "rooms": {"g2": {"admins": ["roomadmin", "coadmin"]}, "g3": {"admins": ["otheradmin"]}},
            "skills": {"checkin": settings}}
     return replace(make_config(raw), governor=fast_governor())
 
@@ -428,6 +428,22 @@ async def test_room_admin_adjusts_only_members_of_the_room_and_never_himself(h):
     # a global admin is not limited to a room
     await h.say("admin1", "/points add u1 7", room="g2", after_s=1)
     assert await balance(h, "u1") == 7
+
+
+async def test_room_admins_never_adjust_an_admins_points(h):
+    """Wallets are shared by every room: two room admins topping each other up would mint points; only global
+    admins adjust an admin's points."""
+    for who in ("coadmin", "otheradmin", "u1"):
+        await h.say(who, "大家好", room="g2")
+    await h.say("roomadmin", "/points add coadmin 500", room="g2", after_s=1)
+    await h.say("roomadmin", "/points add otheradmin 500", room="g2", after_s=1)  # an admin of another room
+    await h.say("roomadmin", "/points add u1 5", room="g2", after_s=1)
+    replies = [t.split("\u2005", 1)[1] for t in await texts(h)]
+    assert replies[:2] == ["管理员的积分只能由总管理员调整哦。"] * 2
+    assert replies[2].startswith("已为 ")
+    assert [await balance(h, m) for m in ("coadmin", "otheradmin", "u1")] == [0, 0, 5]
+    await h.say("admin1", "/points add coadmin 7", room="g2", after_s=1)  # a global admin may
+    assert await balance(h, "coadmin") == 7
 
 
 @pytest.mark.parametrize("text, answer", [

@@ -212,6 +212,10 @@ async def adjust(ctx: Context, sign: int) -> None:
             ctx.record("refused", {"command": ctx.spec.name, "reason": "own_points"})
             ctx.reply("不能调整自己的积分哦，如有需要请联系总管理员。")
             return
+        if ctx.config.is_admin_anywhere(member):  # admins topping each other up is minting with one more step
+            ctx.record("refused", {"command": ctx.spec.name, "reason": "admin_points"})
+            ctx.reply("管理员的积分只能由总管理员调整哦。")
+            return
         await ctx.services.activity.flush()  # a member who just spoke in the room is noted with the next batch
         if ctx.room_id is None or not await in_room(ctx.session, member, ctx.room_id):
             ctx.record("refused", {"command": ctx.spec.name, "reason": "not_in_room"})
