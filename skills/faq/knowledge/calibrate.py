@@ -11,6 +11,16 @@ mapping, so a confidence still reads as "the probability the top entry is right"
 meaning. With too few 相似问法 to learn from, or a fit that would not rise with similarity and lead, the default
 stays. The held-out question's own words still count in the vocabulary's IDF: a small optimism the minimum
 below absorbs.
+
+Then what a question the knowledge base can't answer reaches: every entry's standard question (sampled evenly
+when there are many) and the held-out 相似问法 are asked with their entry hidden. A knowledge base of distinct
+entries answers at most ABSENT_SHARE of them and nothing changes. One with near-duplicate entries (the same intent
+under two questions: each answers for the other when hidden) answers more, and then an answer needs more, one of:
+- a confidence level all but ABSENT_SHARE of them stay below (pairs of duplicates: hide one, the other stands
+  alone, far ahead of the rest);
+- a lead over the next entry (clusters of duplicates: hide one, the others stay close together);
+whichever asks less of an answer. Below either, down to the choice threshold, is a numbered choice
+(index.Index.confidence).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import logging
 
 import numpy as np
 
-from skills.faq.knowledge.index import CALIBRATION, Index
+from skills.faq.knowledge.index import ANSWER_AT, CALIBRATION, Index, confidence
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +37,12 @@ MIN_QUERIES = 30  # held-out questions needed to fit; fewer: the default mapping
 MAX_QUERIES = 250  # held out at most (sampled evenly): ~0.4 s on 30,000 questions, within the 3 s build
 L2 = 0.5  # ridge toward the default mapping: a few dozen questions can't pull it anywhere extreme
 STEPS = 50
+MAX_ABSENT = 250  # standard questions asked with their entry hidden, at least this many when there are
+ABSENT_WORK = 1_000_000  # ...and up to 4 × MAX_ABSENT while (questions asked × questions in the base) stays below
+ABSENT_SHARE = 0.05  # questions the knowledge base can't answer that may still be answered
+# A right answer's usual lead over the next entry (median on the dev split: ant 0.41, lcqmc 0.52): to compare
+# how much a required lead and a required confidence ask of an answer.
+TYPICAL_LEAD = 0.5
 
 
 def samples(index: Index, limit: int = MAX_QUERIES) -> list[tuple[float, float, bool]]:
@@ -84,8 +100,38 @@ def fit(rows: list[tuple[float, float, bool]], prior: tuple[float, float, float]
     return round(float(w[0]), 2), round(float(w[1]), 2), round(float(w[2]), 2)
 
 
+def absent_samples(index: Index, limit: int | None = None) -> list[tuple[float, float, bool]]:
+    """(similarity, lead, False) of each entry's standard question asked with its whole entry hidden."""
+    if limit is None:  # as many as fit ABSENT_WORK: all of a small knowledge base, MAX_ABSENT of a large one
+        limit = max(MAX_ABSENT, min(4 * MAX_ABSENT, ABSENT_WORK // max(len(index.doc_entry), 1)))
+    entries = list(range(len(index.entries)))
+    if len(entries) > limit:
+        entries = [entries[i] for i in np.linspace(0, len(entries) - 1, limit).round().astype(int)]
+    analysed = index.analyzer.analyse_many([index.entries[e].question for e in entries]) if entries else []
+    return [_sample(index.rank(q, index.doc_entry == e), -1) for e, q in zip(entries, analysed)]
+
+
+def absent_levels(rows: list[tuple[float, float, bool]], calibration: tuple[float, float, float] | None
+                  ) -> tuple[float | None, float | None]:
+    """What an answer must reach so that at most ABSENT_SHARE of ``rows`` (questions asked with their entry
+    hidden) are answered: (a confidence level, None) or (None, a lead), whichever asks less of an answer; (None,
+    None) when no more than that share reaches the answer threshold already, or with too few rows."""
+    if len(rows) < MIN_QUERIES:
+        return None, None
+    scored = [(confidence(sim, lead, calibration), lead) for sim, lead, _ in rows]
+    allowed = int(ABSENT_SHARE * len(rows))
+    answered = sorted((lead for conf, lead in scored if conf >= ANSWER_AT), reverse=True)
+    if len(answered) <= allowed:
+        return None, None
+    level = sorted((conf for conf, _ in scored), reverse=True)[allowed]  # all but `allowed` are at or below it
+    lead = answered[allowed]  # the same with a required lead: all but `allowed` answered ones are at or below
+    if (level - ANSWER_AT) / (1 - ANSWER_AT) <= lead / TYPICAL_LEAD:
+        return round(level, 4), None
+    return None, round(lead, 4)
+
+
 def calibrate(index: Index) -> tuple[float, float, float] | None:
-    """Fit the mapping for ``index`` and set it; None (the default stays) when it can't be fitted."""
+    """Fit the mapping for ``index`` and set it (None: the default stays), then its out-of-knowledge-base level."""
     if not index.views:
         return None
     rows = samples(index)
@@ -96,4 +142,13 @@ def calibrate(index: Index) -> tuple[float, float, float] | None:
                  len(rows) // 2)
     else:
         log.info("knowledge: confidence fitted on %d held-out questions: %s", len(rows) // 2, fitted)
+    absent = absent_samples(index) + rows[1::2]
+    index.absent_level, index.absent_lead = absent_levels(absent, fitted)
+    if index.absent_level is not None:
+        log.info("knowledge: of %d questions asked with their entry hidden, over %d%% would be answered: only a "
+                 "confidence above %.2f answers now", len(absent), round(100 * ABSENT_SHARE), index.absent_level)
+    elif index.absent_lead is not None:
+        log.info("knowledge: of %d questions asked with their entry hidden, over %d%% would be answered (near-"
+                 "duplicate entries): an answer now needs a lead of %.2f over the next entry", len(absent),
+                 round(100 * ABSENT_SHARE), index.absent_lead)
     return fitted

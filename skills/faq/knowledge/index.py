@@ -38,6 +38,9 @@ CACHE_SIZE = 4096  # recent query texts per index  # Okapi BM25's usual constant
 # confidence = sigmoid(A * best + B * lead + C)
 CALIBRATION = (5.58, 6.18, -5.02)
 DENSE_WEIGHT = 0.5  # with embeddings: similarity = (1 - w) * lexical + w * cosine
+# The default answer and choice thresholds (skills/faq FaqSettings): where the out-of-knowledge-base level is
+# anchored when a knowledge base's own questions, asked with their entry hidden, reach the answering confidence.
+ANSWER_AT, CHOICE_AT = 0.6, 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,10 @@ class Index:
         self.scoped = np.asarray([bool(e.rooms) for e in entries], dtype=bool)
         self._cache: dict[tuple, list[Hit]] = {}
         self.calibration: tuple[float, float, float] | None = None  # fitted on this knowledge base (calibrate.py)
+        # What questions this knowledge base can't answer reach, when too many of them would be answered
+        # (calibrate.py): a confidence level, or a lead, that an answer must then rise above.
+        self.absent_level: float | None = None
+        self.absent_lead: float | None = None
         self.dense_view: Dense | None = None  # optional (skills/faq/knowledge/llm.py, skills/faq/knowledge/local.py)
 
     def __len__(self) -> int:
@@ -207,15 +214,26 @@ class Index:
             visible = np.asarray([e.visible_in(room_id, room_tags) for e in self.entries], dtype=bool)
             hidden = ~visible[self.doc_entry]
         ranked = self.rank(self.analyzer.analyse(text, self.lexicon), hidden, cosine, view)
-        calibration = self.calibration or CALIBRATION
-        if cosine is not None:
-            calibration = view.calibration or CALIBRATION
         hits = []
         for rank, (e, sim, d) in enumerate(ranked[:k]):
             nxt = ranked[rank + 1][1] if rank + 1 < len(ranked) else 0.0
             lead = sim - nxt if rank == 0 else 0.0
-            hits.append(Hit(self.entries[e], confidence(sim, lead, calibration), sim, self.doc_text[d], lead))
+            conf = self.confidence(sim, lead, view if cosine is not None else None, top=rank == 0)
+            hits.append(Hit(self.entries[e], conf, sim, self.doc_text[d], lead))
         return hits
+
+    def confidence(self, similarity: float, lead: float, dense: Dense | None = None, *, top: bool = True) -> float:
+        """The calibrated confidence of an entry with this similarity and lead, as search() gives it: the mapping
+        fitted on this knowledge base (or, for a fused similarity, the embedder's), then, lexical only (measured on
+        lexical scores), what an answer must rise above here (calibrate.py): the confidence rescaled so that
+        ``absent_level`` becomes ANSWER_AT, or, for the top entry, kept below ANSWER_AT while its lead is below
+        ``absent_lead`` (near-duplicate entries close together: a numbered choice rather than a guess)."""
+        if dense is not None:
+            return confidence(similarity, lead, dense.calibration)
+        conf = absent_rescaled(confidence(similarity, lead, self.calibration), self.absent_level)
+        if top and self.absent_lead and CHOICE_AT < conf and lead < self.absent_lead:
+            conf = min(conf, CHOICE_AT + (ANSWER_AT - CHOICE_AT) * lead / self.absent_lead)
+        return conf
 
     def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
              view: Dense | None = None) -> list[Ranked]:
@@ -259,3 +277,14 @@ class Index:
 def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:
     a, b, c = calibration or CALIBRATION
     return 1.0 / (1.0 + math.exp(-(a * similarity + b * lead + c)))
+
+
+def absent_rescaled(conf: float, level: float | None) -> float:
+    """``conf`` rescaled so that ``level`` (what questions the knowledge base can't answer reach) maps to
+    ANSWER_AT: monotone and continuous, the same below CHOICE_AT, [CHOICE_AT, level] onto [CHOICE_AT, ANSWER_AT]
+    (a numbered choice where the top entry is no surer than an absent one's), [level, 1] onto [ANSWER_AT, 1]."""
+    if level is None or level <= ANSWER_AT or conf <= CHOICE_AT:
+        return conf
+    if conf <= level:
+        return CHOICE_AT + (conf - CHOICE_AT) * (ANSWER_AT - CHOICE_AT) / (level - CHOICE_AT)
+    return ANSWER_AT + (conf - level) * (1 - ANSWER_AT) / (1 - level) if level < 1 else ANSWER_AT
