@@ -15,7 +15,9 @@ question and query on one core (OMP_NUM_THREADS=1): about a minute for this spli
 ``unanswerable_answered``: the share of queries answered anyway when their own entry is taken out (any answer is
 then wrong); ``..._distinct`` does not count an answer with a group the data lists in the query's group's
 ``near_duplicate_groups`` (the same intent, never labelled against each other). bench/faq_everyday.py measures the
-same on the shipped knowledge base, where entries are distinct.
+same on the shipped knowledge base, where entries are distinct. ``absent_level`` / ``absent_lead``: what the
+build's out-of-knowledge-base check (skills/faq/knowledge/calibrate.py) asks of an answer on that source's
+knowledge base (null: nothing more); --no-calibrate leaves that step out, as before it.
 The last line is one JSON object.
 """
 
@@ -46,12 +48,14 @@ DEFAULT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared
 
 
 def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
-             embedder: LocalEmbedder | None = None, calibrate_index: bool = True) -> tuple[dict, dict]:
+             embedder: LocalEmbedder | None = None, calibrate_index: bool = True) -> tuple[dict, dict, dict]:
     """Per source, for every query: (confidence, similarity, lead, correct) with its group in the knowledge base,
     and the same as if its group were missing (its own entry taken out of the ranking): a question the knowledge
-    base can't answer, where any answer is wrong. The second set is what keeps the confidence honest."""
+    base can't answer, where any answer is wrong. The second set is what keeps the confidence honest. The third
+    dict: per source, what the build's out-of-knowledge-base check asks of an answer (calibrate.py)."""
     inside: dict[str, list] = {}
     outside: dict[str, list] = {}
+    gates: dict[str, dict] = {}
     for source, groups in groups_by_source.items():
         index = Index([Entry(g["id"], g["question"], g.get("answer") or g["id"]) for g in groups], analyzer)
         if calibrate_index:
@@ -79,7 +83,9 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
                 else:
                     missing.append((0.0, 0.0, 0.0, False, False))
         inside[source], outside[source] = rows, missing
-    return inside, outside
+        gates[source] = {k: round(v, 4) if v is not None else None
+                         for k, v in (("absent_level", index.absent_level), ("absent_lead", index.absent_lead))}
+    return inside, outside, gates
 
 
 def fit(rows: list[tuple[float, float, float, bool]], steps: int = 4000, lr: float = 0.5) -> tuple[float, float, float]:
@@ -123,7 +129,7 @@ def main() -> int:
     analyzer = Analyzer(kb.synonyms, kb.user_words)
     started = time.perf_counter()
     embedder = LocalEmbedder(args.local_embeddings) if args.local_embeddings else None
-    results, outside = evaluate(dict(sorted(groups.items())), analyzer, embedder, not args.no_calibrate)
+    results, outside, gates = evaluate(dict(sorted(groups.items())), analyzer, embedder, not args.no_calibrate)
     report: dict = {}
     for source, rows in results.items():
         answered = [ok for conf, _, _, ok in rows if conf >= args.threshold]
@@ -138,6 +144,7 @@ def main() -> int:
             # ...not counting an answer with a group the data marks as a probable duplicate (near_duplicate_groups)
             "unanswerable_answered_distinct": round(sum(c >= args.threshold and not near
                                                         for c, _, _, _, near in outside[source]) / len(rows), 4),
+            **gates[source],
         }
     report["threshold"] = args.threshold
     report["local_embeddings"] = args.local_embeddings or None

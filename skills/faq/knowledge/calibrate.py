@@ -126,8 +126,8 @@ def absent_levels(rows: list[tuple[float, float, bool]], calibration: tuple[floa
     level = sorted((conf for conf, _ in scored), reverse=True)[allowed]  # all but `allowed` are at or below it
     lead = answered[allowed]  # the same with a required lead: all but `allowed` answered ones are at or below
     if (level - ANSWER_AT) / (1 - ANSWER_AT) <= lead / TYPICAL_LEAD:
-        return round(level, 4), None
-    return None, round(lead, 4)
+        return level, None
+    return None, lead
 
 
 def calibrate(index: Index) -> tuple[float, float, float] | None:

@@ -41,6 +41,7 @@ DENSE_WEIGHT = 0.5  # with embeddings: similarity = (1 - w) * lexical + w * cosi
 # The default answer and choice thresholds (skills/faq FaqSettings): where the out-of-knowledge-base level is
 # anchored when a knowledge base's own questions, asked with their entry hidden, reach the answering confidence.
 ANSWER_AT, CHOICE_AT = 0.6, 0.3
+_BELOW_ANSWER = ANSWER_AT - 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,8 @@ class Index:
             nxt = ranked[rank + 1][1] if rank + 1 < len(ranked) else 0.0
             lead = sim - nxt if rank == 0 else 0.0
             conf = self.confidence(sim, lead, view if cosine is not None else None, top=rank == 0)
+            if hits:  # an entry behind the top is no surer than the top (which a required lead may hold back)
+                conf = min(conf, hits[0].confidence)
             hits.append(Hit(self.entries[e], conf, sim, self.doc_text[d], lead))
         return hits
 
@@ -227,12 +230,15 @@ class Index:
         fitted on this knowledge base (or, for a fused similarity, the embedder's), then, lexical only (measured on
         lexical scores), what an answer must rise above here (calibrate.py): the confidence rescaled so that
         ``absent_level`` becomes ANSWER_AT, or, for the top entry, kept below ANSWER_AT while its lead is below
-        ``absent_lead`` (near-duplicate entries close together: a numbered choice rather than a guess)."""
+        ``absent_lead`` (near-duplicate entries close together: a numbered choice rather than a guess). An entry
+        behind the top (``top=False``, its lead taken as 0) is not held back here: search() keeps it at most
+        the top's."""
         if dense is not None:
             return confidence(similarity, lead, dense.calibration)
         conf = absent_rescaled(confidence(similarity, lead, self.calibration), self.absent_level)
-        if top and self.absent_lead and CHOICE_AT < conf and lead < self.absent_lead:
-            conf = min(conf, CHOICE_AT + (ANSWER_AT - CHOICE_AT) * lead / self.absent_lead)
+        if top and self.absent_lead and CHOICE_AT < conf and lead <= self.absent_lead:
+            # in the choice band: a tie half-way up it, the lead required (not more) at its top
+            conf = min(conf, CHOICE_AT + (_BELOW_ANSWER - CHOICE_AT) * (1 + lead / self.absent_lead) / 2)
         return conf
 
     def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
@@ -280,11 +286,11 @@ def confidence(similarity: float, lead: float, calibration: tuple[float, float, 
 
 
 def absent_rescaled(conf: float, level: float | None) -> float:
-    """``conf`` rescaled so that ``level`` (what questions the knowledge base can't answer reach) maps to
-    ANSWER_AT: monotone and continuous, the same below CHOICE_AT, [CHOICE_AT, level] onto [CHOICE_AT, ANSWER_AT]
-    (a numbered choice where the top entry is no surer than an absent one's), [level, 1] onto [ANSWER_AT, 1]."""
+    """``conf`` rescaled so that only above ``level`` (what questions the knowledge base can't answer reach) is
+    it ANSWER_AT or more: monotone, the same below CHOICE_AT, [CHOICE_AT, level] onto [CHOICE_AT, ANSWER_AT)
+    (a numbered choice where the top entry is no surer than an absent one's), (level, 1] onto (ANSWER_AT, 1]."""
     if level is None or level <= ANSWER_AT or conf <= CHOICE_AT:
         return conf
-    if conf <= level:
-        return CHOICE_AT + (conf - CHOICE_AT) * (ANSWER_AT - CHOICE_AT) / (level - CHOICE_AT)
+    if conf <= level:  # the level itself is what absent questions reach: not an answer
+        return CHOICE_AT + (conf - CHOICE_AT) * (_BELOW_ANSWER - CHOICE_AT) / (level - CHOICE_AT)
     return ANSWER_AT + (conf - level) * (1 - ANSWER_AT) / (1 - level) if level < 1 else ANSWER_AT
