@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from skills.faq import FaqSettings  # noqa: E402
 from skills.faq.knowledge.entries import Entry  # noqa: E402
 from skills.faq.knowledge.files import load_knowledge  # noqa: E402
-from skills.faq.knowledge.calibrate import calibrate  # noqa: E402
+from skills.faq.knowledge.calibrate import calibrate, with_absent_levels  # noqa: E402
 from skills.faq.knowledge.index import Index  # noqa: E402
 from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
 from skills.faq.knowledge.text import Analyzer  # noqa: E402
@@ -63,7 +63,8 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
         dense = None
         if embedder is not None:
             embedder.embed_missing(index.questions)
-            index.dense_view = dense = embedder.dense(index.questions)
+            dense = embedder.dense(index.questions)
+            index.dense_view = dense = with_absent_levels(index, dense) if calibrate_index else dense
         rows, missing = [], []
         for g in groups:
             for q in g["paraphrases"]:
@@ -83,8 +84,9 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
                 else:
                     missing.append((0.0, 0.0, 0.0, False, False))
         inside[source], outside[source] = rows, missing
+        gate = dense or index  # what the answers were judged with
         gates[source] = {k: round(v, 4) if v is not None else None
-                         for k, v in (("absent_level", index.absent_level), ("absent_lead", index.absent_lead))}
+                         for k, v in (("absent_level", gate.absent_level), ("absent_lead", gate.absent_lead))}
     return inside, outside, gates
 
 

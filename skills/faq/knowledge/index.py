@@ -57,6 +57,9 @@ class Dense:
     weight: float = DENSE_WEIGHT
     floor: float = 0.0
     calibration: tuple[float, float, float] | None = None  # None: the lexical CALIBRATION
+    # what an answer must rise above on fused scores (calibrate.with_absent_levels), as Index.absent_* lexically
+    absent_level: float | None = None
+    absent_lead: float | None = None
 
 
 class Ranked(NamedTuple):
@@ -227,18 +230,22 @@ class Index:
 
     def confidence(self, similarity: float, lead: float, dense: Dense | None = None, *, top: bool = True) -> float:
         """The calibrated confidence of an entry with this similarity and lead, as search() gives it: the mapping
-        fitted on this knowledge base (or, for a fused similarity, the embedder's), then, lexical only (measured on
-        lexical scores), what an answer must rise above here (calibrate.py): the confidence rescaled so that
-        ``absent_level`` becomes ANSWER_AT, or, for the top entry, kept below ANSWER_AT while its lead is below
-        ``absent_lead`` (near-duplicate entries close together: a numbered choice rather than a guess). An entry
+        fitted on this knowledge base (or, for a fused similarity, the embedder's), then what an answer must rise
+        above here (calibrate.py; the dense view's own, measured on fused scores): the confidence rescaled so
+        that only above ``absent_level`` is it ANSWER_AT or more, or, for the top entry, kept below ANSWER_AT
+        up to a lead of ``absent_lead`` (near-duplicate entries close together: a numbered choice). An entry
         behind the top (``top=False``, its lead taken as 0) is not held back here: search() keeps it at most
         the top's."""
         if dense is not None:
-            return confidence(similarity, lead, dense.calibration)
-        conf = absent_rescaled(confidence(similarity, lead, self.calibration), self.absent_level)
-        if top and self.absent_lead and CHOICE_AT < conf and lead <= self.absent_lead:
+            conf, level, required = confidence(similarity, lead, dense.calibration), dense.absent_level, \
+                dense.absent_lead
+        else:
+            conf, level, required = confidence(similarity, lead, self.calibration), self.absent_level, \
+                self.absent_lead
+        conf = absent_rescaled(conf, level)
+        if top and required and CHOICE_AT < conf and lead <= required:
             # in the choice band: a tie half-way up it, the lead required (not more) at its top
-            conf = min(conf, CHOICE_AT + (_BELOW_ANSWER - CHOICE_AT) * (1 + lead / self.absent_lead) / 2)
+            conf = min(conf, CHOICE_AT + (_BELOW_ANSWER - CHOICE_AT) * (1 + lead / required) / 2)
         return conf
 
     def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
