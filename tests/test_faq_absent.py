@@ -4,13 +4,14 @@ needs a higher confidence or a lead over the next entry, and what falls short is
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skills.faq import state
 from skills.faq.knowledge import calibrate
 from skills.faq.knowledge.base import KnowledgeBase, build
 from skills.faq.knowledge.entries import Entry
-from skills.faq.knowledge.index import ANSWER_AT, CHOICE_AT, Index, absent_rescaled, confidence
+from skills.faq.knowledge.index import ANSWER_AT, CHOICE_AT, Dense, Index, absent_rescaled, confidence
 from skills.faq.knowledge.text import Analyzer
 from tests.faq_support import faq_config
 from tests.support import Harness
@@ -118,3 +119,27 @@ async def test_one_on_one_a_question_two_entries_share_gets_a_numbered_choice(tm
         await h.settle()
         (offer,) = [s.text for s in h.sent if s.message.conversation_id == "u1"]
         assert offer.startswith("你是想问：\n1. 咖啡豆") and "2. 咖啡豆" in offer
+
+
+def test_with_dense_vectors_the_levels_are_measured_on_fused_scores():
+    entries = duplicated_entries()
+    index = Index(entries, Analyzer())
+    calibrate.calibrate(index)
+    # one direction per intent: the two entries of a pair share it (an embedder that knows they mean the same)
+    topics = sorted({e.id[:-1] for e in entries})
+    matrix = np.zeros((len(index.questions), len(topics)), dtype=np.float32)
+    for row, e in enumerate(index.doc_entry):
+        matrix[row, topics.index(entries[e].id[:-1])] = 1.0
+    view = calibrate.with_absent_levels(index, Dense(matrix, weight=0.5))
+    assert (view.absent_level, view.absent_lead) != (None, None)
+    index.dense_view = view
+    answered = 0
+    for e in range(len(entries)):
+        row = int(np.flatnonzero(index.doc_entry == e)[0])
+        ranked = index.rank(index.analyzer.analyse(index.questions[row]), index.doc_entry == e,
+                            matrix @ matrix[row], view)
+        sim, lead = ranked[0][1], ranked[0][1] - ranked[1][1]
+        answered += index.confidence(sim, lead, view) >= ANSWER_AT
+    assert answered / len(entries) <= calibrate.ABSENT_SHARE
+    hits = index.search("咖啡豆怎么退货", 3, dense_query=matrix[0])
+    assert CHOICE_AT <= hits[0].confidence < ANSWER_AT  # both of the pair, equally close: a numbered choice
