@@ -10,7 +10,10 @@ Stage 2 (precision): the top candidates are re-scored with an IDF-weighted Dice 
 BM25, also penalises what the *entry* has and the question lacks. Each entry scores as its best question
 (standard or similar), plus a share of its second best (SECOND). The confidence is a logistic function of the best similarity and its lead over the next
 entry, fitted for the knowledge base in service at every build (calibrate.py), or else the default fitted on the
-development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right".
+development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right". When the knowledge
+base's own questions, asked with their entry hidden, would too often be answered (near-duplicate entries), the
+build sets what an answer must rise above (a confidence level or a lead: calibrate.py), applied in
+Index.confidence: the policy's thresholds stay as they are.
 """
 
 from __future__ import annotations
