@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 from skills.faq import FaqSettings  # noqa: E402
 from skills.faq.knowledge.base import Snapshot, build  # noqa: E402
-from skills.faq.knowledge.index import confidence  # noqa: E402
 
 DATA = ROOT / "bench" / "faq_everyday.tsv"
 NONE = "-"
@@ -101,7 +100,7 @@ def answered_without_entry(snap: Snapshot, cases: list[Case], settings: FaqSetti
         if ranked:
             sim = ranked[0][1]
             lead = sim - (ranked[1][1] if len(ranked) > 1 else 0.0)
-            answered += confidence(sim, lead, index.calibration) >= settings.answer_threshold
+            answered += index.confidence(sim, lead) >= settings.answer_threshold
     return round(answered / max(total, 1), 4)
 
 

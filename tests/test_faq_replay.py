@@ -59,3 +59,7 @@ def test_retrieval_figures_on_the_dev_split():
     # measured 2026-11-23: ant 0.473, lcqmc 0.965 (README, FAQ figures); these floors catch a regression
     assert report["lcqmc"]["top1"] >= 0.96 and report["ant"]["top1"] >= 0.45
     assert report["lcqmc"]["precision"] >= 0.95
+    # 2026-12-01, with the build's out-of-knowledge-base check: the goal of at most 5 % answered when the
+    # query's own entry is taken out (ant 0.032, lcqmc 0.049), and ant answers less but more precisely (0.86)
+    assert report["ant"]["unanswerable_answered"] <= 0.05 and report["lcqmc"]["unanswerable_answered"] <= 0.05
+    assert report["ant"]["precision"] >= 0.8

@@ -42,7 +42,8 @@ from skills.faq.knowledge.adding import Refused, check_entry, prepare, render_bl
 from skills.faq.knowledge.base import KnowledgeBase, ReloadResult, Snapshot
 from skills.faq.knowledge.entries import Problem
 from skills.faq.knowledge.files import MAX_FILE_BYTES
-from skills.faq.knowledge.index import Hit
+from skills.faq.knowledge.calibrate import attach_dense
+from skills.faq.knowledge.index import Dense, Hit
 from skills.faq.knowledge.llm import LlmClient, LlmSettings
 from skills.faq.knowledge.local import SPECS as LOCAL_EMBEDDINGS
 from skills.faq.knowledge.local import LocalEmbedder
@@ -201,7 +202,8 @@ async def stop(services: Services) -> None:
 
 
 async def _embed(llm: LlmClient, snap: Snapshot) -> None:
-    snap.index.dense = await llm.embed(snap.index.questions) if snap.index.questions else None
+    matrix = await llm.embed(snap.index.questions) if snap.index.questions else None
+    await attach_dense(snap.index, Dense(matrix) if matrix is not None else None)
 
 
 async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
@@ -211,7 +213,7 @@ async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
     questions = snap.index.questions
     view = st.local.dense(questions)
     if view is not None or not questions:
-        snap.index.dense_view = view
+        await attach_dense(snap.index, view)
         return
     if st.embedding is not None:
         st.embedding_stop.set()  # an older snapshot's vectors: not needed any more (what it did is kept)
@@ -229,7 +231,7 @@ async def _embed_in_background(st: FaqState, snap: Snapshot, stop: threading.Eve
         return
     view = st.local.dense(snap.index.questions)
     if view is not None:
-        snap.index.dense_view = view
+        await attach_dense(snap.index, view)
         log.info("faq: %d new question vectors (%d in all) attached in %.1f s", done, len(view.matrix),
                  time.perf_counter() - started)
 

@@ -10,7 +10,10 @@ Stage 2 (precision): the top candidates are re-scored with an IDF-weighted Dice 
 BM25, also penalises what the *entry* has and the question lacks. Each entry scores as its best question
 (standard or similar), plus a share of its second best (SECOND). The confidence is a logistic function of the best similarity and its lead over the next
 entry, fitted for the knowledge base in service at every build (calibrate.py), or else the default fitted on the
-development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right".
+development split (bench/faq_eval.py --fit); it reads as "probability the top entry is right". When the knowledge
+base's own questions, asked with their entry hidden, would too often be answered (near-duplicate entries), the
+build sets what an answer must rise above (a confidence level or a lead: calibrate.py), applied in
+Index.confidence: the policy's thresholds stay as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ CACHE_SIZE = 4096  # recent query texts per index  # Okapi BM25's usual constant
 # confidence = sigmoid(A * best + B * lead + C)
 CALIBRATION = (5.58, 6.18, -5.02)
 DENSE_WEIGHT = 0.5  # with embeddings: similarity = (1 - w) * lexical + w * cosine
+# The default answer and choice thresholds (skills/faq FaqSettings): where the out-of-knowledge-base level is
+# anchored when a knowledge base's own questions, asked with their entry hidden, reach the answering confidence.
+ANSWER_AT, CHOICE_AT = 0.6, 0.3
+_BELOW_ANSWER = ANSWER_AT - 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,9 @@ class Dense:
     weight: float = DENSE_WEIGHT
     floor: float = 0.0
     calibration: tuple[float, float, float] | None = None  # None: the lexical CALIBRATION
+    # what an answer must rise above on fused scores (calibrate.with_absent_levels), as Index.absent_* lexically
+    absent_level: float | None = None
+    absent_lead: float | None = None
 
 
 class Ranked(NamedTuple):
@@ -161,6 +171,10 @@ class Index:
         self.scoped = np.asarray([bool(e.rooms) for e in entries], dtype=bool)
         self._cache: dict[tuple, list[Hit]] = {}
         self.calibration: tuple[float, float, float] | None = None  # fitted on this knowledge base (calibrate.py)
+        # What questions this knowledge base can't answer reach, when too many of them would be answered
+        # (calibrate.py): a confidence level, or a lead, that an answer must then rise above.
+        self.absent_level: float | None = None
+        self.absent_lead: float | None = None
         self.dense_view: Dense | None = None  # optional (skills/faq/knowledge/llm.py, skills/faq/knowledge/local.py)
 
     def __len__(self) -> int:
@@ -207,15 +221,35 @@ class Index:
             visible = np.asarray([e.visible_in(room_id, room_tags) for e in self.entries], dtype=bool)
             hidden = ~visible[self.doc_entry]
         ranked = self.rank(self.analyzer.analyse(text, self.lexicon), hidden, cosine, view)
-        calibration = self.calibration or CALIBRATION
-        if cosine is not None:
-            calibration = view.calibration or CALIBRATION
         hits = []
         for rank, (e, sim, d) in enumerate(ranked[:k]):
             nxt = ranked[rank + 1][1] if rank + 1 < len(ranked) else 0.0
             lead = sim - nxt if rank == 0 else 0.0
-            hits.append(Hit(self.entries[e], confidence(sim, lead, calibration), sim, self.doc_text[d], lead))
+            conf = self.confidence(sim, lead, view if cosine is not None else None, top=rank == 0)
+            if hits:  # an entry behind the top is no surer than the top (which a required lead may hold back)
+                conf = min(conf, hits[0].confidence)
+            hits.append(Hit(self.entries[e], conf, sim, self.doc_text[d], lead))
         return hits
+
+    def confidence(self, similarity: float, lead: float, dense: Dense | None = None, *, top: bool = True) -> float:
+        """The calibrated confidence of an entry with this similarity and lead, as search() gives it: the mapping
+        fitted on this knowledge base (or, for a fused similarity, the embedder's), then what an answer must rise
+        above here (calibrate.py; the dense view's own, measured on fused scores): the confidence rescaled so
+        that only above ``absent_level`` is it ANSWER_AT or more, or, for the top entry, kept below ANSWER_AT
+        up to a lead of ``absent_lead`` (near-duplicate entries close together: a numbered choice). An entry
+        behind the top (``top=False``, its lead taken as 0) is not held back here: search() keeps it at most
+        the top's."""
+        if dense is not None:
+            conf, level, required = confidence(similarity, lead, dense.calibration), dense.absent_level, \
+                dense.absent_lead
+        else:
+            conf, level, required = confidence(similarity, lead, self.calibration), self.absent_level, \
+                self.absent_lead
+        conf = absent_rescaled(conf, level)
+        if top and required and CHOICE_AT < conf and lead <= required:
+            # in the choice band: a tie half-way up it, the lead required (not more) at its top
+            conf = min(conf, CHOICE_AT + (_BELOW_ANSWER - CHOICE_AT) * (1 + lead / required) / 2)
+        return conf
 
     def rank(self, q: Analysed, hidden: np.ndarray | None = None, cosine: np.ndarray | None = None,
              view: Dense | None = None) -> list[Ranked]:
@@ -259,3 +293,14 @@ class Index:
 def confidence(similarity: float, lead: float, calibration: tuple[float, float, float] | None = None) -> float:
     a, b, c = calibration or CALIBRATION
     return 1.0 / (1.0 + math.exp(-(a * similarity + b * lead + c)))
+
+
+def absent_rescaled(conf: float, level: float | None) -> float:
+    """``conf`` rescaled so that only above ``level`` (what questions the knowledge base can't answer reach) is
+    it ANSWER_AT or more: monotone, the same below CHOICE_AT, [CHOICE_AT, level] onto [CHOICE_AT, ANSWER_AT)
+    (a numbered choice where the top entry is no surer than an absent one's), (level, 1] onto (ANSWER_AT, 1]."""
+    if level is None or level <= ANSWER_AT or conf <= CHOICE_AT:
+        return conf
+    if conf <= level:  # the level itself is what absent questions reach: not an answer
+        return CHOICE_AT + (conf - CHOICE_AT) * (_BELOW_ANSWER - CHOICE_AT) / (level - CHOICE_AT)
+    return ANSWER_AT + (conf - level) * (1 - ANSWER_AT) / (1 - level) if level < 1 else ANSWER_AT
