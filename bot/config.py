@@ -274,6 +274,9 @@ class WeComSettings:
     welcome_by_staff: dict[str, str] = field(default_factory=dict)
     # 企业群发 per target and calendar month (WeCom: a customer gets at most 4 a month from one corp)
     monthly_quota: Annotated[int, _between(1, 31)] = 4
+    # a broadcast's groups (customers) are gathered into one task per owner staff member until none has come for
+    # this long (the governor paces them one by one)
+    task_gather_s: Annotated[int, _between(1, 600)] = 60
     # tiers → corp tag ids (created in the admin console; renaming a tag there is safe): marked with mark_tag
     tier_tags: dict[str, str] = field(default_factory=dict)
     tag_sync_hours: Annotated[int, _between(1, 168)] = 24

@@ -70,6 +70,7 @@ class WeComMock:
         self.templates: dict[str, dict] = {}
         self.monthly: dict[str, int] = defaultdict(int)
         self.monthly_limit = 4
+        self.result_page = 1000  # get_groupmsg_send_result's page (smaller in tests: the cursor is followed)
         self.tags: list[dict] = []
         self._seq = 0
 
@@ -138,12 +139,14 @@ class WeComMock:
         self.welcome_codes[code] = self.now()
         return code
 
-    def staff_confirms(self, msgid: str, userid: str) -> None:
-        """The staff member pressed 发送 in their client: the task's targets are sent."""
+    def staff_confirms(self, msgid: str, userid: str, failed: tuple[str, ...] = ()) -> None:
+        """The staff member pressed 发送 in their client: the task's targets are sent (those in ``failed``: status
+        2, the customer is no longer a contact / the group is gone)."""
         task = self.templates[msgid]
         for row in task["results"]:
             if row["userid"] == userid:
-                row["status"], row["send_time"] = 1, int(self.now())
+                target = row.get("chat_id") or row.get("external_userid")
+                row["status"], row["send_time"] = (2 if target in failed else 1), int(self.now())
 
     # -- handlers -------------------------------------------------------------------------------------------------
 
@@ -246,7 +249,9 @@ class WeComMock:
         if task is None:
             return _answer(41063, "msgid not found")
         rows = [r for r in task["results"] if r["userid"] == body.get("userid")]
-        return _answer(0, "ok", send_list=rows, next_cursor="")
+        start = int(body.get("cursor") or 0)
+        end = start + min(int(body.get("limit") or 500), 1000, self.result_page)
+        return _answer(0, "ok", send_list=rows[start:end], next_cursor=str(end) if end < len(rows) else "")
 
     async def _mark_tag(self, body: dict) -> web.Response:
         self.tags.append(body)
