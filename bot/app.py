@@ -187,6 +187,7 @@ class BotApp:
                 self.scheduler.register(job.name, job.handler)
             for prefix, resolver in skill.resolvers.items():
                 register_resolver(self.services, prefix, resolver)
+            self.services.target_labels.update(skill.target_labels)
             self.services.member_data.extend(skill.member_data_specs)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
         for skill in self.skills:

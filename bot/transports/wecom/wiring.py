@@ -151,7 +151,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)
     parts["groups"].start()
-    tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours)
+    tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
     return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
 
