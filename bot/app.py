@@ -153,7 +153,7 @@ class BotApp:
         # Whether the account can send, for every transport; one alert per incident ([alerts]). A transport
         # whose platform sends heartbeats sets health.silence_s before start.
         self.health = SessionHealth(clock, AlertSender(config.alerts).send, bot_name=config.bot.name,
-                                    on_online=self._resume_sending)
+                                    on_online=self._resume_sending, wecom=config.wecom.enabled)
         self._serving = False  # the bot process (not a command-line tool): it sends, and resumes the outbox
         self._resumed: set[str | None] = set()  # accounts whose outbox rows this process has taken back
 

@@ -166,6 +166,31 @@ async def test_unreachable_wecom_is_retried_with_backoff_and_nothing_sent_twice(
         await mock.stop()
 
 
+async def test_alerts_in_the_wecom_mode_name_wecom_not_a_wechat_account(db_url, tmp_path):
+    mock = await WeComMock().start()
+    try:
+        async with WeComHarness(db_url, mock, kf_config(mock, tmp_path)) as h:
+            await h.customer("wmA", "/ping")
+            await h.settle()
+            await mock.go_down()
+            await h.bot.api.stop()
+            await h.bot.api.start()
+            h.app.governor.submit(OutgoingMessage("稍后送达", user_id="wmA"))
+            await h.clock.advance(2)
+            await h.clock.advance(31)  # the probe fails too: WeCom is unreachable, the operators hear it
+            await h.clock.advance(10)
+            texts = [a.text for a in h.app.health.alerts]
+            assert len(texts) == 1 and "企业微信" in texts[0] and "微信账号" not in texts[0]
+            await mock.come_back()
+            await h.clock.advance(31)
+            await h.settle()
+            texts = [a.text for a in h.app.health.alerts]
+            assert len(texts) == 2 and "企业微信" in texts[1] and "微信账号" not in texts[1]
+            assert h.answers("wmA").count("稍后送达") == 1
+    finally:
+        await mock.stop()
+
+
 async def test_an_external_contact_and_a_shop_member_share_one_wallet(db_url, tmp_path):
     mock = await WeComMock().start()
     try:
