@@ -7,14 +7,13 @@ of the task with ``quota``."""
 from __future__ import annotations
 
 import pytest
-import aiohttp
 from sqlalchemy import select
 
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from storage import wecom as store
 from storage.models import Activity
 from tests.wecom_mock import Customer, Group, WeComMock
-from tests.wecom_support import WeComHarness, wecom_config
+from tests.wecom_support import WeComHarness, dashboard_page, wecom_config
 
 pytestmark = pytest.mark.all_backends
 
@@ -37,13 +36,7 @@ def broadcast_config(mock):
 
 
 async def dashboard_jobs(h) -> str:
-    base = f"http://127.0.0.1:{h.app.web.port}"
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
-        async with client.post(base + "/dashboard/login", data={"token": "wecom-dash"}, allow_redirects=False):
-            pass
-        async with client.get(base + "/dashboard/jobs") as r:
-            assert r.status == 200
-            return await r.text()
+    return await dashboard_page(h, "/jobs", "wecom-dash")
 
 
 async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_results(db_url, monkeypatch):
