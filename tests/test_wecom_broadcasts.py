@@ -164,6 +164,10 @@ async def test_campaigns_to_customers_outside_the_window_become_one_on_one_tasks
             await h.settle()
             assert [d["reason"] for _, d in await activity(h, "send_dropped")][-1] == "window"
             assert len(mock.templates) == 1
+            # a poll WeCom refuses for this task is logged; the next one asks again
+            mock.fail_next("externalcontact/get_groupmsg_send_result", 41063)
+            await h.clock.advance(600)
+            assert await activity(h, "group_send_result") == []
             # staff_li confirms; the result reaches the activity store under the member
             mock.staff_confirms(next(iter(mock.templates)), "staff_li")
             await h.clock.advance(600)

@@ -230,9 +230,13 @@ class GroupSends:
         finished = 0
         for msgid, owner, chat_type, _ in waiting:
             key = ROW_KEY.get(chat_type, "chat_id")
-            outcomes = {r[key]: ("sent" if r.get("status") == SENT else "failed") for r in
-                        await self._results(msgid, owner) if isinstance(r.get(key), str) and r.get("status") in
-                        (SENT, *FAILED)}
+            try:
+                rows = await self._results(msgid, owner)
+            except WeComApiError as exc:  # this task's answer only: the other tasks are still asked about
+                log.warning("企业群发 task %s not polled: %s", msgid, exc)
+                continue
+            outcomes = {r[key]: ("sent" if r.get("status") == SENT else "failed") for r in rows
+                        if isinstance(r.get(key), str) and r.get("status") in (SENT, *FAILED)}
             if not outcomes:
                 continue  # the staff member has not confirmed it yet
             now = self._clock.now()
