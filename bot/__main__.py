@@ -63,7 +63,7 @@ async def run_console(config: Config, web: bool = False, log_file: Path | None =
     if log_file is not None:
         console.note(f"日志写在 {log_file}，这里只提示警告")
         logging.getLogger().addHandler(ConsoleLogNote(console, str(log_file)))
-    app = BotApp(config, clock, console.send, web=web)
+    app = BotApp(config, clock, console.send, web=web, transport_name="console")
     await app.start()
     app.set_account(config.bot.account_id or console.self_id)
 
@@ -173,10 +173,11 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
 
     transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in,
                                  on_logout=logged_out, on_login_needed=login_needed)
-    app = BotApp(config, clock, transport.send, web=True)
+    app = BotApp(config, clock, transport.send, web=True, transport_name="wechaty")
     await app.start()
 
     async def sink(event) -> None:
+        app.health.saw_event()  # the last event from the platform (the dashboard's account page)
         app.dispatcher.submit(event)
 
     stop = asyncio.Event()

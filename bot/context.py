@@ -79,6 +79,8 @@ class Services:
     bot_id: str | None = None
     # What the connected platform can do; the transport says so at login.
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Which transport the bot runs on ("bridge", "wechaty", "console", "replay"): the dashboard's account page.
+    transport_name: str = ""
     skills: dict[str, SkillRuntime] = field(default_factory=dict)
     # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
     target_resolvers: dict[str, Resolver] = field(default_factory=dict)
@@ -225,6 +227,13 @@ class Context:
     def is_global_admin(self) -> bool:
         s = self.sender
         return s is not None and self.config.is_admin(s.id)
+
+    def admins_of(self, room_id: str | None = None) -> tuple[str, ...]:
+        """Whom to tell about a room (``room_id``, by default this event's): its admins (``[rooms."ID"] admins``),
+        else the global admins. Stable ids, to message 1-on-1 — e.g. where the platform can't act itself
+        (``ctx.capabilities``: no ``kick``)."""
+        room = self.config.rooms.get(room_id or self.room_id or "")
+        return room.admins if room is not None and room.admins else self.config.bot.admins
 
     @property
     def mentioned_ids(self) -> tuple[str, ...]:

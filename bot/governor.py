@@ -215,6 +215,12 @@ class SendGovernor:
         return self._offline_since is not None
 
     @property
+    def backoff(self) -> tuple[int, datetime | None]:
+        """Read-only (the dashboard): the risk-control back-off's level and its end, None when not backing off."""
+        until = self._backoff_until
+        return self._backoff_level, until if until is not None and until > self._clock.now() else None
+
+    @property
     def halted(self) -> bool:
         """The platform refused our credentials: everything is held, nothing is tried until the next login."""
         return self._halted_since is not None

@@ -71,14 +71,17 @@ async def test_a_near_miss_in_a_group_is_recorded_for_the_operators(kb_dir, db_u
 async def test_mentioned_in_a_group_answers_like_1on1_and_does_not_repeat(h):
     await h.say("u1", "@小助手 怎么申请退货", name="小李", mentions_bot=True)
     await h.say("u2", "可以退货吗？", name="小张", after_s=30)  # the same entry within the window: not again
+    # another member asking the bot gets it again, briefly, quoting the entry; the one who asked is pointed up
     await h.say("u3", "@小助手 七天无理由退货", name="小赵", mentions_bot=True, after_s=30)
+    await h.say("u1", "@小助手 可以退货吗", name="小李", mentions_bot=True, after_s=30)
     await h.settle()
     assert [s.text for s in h.sent] == [f"@小李{M}支持 7 天无理由退货。",
-                                        f"@小赵{M}刚刚在群里回答过「可以退货吗？」啦，往上翻一翻就能看到～"]
+                                        f"@小赵{M}「可以退货吗？」\n支持 7 天无理由退货。",
+                                        f"@小李{M}刚刚在群里回答过「可以退货吗？」啦，往上翻一翻就能看到～"]
     await h.say("u2", "可以退货吗？", name="小张", after_s=301)  # past the window: answered again
     await h.settle()
     assert h.sent[-1].text == f"@小张{M}支持 7 天无理由退货。"
-    assert len(await activity(h, "faq_answer")) == 2
+    assert len(await activity(h, "faq_answer")) == 3
     await h.say("u5", "可以退货吗？", room="g2", name="小周", after_s=1)  # another room is another audience
     await h.settle()
     assert h.sent[-1].message.room_id == "g2"
@@ -124,8 +127,8 @@ async def test_low_confidence_hands_off_and_notifies_the_operators(h):
     assert texts_to(h, "u1") == [handoff]
     assert texts_to(h, "g1") == [f"@小王{M}{handoff}"]
     notes = texts_to(h, "op1")
-    assert notes == ["【待人工回复】小李（u1）在私聊问：\n你们的咖啡豆是哪里产的",
-                     "【待人工回复】小王（u2）在群「topic-g1」问：\n门店有停车位吗"]
+    assert [n.split("\n")[:2] for n in notes] == [["【待人工回复 #1】小李（u1）在私聊问：", "你们的咖啡豆是哪里产的"],
+                                                ["【待人工回复 #2】小王（u2）在群「topic-g1」问：", "门店有停车位吗"]]
     assert await activity(h, "faq_miss") == [{"q": "你们的咖啡豆是哪里产的", "reason": "handoff"},
                                              {"q": "门店有停车位吗", "reason": "handoff"}]
 

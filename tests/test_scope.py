@@ -65,6 +65,11 @@ REVIEWED: dict[str, Reviewed] = {
     "kb test": Reviewed("room", ("/kb test 下单后多久发货",)),
     "kb misses": Reviewed("room", ("/kb misses",)),
     "kb add": Reviewed("global", ("/kb add 怎么付款 | 找群主私下转账即可",)),
+    # the operators' handoff commands: "member" for the router (operators are not admins), and the handler lets
+    # only global admins, bot.operators and the operators' room through (skills/faq/handoff.py)
+    "reply": Reviewed("member", ("/reply 1 你好", "/回复 #1 乙群暗号")),
+    "close": Reviewed("member", ("/close 1", "/关闭 1")),
+    "tickets": Reviewed("member", ("/tickets", "/工单")),
     "kb link": Reviewed("global", ("/kb link 1 ship-when", "/知识库 关联 1 return-policy")),
     "kb candidates": Reviewed("global", ("/kb candidates",)),
     "kb accept": Reviewed("global", ("/kb accept 1", "/知识库 采纳 1")),

@@ -201,7 +201,7 @@ def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill
     for skill in skills:
         for route in skill.routes:
             _mount(app, services, route, settings)
-    dashboard.setup(app, services, skills)
+    dashboard.setup(app, services, skills, health_of)
     return app
 
 

@@ -142,7 +142,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
         return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts))
 
-    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver)
+    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom")
     await app.start()
     api: WeComApi = parts["api"]
     await api.start()
