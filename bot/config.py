@@ -257,6 +257,8 @@ def _http_url(value: str) -> str:
 def _tag_name(value: str) -> str:
     if len(value) > 30 or value != value.strip() or "\x00" in value:
         _refuse(f"a WeCom tag name is at most 30 characters, without spaces around it: {value[:40]!r}")
+    if re.fullmatch(r"et[A-Za-z0-9_-]{8,}", value):  # an id, as tier_tags once took: it would become a name
+        _refuse(f"give the tag's name, not its id ({value!r}): the bot makes the tags and keeps their ids")
     return value
 
 

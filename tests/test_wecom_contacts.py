@@ -159,3 +159,12 @@ async def test_tiers_become_corp_tags_made_once_renamed_safely_and_marked_once(d
                 assert (await store.corp_tags(s))["silent"][:2] == (ids["silent"], "沉默会员")
     finally:
         await mock.stop()
+
+
+def test_tier_tags_take_names_not_the_ids_they_once_took():
+    from bot.config import ConfigError, parse_config
+
+    assert parse_config({"wecom": {"tier_tags": {"silent": "沉默会员"}}}).wecom.tier_tags == {"silent": "沉默会员"}
+    for bad, problem in (("etCORE_ID_123", "not its id"), ("一" * 31, "at most 30")):
+        with pytest.raises(ConfigError, match=problem):
+            parse_config({"wecom": {"tier_tags": {"core": bad}}})
