@@ -154,7 +154,7 @@ class BotApp:
         # Whether the account can send, for every transport; one alert per incident ([alerts]). A transport
         # whose platform sends heartbeats sets health.silence_s before start.
         self.health = SessionHealth(clock, AlertSender(config.alerts).send, bot_name=config.bot.name,
-                                    on_online=self._resume_sending)
+                                    on_online=self._resume_sending, wecom=config.wecom.enabled)
         self._serving = False  # the bot process (not a command-line tool): it sends, and resumes the outbox
         self._resumed: set[str | None] = set()  # accounts whose outbox rows this process has taken back
 
@@ -189,6 +189,7 @@ class BotApp:
                 self.scheduler.register(job.name, job.handler)
             for prefix, resolver in skill.resolvers.items():
                 register_resolver(self.services, prefix, resolver)
+            self.services.target_labels.update(skill.target_labels)
             self.services.member_data.extend(skill.member_data_specs)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
         for skill in self.skills:

@@ -254,6 +254,14 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _tag_name(value: str) -> str:
+    if len(value) > 30 or value != value.strip() or "\x00" in value:
+        _refuse(f"a WeCom tag name is at most 30 characters, without spaces around it: {value[:40]!r}")
+    if re.fullmatch(r"et[A-Za-z0-9_-]{8,}", value):  # an id, as tier_tags once took: it would become a name
+        _refuse(f"give the tag's name, not its id ({value!r}): the bot makes the tags and keeps their ids")
+    return value
+
+
 @dataclass(frozen=True)
 class WeComSettings:
     """WeCom (企业微信): the compliant mode (docs/operators/wecom.md). Secrets only from the environment."""
@@ -274,8 +282,13 @@ class WeComSettings:
     welcome_by_staff: dict[str, str] = field(default_factory=dict)
     # 企业群发 per target and calendar month (WeCom: a customer gets at most 4 a month from one corp)
     monthly_quota: Annotated[int, _between(1, 31)] = 4
-    # tiers → corp tag ids (created in the admin console; renaming a tag there is safe): marked with mark_tag
-    tier_tags: dict[str, str] = field(default_factory=dict)
+    # a broadcast's groups (customers) are gathered into one task per owner staff member until none has come for
+    # this long (the governor paces them one by one)
+    task_gather_s: Annotated[int, _between(1, 600)] = 60
+    # tiers → corp tags the bot makes in this tag group (empty: tiers are not synced), named after the tiers;
+    # tier_tags renames them (tier key → tag name, at most 30 characters): the tag is renamed, not made again
+    tag_group: Annotated[str, AfterValidator(_tag_name)] = "会员等级"
+    tier_tags: dict[str, Annotated[str, AfterValidator(_tag_name)]] = field(default_factory=dict)
     tag_sync_hours: Annotated[int, _between(1, 168)] = 24
 
 

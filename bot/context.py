@@ -84,6 +84,7 @@ class Services:
     skills: dict[str, SkillRuntime] = field(default_factory=dict)
     # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
     target_resolvers: dict[str, Resolver] = field(default_factory=dict)
+    target_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # prefix → value → display name
     # What each loaded skill keeps about a member (``@skill.member_data``): /我的数据 and /删除我的数据 (bot/privacy.py)
     member_data: list[MemberDataSpec] = field(default_factory=list)
 

@@ -1,4 +1,4 @@
-"""Session health: whether the WeChat account can send, for any transport, and one alert per incident.
+"""Session health: whether the WeChat account (or, in the WeCom mode, the corp's app) can send, for any transport, and one alert per incident.
 
 Transports report what they learn (``logged_in``, ``logged_out``, ``login_needed``, ``saw_event``); the app wraps the
 transport's send (``watch``) so every send's outcome is seen too. An incident opens at the first sign of trouble:
@@ -65,9 +65,13 @@ class Incident:
 class SessionHealth:
     def __init__(
         self, clock: Clock, alert: AlertFn | None, *, bot_name: str = "小助手", silence_s: float | None = None,
-        gather_s: float = GATHER_S, on_online: Callable[[], None] | None = None,
+        gather_s: float = GATHER_S, on_online: Callable[[], None] | None = None, wecom: bool = False,
     ) -> None:
         self._clock = clock
+        # what the operators call the account: the WeCom mode runs on the corp's app, not a WeChat account
+        self._account_word = "企业微信" if wecom else "微信账号"
+        self._credentials = ("企业微信的企业ID和应用 Secret（WECOM_SECRET）" if wecom
+                             else "令牌（如 BOT_BRIDGE_TOKEN）")
         self._alert = alert
         self._name = bot_name
         self.silence_s = silence_s  # None: the transport sends no heartbeats, silence means nothing
@@ -276,7 +280,7 @@ class SessionHealth:
         if event == "resumed":
             text = f"【{self._name}】发送已恢复（中断约 {minutes} 分钟）。"
         else:
-            text = f"【{self._name}】微信账号已恢复在线（离线约 {minutes} 分钟），暂存的消息开始发出。"
+            text = f"【{self._name}】{self._account_word}已恢复在线（离线约 {minutes} 分钟），暂存的消息开始发出。"
         self._emit(Alert(event, text, self._clock.now()))
 
     def _send_alert(self, incident: Incident) -> None:
@@ -289,16 +293,17 @@ class SessionHealth:
     def _text(self, incident: Incident) -> str:
         name = self._name
         who = f"（{self.account}）" if self.account else ""
+        account = self._account_word
         if incident.kind == "refused":
             return (f"【{name}】平台拒绝了机器人的凭据{who}：{incident.reason}。已停止发送，消息暂存；"
-                    "请核对令牌（如 BOT_BRIDGE_TOKEN）后重启机器人。")
+                    f"请核对{self._credentials}后重启机器人。")
         if incident.kind == "silence":
             lines = [f"【{name}】已超过 {int(self.silence_s or 0)} 秒没有收到平台的任何消息（包括心跳），"
-                     f"微信账号{who}可能已离线。要发的消息先暂存，恢复后发出。"]
+                     f"{account}{who}可能已离线。要发的消息先暂存，恢复后发出。"]
         elif incident.kind == "not_connected":
-            lines = [f"【{name}】微信账号{who}未连接，发送失败：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+            lines = [f"【{name}】{account}{who}未连接，发送失败：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
         else:
-            lines = [f"【{name}】微信账号{who}已离线：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+            lines = [f"【{name}】{account}{who}已离线：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
         if incident.qr_url:
             lines.append(f"请扫码登录：{incident.qr_url}")
         if incident.note:

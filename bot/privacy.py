@@ -139,7 +139,7 @@ async def erase(ctx: Context, member_id: str) -> None:
         counts["points"] = await points.pseudonymise(session, member_id, stand_in)
         counts["jobs"] = await jobs.pseudonymise(session, member_id, stand_in)
         counts["core"] = await members.erase_member(session, member_id, stand_in)
-        counts["identity"] = await identity.erase(session, member_id) + await wecom.erase_member(session, member_id)
+        counts["identity"] = await wecom.erase_member(session, member_id) + await identity.erase(session, member_id)
     except Exception:  # rolled back by the dispatcher: nothing was erased, and the member is told so
         activity.remember(member_id)
         ctx.reply("抱歉，删除时出了点问题，你的数据没有改动。请稍后重新发送 /删除我的数据。")

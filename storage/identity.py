@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import points
+from storage.models_points import PointsLedger
 from storage.models_wecom import MemberIdentity
 from storage.upsert import insert_for
 
@@ -73,3 +78,44 @@ async def of_member(session: AsyncSession, member_id: str) -> list[tuple[str, st
 
 async def erase(session: AsyncSession, member_id: str) -> int:
     return (await session.execute(delete(_T).where(_T.c.member_id == member_id))).rowcount or 0
+
+
+@dataclass(frozen=True)
+class Merged:
+    moved: int  # points moved from the merged wallet (0: none, or moved before)
+    relinked: int  # ids that now name the kept member
+    balance: int  # the kept member's balance afterwards
+
+
+async def merge(session: AsyncSession, merged: str, kept: str, at: datetime, actor_id: str | None = None) -> Merged:
+    """One person, two member ids (a WeCom customer and a shop member an operator says are the same person):
+    every id of ``merged`` now names ``kept`` (``merged`` itself included, as a ``wechat`` id), and the points in
+    ``merged``'s wallet move to ``kept``'s through the ledger: a spend on one, an earning on the other, with
+    references that make it exactly-once (running it again moves nothing twice; points ``merged`` earns later,
+    had a process not yet seen the link, move with the next merge). In the caller's transaction: balances equal the
+    ledger afterwards, or nothing changed."""
+    if merged == kept:
+        raise ValueError("a member can't be merged into itself")
+    relinked = (await session.execute(update(_T).where(_T.c.member_id == merged).values(member_id=kept))).rowcount
+    if await resolve(session, "wechat", merged) is None and not await session.scalar(
+            select(func.count()).select_from(_T).where(_T.c.value == merged)):
+        await link(session, "wechat", merged, kept, at)  # the old id itself (a WeChat id) names the kept member
+    moved = 0
+    amount = await points.balance(session, merged)
+    if amount > 0:
+        pair = hashlib.sha1(f"{merged}\x00{kept}".encode()).hexdigest()[:24]
+        # the reference names the pair and the merged wallet's ledger so far: two runs racing on one state find
+        # the same reference, and only one moves the points
+        rows = await session.scalar(select(func.count()).select_from(PointsLedger)
+                                    .where(PointsLedger.member_id == merged))
+        ref = f"merge:{pair}:{rows}"
+        try:
+            async with session.begin_nested():
+                await points.change_points(session, merged, -amount, reason=f"合并到 {kept[:60]}", source="merge",
+                                           at=at, ref_id=ref + ":out", actor_id=actor_id, savepoint=False)
+                await points.change_points(session, kept, amount, reason=f"从 {merged[:60]} 合并", source="merge",
+                                           at=at, ref_id=ref + ":in", actor_id=actor_id, savepoint=False)
+            moved = amount
+        except (points.AlreadyRecorded, points.InsufficientPoints):
+            moved = 0
+    return Merged(moved, int(relinked or 0), await points.balance(session, kept))

@@ -121,3 +121,34 @@ class WeComTagMark(Base):
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = {"sqlite_with_rowid": False}
+
+
+class WeComTaskTarget(Base):
+    """One group (or customer) of a 企业群发 task: queued while the bot gathers the broadcast's targets per owner
+    staff member, then part of one ``add_msg_template`` task (``msgid``) with its own outcome from
+    get_groupmsg_send_result: queued → waiting → sent | failed (or dropped / uncertain when the task was not made)."""
+
+    __tablename__ = "wecom_task_targets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    chat_type: Mapped[str] = mapped_column(String(8))  # "group" | "single"
+    target: Mapped[str] = mapped_column(String(128))  # the chat_id, or the customer's external_userid
+    text: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    msgid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WeComCorpTag(Base):
+    """The corp tag the bot made (or found by name) for a tier, keyed by the tier's stable key: a renamed tier
+    renames its tag (edit_corp_tag) instead of making another."""
+
+    __tablename__ = "wecom_corp_tags"
+    tier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tag_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(64))
+    group_id: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = {"sqlite_with_rowid": False}

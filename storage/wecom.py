@@ -10,13 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import fast
 from storage.models_wecom import (
+    MemberIdentity,
     WeComCallback,
     WeComFollow,
     WeComGroupSend,
     WeComKfCursor,
     WeComKfCustomer,
+    WeComCorpTag,
     WeComQuota,
     WeComTagMark,
+    WeComTaskTarget,
     WeComToken,
 )
 from storage.upsert import insert_for
@@ -113,8 +116,13 @@ async def count_quota(session: AsyncSession, month: str, target: str) -> None:
 
 
 async def erase_member(session: AsyncSession, member_id: str) -> int:
-    """A member's 微信客服 rows (at their request: bot/privacy.py)."""
-    return (await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0
+    """A member's 微信客服 rows and the 1-on-1 task targets naming them (at their request: bot/privacy.py; before
+    the identity rows, which say who their external_userids are)."""
+    ids = select(MemberIdentity.value).where(MemberIdentity.member_id == member_id,
+                                             MemberIdentity.kind == "external_userid")
+    n = (await session.execute(delete(_TARGETS).where(_TARGETS.c.chat_type == "single",
+                                                      _TARGETS.c.target.in_(ids)))).rowcount or 0
+    return n + ((await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0)
 
 
 _SENDS = WeComGroupSend.__table__
@@ -140,9 +148,75 @@ async def finish_group_send(session: AsyncSession, msgid: str, status: str, at: 
 
 
 async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
-    """The latest tasks, newest first (the dashboard, /schedule list)."""
-    rows = await session.execute(select(_SENDS).order_by(_SENDS.c.created_at.desc()).limit(limit))
-    return [dict(r._mapping) for r in rows]
+    """The latest tasks, newest first, each with its targets ({target: status}) (the dashboard)."""
+    rows = [dict(r._mapping) for r in await session.execute(
+        select(_SENDS).order_by(_SENDS.c.created_at.desc(), _SENDS.c.msgid).limit(limit))]
+    if rows:
+        found = await session.execute(select(_TARGETS.c.msgid, _TARGETS.c.target, _TARGETS.c.status)
+                                      .where(_TARGETS.c.msgid.in_([r["msgid"] for r in rows]))
+                                      .order_by(_TARGETS.c.id))
+        by_task: dict[str, dict[str, str]] = {}
+        for msgid, target, status in found:
+            by_task.setdefault(msgid, {})[target] = status
+        for r in rows:
+            r["targets"] = by_task.get(r["msgid"], {r["chat_id"]: r["status"]})
+    return rows
+
+
+_TARGETS = WeComTaskTarget.__table__
+
+
+async def queue_target(session: AsyncSession, owner: str, chat_type: str, target: str, text: str,
+                       at: datetime) -> int:
+    """A group (or customer) waiting to join its owner's next task; its row id."""
+    result = await session.execute(_TARGETS.insert().values(owner=owner, chat_type=chat_type, target=target,
+                                                            text=text, queued_at=at, status="queued"))
+    return int(result.inserted_primary_key[0])
+
+
+async def queued_targets(session: AsyncSession) -> list[tuple[int, str, str, str, str]]:
+    """(id, owner, chat_type, target, text) of the targets not yet in a task, in the order they came."""
+    rows = await session.execute(select(_TARGETS.c.id, _TARGETS.c.owner, _TARGETS.c.chat_type, _TARGETS.c.target,
+                                        _TARGETS.c.text).where(_TARGETS.c.status == "queued")
+                                 .order_by(_TARGETS.c.id))
+    return [tuple(r) for r in rows]
+
+
+async def task_made(session: AsyncSession, ids: list[int], msgid: str | None, status: str,
+                    at: datetime) -> None:
+    """The queued targets ``ids`` are now in task ``msgid`` (waiting), or were not made into one (status)."""
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "queued")
+                          .values(msgid=msgid, status=status, finished_at=None if status == "waiting" else at))
+
+
+async def task_targets(session: AsyncSession, msgid: str) -> dict[str, str]:
+    rows = await session.execute(select(_TARGETS.c.target, _TARGETS.c.status).where(_TARGETS.c.msgid == msgid))
+    return {r.target: r.status for r in rows}
+
+
+async def target_outcome(session: AsyncSession, msgid: str, target: str, status: str, at: datetime) -> bool:
+    result = await session.execute(update(_TARGETS).where(_TARGETS.c.msgid == msgid, _TARGETS.c.target == target,
+                                                          _TARGETS.c.status == "waiting")
+                                   .values(status=status, finished_at=at))
+    return (result.rowcount or 0) >= 1
+
+
+_TAGS = WeComCorpTag.__table__
+
+
+async def corp_tags(session: AsyncSession) -> dict[str, tuple[str, str, str]]:
+    """tier key → (tag id, name, group id) of the corp tags the bot made or found."""
+    rows = await session.execute(select(_TAGS.c.tier, _TAGS.c.tag_id, _TAGS.c.name, _TAGS.c.group_id))
+    return {r.tier: (r.tag_id, r.name, r.group_id) for r in rows}
+
+
+async def save_corp_tag(session: AsyncSession, tier: str, tag_id: str, name: str, group_id: str,
+                        at: datetime) -> None:
+    stmt = insert_for(session.bind.dialect.name, _TAGS).values(tier=tier, tag_id=tag_id, name=name,
+                                                               group_id=group_id, updated_at=at)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["tier"], set_={"tag_id": stmt.excluded.tag_id, "name": stmt.excluded.name,
+                                       "group_id": stmt.excluded.group_id, "updated_at": stmt.excluded.updated_at}))
 
 
 _FOLLOWS = WeComFollow.__table__

@@ -61,6 +61,7 @@ REVIEWED: dict[str, Reviewed] = {
                                     f"/积分 加 @{OUT_NAME}{M} 5", "/points add wxid_nobody 5")),
     "points sub": Reviewed("room", ("/points sub {out} 100", "/积分 扣 {self} 1")),
     "kb reload": Reviewed("global", ("/kb reload",)),
+    "member bind": Reviewed("global", ("/绑定会员 {out} SHOP-1", "/member bind {self} SHOP-2")),
     "kb test": Reviewed("room", ("/kb test 下单后多久发货",)),
     "kb misses": Reviewed("room", ("/kb misses",)),
     "kb add": Reviewed("global", ("/kb add 怎么付款 | 找群主私下转账即可",)),

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import Activity, Room, RoomMember
+from storage import wecom as store
 from tests.wecom_mock import Customer, Group, WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
 
@@ -103,15 +104,19 @@ async def test_customer_group_changes_fill_the_directory_and_record_joins_and_le
         await mock.stop()
 
 
-async def test_tiers_become_corp_tags_marked_once_and_moved_safely(db_url):
+async def test_tiers_become_corp_tags_made_once_renamed_safely_and_marked_once(db_url):
     from skills.tiers.models import MemberTier
 
     mock = await WeComMock().start()
     mock.customers.update({"wmT1": Customer("wmT1", "甲"), "wmT2": Customer("wmT2", "乙"),
                            "wmT3": Customer("wmT3", "丙")})
-    config = wecom_config(mock, skills=("ping", "tiers"), tier_tags={"core": "etCORE", "silent": "etSILENT"})
+    core_by_hand = mock.tag_made_by_hand("会员等级", "核心")  # made in the admin console before the bot came
+
+    def config(**renames):
+        return wecom_config(mock, skills=("ping", "tiers"), tier_tags=renames)
+
     try:
-        async with WeComHarness(db_url, mock, config) as h:
+        async with WeComHarness(db_url, mock, config(silent="沉默客户")) as h:
             for ext, staff in (("wmT1", "staff_li"), ("wmT2", "staff_wu"), ("wmT3", "staff_li")):
                 await h.callbacks.contact_added(ext, staff, "")
             await h.idle()
@@ -123,14 +128,43 @@ async def test_tiers_become_corp_tags_marked_once_and_moved_safely(db_url):
 
             await set_tier("wmT1", "core")
             await set_tier("wmT2", "silent")
-            await set_tier("wmT3", "active")  # no tag for this tier
-            assert await h.bot.tags.run() == 2
-            assert sorted((t["userid"], t["external_userid"], tuple(t["add_tag"]), tuple(t["remove_tag"]))
-                          for t in mock.tags) == [("staff_li", "wmT1", ("etCORE",), ("etSILENT",)),
-                                                  ("staff_wu", "wmT2", ("etSILENT",), ("etCORE",))]
-            assert await h.bot.tags.run() == 0 and len(mock.tags) == 2  # nothing changed: nothing sent
+            await set_tier("wmT3", "lost")
+            assert await h.bot.tags.run() == 3
+            # one group, one tag per tier, named after the tiers (silent renamed by the config); 核心 adopted
+            [group] = mock.tag_groups
+            assert group["group_name"] == "会员等级"
+            assert sorted(t["name"] for t in group["tag"]) == sorted(
+                ["核心", "新成员", "活跃", "一般", "沉默客户", "流失"])
+            assert mock.count("externalcontact/add_corp_tag") == 1
+            async with h.app.services.sessions() as s:
+                ids = {tier: tag_id for tier, (tag_id, _, _) in (await store.corp_tags(s)).items()}
+            assert ids["core"] == core_by_hand
+            names = mock.tag_ids()
+            assert sorted((t["userid"], t["external_userid"], names[t["add_tag"][0]], len(t["remove_tag"]))
+                          for t in mock.tags) == [("staff_li", "wmT1", "核心", 5), ("staff_li", "wmT3", "流失", 5),
+                                                  ("staff_wu", "wmT2", "沉默客户", 5)]
+            assert await h.bot.tags.run() == 0 and len(mock.tags) == 3  # nothing changed: nothing sent
+            assert mock.count("externalcontact/get_corp_tag_list") == 1  # known tags aren't looked up again
             await set_tier("wmT1", "silent")
             assert await h.bot.tags.run() == 1
-            assert mock.tags[-1]["add_tag"] == ["etSILENT"] and mock.tags[-1]["remove_tag"] == ["etCORE"]
+            assert mock.tags[-1]["add_tag"] == [ids["silent"]] and ids["core"] in mock.tags[-1]["remove_tag"]
+        # an operator renames the tier's tag: the same tag is renamed (customers keep it), nothing is made again
+        async with WeComHarness(db_url, mock, config(silent="沉默会员"), start=h.clock.now()) as h2:
+            assert await h2.bot.tags.run() == 0
+            assert mock.count("externalcontact/edit_corp_tag") == 1
+            assert mock.count("externalcontact/add_corp_tag") == 1
+            assert mock.tag_ids()[ids["silent"]] == "沉默会员"
+            assert len(mock.tag_groups[0]["tag"]) == 6
+            async with h2.app.services.sessions() as s:
+                assert (await store.corp_tags(s))["silent"][:2] == (ids["silent"], "沉默会员")
     finally:
         await mock.stop()
+
+
+def test_tier_tags_take_names_not_the_ids_they_once_took():
+    from bot.config import ConfigError, parse_config
+
+    assert parse_config({"wecom": {"tier_tags": {"silent": "沉默会员"}}}).wecom.tier_tags == {"silent": "沉默会员"}
+    for bad, problem in (("etCORE_ID_123", "not its id"), ("一" * 31, "at most 30")):
+        with pytest.raises(ConfigError, match=problem):
+            parse_config({"wecom": {"tier_tags": {"core": bad}}})

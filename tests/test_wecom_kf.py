@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot.commands import REFUSED
 from bot.events import OutgoingMessage
 from skills.orders import bind_member
 from storage import identity
 from storage.models import Activity
-from storage.points import balance
+from storage.points import balance, change_points, ledger_sum
 from tests.faq_support import write_kb
 from tests.wecom_mock import WeComMock
 from tests.wecom_support import WeComHarness, wecom_config
@@ -166,6 +167,31 @@ async def test_unreachable_wecom_is_retried_with_backoff_and_nothing_sent_twice(
         await mock.stop()
 
 
+async def test_alerts_in_the_wecom_mode_name_wecom_not_a_wechat_account(db_url, tmp_path):
+    mock = await WeComMock().start()
+    try:
+        async with WeComHarness(db_url, mock, kf_config(mock, tmp_path)) as h:
+            await h.customer("wmA", "/ping")
+            await h.settle()
+            await mock.go_down()
+            await h.bot.api.stop()
+            await h.bot.api.start()
+            h.app.governor.submit(OutgoingMessage("稍后送达", user_id="wmA"))
+            await h.clock.advance(2)
+            await h.clock.advance(31)  # the probe fails too: WeCom is unreachable, the operators hear it
+            await h.clock.advance(10)
+            texts = [a.text for a in h.app.health.alerts]
+            assert len(texts) == 1 and "企业微信" in texts[0] and "微信账号" not in texts[0]
+            await mock.come_back()
+            await h.clock.advance(31)
+            await h.settle()
+            texts = [a.text for a in h.app.health.alerts]
+            assert len(texts) == 2 and "企业微信" in texts[1] and "微信账号" not in texts[1]
+            assert h.answers("wmA").count("稍后送达") == 1
+    finally:
+        await mock.stop()
+
+
 async def test_an_external_contact_and_a_shop_member_share_one_wallet(db_url, tmp_path):
     mock = await WeComMock().start()
     try:
@@ -198,5 +224,50 @@ async def test_an_external_contact_and_a_shop_member_share_one_wallet(db_url, tm
             assert "已删除" in h.answers("wmAlice")[-1]
             async with h.app.services.sessions() as s:
                 assert await identity.of_member(s, "wxid_alice") == []
+    finally:
+        await mock.stop()
+
+
+async def test_an_operator_links_a_customer_to_a_shop_member_and_their_wallets_merge_once(db_url, tmp_path):
+    mock = await WeComMock().start()
+    try:
+        async with WeComHarness(db_url, mock, kf_config(mock, tmp_path)) as h:
+            await bind_member(h.app.services, "SHOP-7", "wxid_bob")  # the shop member, with points of their own
+            async with h.app.services.sessions() as s:
+                await change_points(s, "wxid_bob", 30, reason="商城赠送", source="admin", at=h.clock.now(),
+                                    ref_id="gift-bob")
+                await s.commit()
+            await h.customer("wmBob", "签到")  # the same person on 微信客服, no unionid: a wallet of their own
+            await h.settle()
+            async with h.app.services.sessions() as s:
+                earned = await balance(s, "wmBob")
+            assert earned > 0
+            # a member can't link anyone; an unknown customer gets a polite answer
+            await h.customer("wmBob", "/绑定会员 wmBob SHOP-9", after_s=5)
+            await h.customer("admin1", "/绑定会员 wmNobody SHOP-7", after_s=5)
+            await h.settle()
+            assert h.answers("wmBob")[-1] == REFUSED
+            assert "没有找到客户「wmNobody」" in h.answers("admin1")[-1]
+            # a global admin links them: one wallet, through the ledger, in one transaction
+            await h.customer("admin1", "/绑定会员 wmBob SHOP-7", after_s=5)
+            await h.settle()
+            assert f"转入 {earned} 积分，现有 {30 + earned} 积分" in h.answers("admin1")[-1]
+            async with h.app.services.sessions() as s:
+                assert (await balance(s, "wmBob"), await balance(s, "wxid_bob")) == (0, 30 + earned)
+                for member in ("wmBob", "wxid_bob"):
+                    assert await ledger_sum(s, member) == await balance(s, member)
+                assert await identity.resolve(s, "external_userid", "wmBob") == "wxid_bob"
+                again = await identity.merge(s, "wmBob", "wxid_bob", h.clock.now())  # idempotent
+                await s.commit()
+            assert again.moved == 0 and again.balance == 30 + earned
+            await h.customer("admin1", "/绑定会员 wmBob SHOP-7", after_s=5)
+            await h.settle()
+            assert "已经是同一位会员" in h.answers("admin1")[-1]
+            # the customer now sees the one wallet (the transport's cache of links lasts a minute at most)
+            await h.customer("wmBob", "/积分", after_s=60)
+            await h.settle()
+            assert str(30 + earned) in h.answers("wmBob")[-1]
+            async with h.app.services.sessions() as s:
+                assert await balance(s, "wmBob") == 0
     finally:
         await mock.stop()

@@ -3,7 +3,9 @@ endpoints the bot calls, their answers and error codes; and ``CallbackSender``, 
 encrypted and signed the way WeCom does.
 
 Endpoints (all under /cgi-bin): gettoken; kf/sync_msg, kf/send_msg, kf/customer/batchget; externalcontact/get,
-send_welcome_msg, groupchat/get, add_msg_template, get_groupmsg_send_result, mark_tag. Every call but gettoken
+send_welcome_msg, groupchat/get, add_msg_template, get_groupmsg_send_result (paged with its cursor), mark_tag,
+get_corp_tag_list, add_corp_tag, edit_corp_tag (a tag library, 40071 for a name already in the group, 40068 for
+an unknown tag id). Every call but gettoken
 needs a valid ``access_token`` (else 40014; an expired one 42001). Scripted faults: ``fail_next(path, errcode)``,
 ``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer). 微信客服's rule is enforced:
 at most 5 messages within 48 h of the customer's last message (else 95001, as the window errors of the 95xxx
@@ -70,7 +72,9 @@ class WeComMock:
         self.templates: dict[str, dict] = {}
         self.monthly: dict[str, int] = defaultdict(int)
         self.monthly_limit = 4
-        self.tags: list[dict] = []
+        self.result_page = 1000  # get_groupmsg_send_result's page (smaller in tests: the cursor is followed)
+        self.tags: list[dict] = []  # mark_tag calls accepted
+        self.tag_groups: list[dict] = []  # the corp's tag library, as get_corp_tag_list answers it
         self._seq = 0
 
     @property
@@ -86,7 +90,10 @@ class WeComMock:
                               ("externalcontact/groupchat/get", self._groupchat),
                               ("externalcontact/add_msg_template", self._add_template),
                               ("externalcontact/get_groupmsg_send_result", self._send_result),
-                              ("externalcontact/mark_tag", self._mark_tag)):
+                              ("externalcontact/mark_tag", self._mark_tag),
+                              ("externalcontact/get_corp_tag_list", self._tag_list),
+                              ("externalcontact/add_corp_tag", self._add_tag),
+                              ("externalcontact/edit_corp_tag", self._edit_tag)):
             app.router.add_post(f"/cgi-bin/{path}", self._authed(path, handler))
         app.router.add_get("/cgi-bin/externalcontact/get", self._authed("externalcontact/get", self._get_contact))
         self._runner = web.AppRunner(app, access_log=None)
@@ -138,12 +145,14 @@ class WeComMock:
         self.welcome_codes[code] = self.now()
         return code
 
-    def staff_confirms(self, msgid: str, userid: str) -> None:
-        """The staff member pressed 发送 in their client: the task's targets are sent."""
+    def staff_confirms(self, msgid: str, userid: str, failed: tuple[str, ...] = ()) -> None:
+        """The staff member pressed 发送 in their client: the task's targets are sent (those in ``failed``: status
+        2, the customer is no longer a contact / the group is gone)."""
         task = self.templates[msgid]
         for row in task["results"]:
             if row["userid"] == userid:
-                row["status"], row["send_time"] = 1, int(self.now())
+                target = row.get("chat_id") or row.get("external_userid")
+                row["status"], row["send_time"] = (2 if target in failed else 1), int(self.now())
 
     # -- handlers -------------------------------------------------------------------------------------------------
 
@@ -246,11 +255,75 @@ class WeComMock:
         if task is None:
             return _answer(41063, "msgid not found")
         rows = [r for r in task["results"] if r["userid"] == body.get("userid")]
-        return _answer(0, "ok", send_list=rows, next_cursor="")
+        start = int(body.get("cursor") or 0)
+        end = start + min(int(body.get("limit") or 500), 1000, self.result_page)
+        return _answer(0, "ok", send_list=rows[start:end], next_cursor=str(end) if end < len(rows) else "")
+
+    def tag_ids(self) -> dict[str, str]:
+        return {t["id"]: t["name"] for g in self.tag_groups for t in g["tag"]}
+
+    def tag_made_by_hand(self, group_name: str, name: str) -> str:
+        """An administrator made a tag in the admin console."""
+        group = next((g for g in self.tag_groups if g["group_name"] == group_name), None)
+        if group is None:
+            group = {"group_id": "et" + uuid.uuid4().hex[:10], "group_name": group_name,
+                     "create_time": int(self.now()), "order": 0, "tag": []}
+            self.tag_groups.append(group)
+        tag_id = "et" + uuid.uuid4().hex[:12]
+        group["tag"].append({"id": tag_id, "name": name, "create_time": int(self.now()), "order": 0})
+        return tag_id
 
     async def _mark_tag(self, body: dict) -> web.Response:
+        known = self.tag_ids()
+        if any(t not in known for t in body.get("add_tag", []) + body.get("remove_tag", [])):
+            return _answer(40068, "invalid tagid")
         self.tags.append(body)
         return _answer(0, "ok")
+
+    async def _tag_list(self, body: dict) -> web.Response:
+        ids, groups = body.get("tag_id") or [], body.get("group_id") or []
+        out = []
+        for g in self.tag_groups:
+            if groups and g["group_id"] not in groups:
+                continue
+            tags = [t for t in g["tag"] if not ids or t["id"] in ids]
+            if tags or not ids:
+                out.append({**g, "tag": tags})
+        return _answer(0, "ok", tag_group=out)
+
+    async def _add_tag(self, body: dict) -> web.Response:
+        """add_corp_tag: into ``group_id``, or a group named ``group_name`` (made if there is none)."""
+        names = [t.get("name", "") for t in body.get("tag") or []]
+        if not names or any(not n or len(n) > 30 for n in names):
+            return _answer(40058, "invalid tag name")
+        if body.get("group_id"):
+            group = next((g for g in self.tag_groups if g["group_id"] == body["group_id"]), None)
+            if group is None:
+                return _answer(40068, "invalid tag group id")
+        else:
+            group = next((g for g in self.tag_groups if g["group_name"] == body.get("group_name")), None)
+        if group is not None and any(t["name"] in names for t in group["tag"]):
+            return _answer(40071, "UserTag Name Already Exist")
+        if group is None:
+            group = {"group_id": "et" + uuid.uuid4().hex[:10], "group_name": body.get("group_name", ""),
+                     "create_time": int(self.now()), "order": 0, "tag": []}
+            self.tag_groups.append(group)
+        made = [{"id": "et" + uuid.uuid4().hex[:12], "name": n, "create_time": int(self.now()), "order": 0}
+                for n in names]
+        group["tag"].extend(made)
+        return _answer(0, "ok", tag_group={k: group[k] for k in ("group_id", "group_name", "create_time", "order")}
+                       | {"tag": made})
+
+    async def _edit_tag(self, body: dict) -> web.Response:
+        for g in self.tag_groups:
+            for t in g["tag"]:
+                if t["id"] == body.get("id"):
+                    name = body.get("name", t["name"])
+                    if any(o["name"] == name and o is not t for o in g["tag"]):
+                        return _answer(40071, "UserTag Name Already Exist")
+                    t["name"] = name
+                    return _answer(0, "ok")
+        return _answer(40068, "invalid tagid")
 
 
 def _answer(errcode: int, errmsg: str, **extra: Any) -> web.Response:

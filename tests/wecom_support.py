@@ -5,6 +5,8 @@ over real HTTP (``[wecom] api_base`` points at it)."""
 from __future__ import annotations
 
 import random
+
+import aiohttp
 from dataclasses import replace
 from datetime import datetime
 
@@ -81,3 +83,15 @@ class WeComHarness:
 
     def answers(self, external_userid: str) -> list[str]:
         return [b["text"]["content"] for b in self.mock.sent if b["touser"] == external_userid]
+
+
+async def dashboard_page(h: WeComHarness, path: str, token: str) -> str:
+    """A dashboard page over real HTTP, logged in with ``token`` (the test sets DASHBOARD_TOKEN to it)."""
+    assert h.app.web is not None
+    base = f"http://127.0.0.1:{h.app.web.port}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        async with client.post(base + "/dashboard/login", data={"token": token}, allow_redirects=False) as r:
+            assert r.status in (302, 303)
+        async with client.get(base + "/dashboard" + path) as r:
+            assert r.status == 200
+            return await r.text()

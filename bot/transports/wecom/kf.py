@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +37,7 @@ CUSTOMERS = "/cgi-bin/kf/customer/batchget"
 ORIGIN_CUSTOMER = 3  # kf/sync_msg: 3 = sent by the WeChat customer (4 system, 5 a staff member)
 TYPES = {"text": "text", "image": "image", "link": "link", "miniprogram": "miniprogram", "file": "file"}
 MEMBERS_KEPT = 100_000
+MEMBER_TTL = timedelta(seconds=60)
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
@@ -55,7 +56,9 @@ class KfInbox:
         self._again: dict[str, str] = {}  # open_kfid → a newer callback's token, while a sync runs
         self._backoff: dict[str, Backoff] = {}
         self._routes: dict[str, tuple[str, str]] = {}  # member → (open_kfid, external_userid)
-        self._members: dict[str, str] = {}  # external_userid → member id, once linked (links never move)
+        # external_userid → (member id, when looked up): a cache of the identity table, trusted for MEMBER_TTL (an
+        # operator's /绑定会员 may move a customer to another member; another process may have done it)
+        self._members: dict[str, tuple[str, datetime]] = {}
         self.delivered = 0
 
     # -- in -----------------------------------------------------------------------------------------------------------
@@ -114,12 +117,14 @@ class KfInbox:
             now = self._clock.now()
             next_cursor = answer.get("next_cursor")
             latest: dict[str, tuple[str, datetime]] = {}  # customer → (member, their last message on this page)
-            linked: list[tuple[str, str]] = []
+            linked: list[tuple[str, tuple[str, datetime]]] = []
             async with self._sessions() as session:
                 for msgid, external_userid, at, text, kind in messages:
                     if not await store.remember(session, f"kf:{msgid}"[:128], now):
                         continue
-                    member_id = self._members.get(external_userid)
+                    cached = self._members.get(external_userid)
+                    fresh = cached is not None and now - cached[1] < MEMBER_TTL
+                    member_id, looked_up = (cached[0], cached[1]) if fresh else (None, now)  # type: ignore[index]
                     if member_id is None:
                         member_id = await identity.identify(
                             session, [("external_userid", external_userid),
@@ -133,7 +138,7 @@ class KfInbox:
                         log.warning("微信客服 message %s skipped: %s", msgid, exc)
                         continue
                     events.append(event)
-                    linked.append((external_userid, member_id))
+                    linked.append((external_userid, (member_id, looked_up)))
                 for external_userid, (member_id, at) in latest.items():
                     await store.note_customer(session, external_userid, open_kfid, member_id, at)
                 if isinstance(next_cursor, str) and next_cursor:

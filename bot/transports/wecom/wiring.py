@@ -136,7 +136,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         window = ReplyWindow(s.kf_reply_limit, timedelta(hours=s.kf_window_hours), group_sends=True)
         app.governor.reply_window = window
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
-        groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota)
+        groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s)
         contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
@@ -151,7 +151,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)
     parts["groups"].start()
-    tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours)
+    tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
     return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
 
