@@ -1,5 +1,5 @@
 """WeCom callback ingest: encrypted, signed 微信客服 callbacks over real HTTP on loopback into the bot on WeCom,
-each synced from the mock WeCom API (tests/wecom_mock.py) and dispatched; and the API round trips per 1-on-1 answer.
+each synced from the mock WeCom API (tests/support/wecom_mock.py) and dispatched; and the API round trips per 1-on-1 answer.
 
     python bench/wecom_callbacks.py [--events 2000] [--concurrency 16] [--answers 50]
 
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.transports.wecom.crypto import CallbackCrypto  # noqa: E402
-from tests.wecom_mock import AES_KEY, CORP_ID, KF, TOKEN, WeComMock, event_xml  # noqa: E402
-from tests.wecom_support import WeComHarness, wecom_config  # noqa: E402
+from tests.support.wecom_mock import AES_KEY, CORP_ID, KF, TOKEN, WeComMock, event_xml  # noqa: E402
+from tests.support.wecom_support import WeComHarness, wecom_config  # noqa: E402
 
 
 async def run(events: int, concurrency: int, answers: int) -> dict:

@@ -12,9 +12,9 @@ import pytest
 
 from bot.health import CHECK_EVERY_S, GATHER_S, SILENCE_S
 from bot.transports.bridge_inbox import MAX_BODY_BYTES
-from tests import bridge_skill
-from tests.bridge_provider import MockProvider, signature
-from tests.bridge_support import ROOM, AlertReceiver, BridgeHarness, bridge_config
+from tests.support import bridge_skill
+from tests.support.bridge_provider import MockProvider, signature
+from tests.support.bridge_support import ROOM, AlertReceiver, BridgeHarness, bridge_config
 
 MENTION_END = "\u2005"
 
@@ -37,7 +37,7 @@ async def alerts(monkeypatch):
 @pytest.fixture
 async def h(db_url, provider, alerts):
     bridge_skill.seen.clear()
-    async with BridgeHarness(db_url, provider, config=bridge_config(skills=("ping", "tests.bridge_skill"))) as harness:
+    async with BridgeHarness(db_url, provider, config=bridge_config(skills=("ping", "tests.support.bridge_skill"))) as harness:
         yield harness
 
 

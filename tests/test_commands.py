@@ -5,7 +5,7 @@ from bot.capabilities import Capabilities
 from bot.commands import CommandRouter
 from bot.skill import Skill
 from storage.models import Activity
-from tests import dispatch_skill as probe
+from tests.support import dispatch_skill as probe
 from tests.support import Harness, make_config
 
 
@@ -13,7 +13,7 @@ from tests.support import Harness, make_config
 async def h(db_url):
     probe.reset()
     cfg = make_config({
-        "bot": {"admins": ["admin1"], "skills": ["ping", "tests.dispatch_skill"]},
+        "bot": {"admins": ["admin1"], "skills": ["ping", "tests.support.dispatch_skill"]},
         "rooms": {"g2": {"admins": ["roomadmin"]}},
     })
     async with Harness(cfg, db_url) as harness:

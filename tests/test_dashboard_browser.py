@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from storage.models import Activity
 from tests.support import Harness
 from tests.test_dashboard import TOKEN, seeded
-from tests.tiers_support import TODAY_NOON, ago, serve
+from tests.support.tiers_support import TODAY_NOON, ago, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

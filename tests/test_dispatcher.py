@@ -6,14 +6,14 @@ from sqlalchemy import select
 
 from bot.events import MessageReceived, Person
 from storage.models import MemberName
-from tests import dispatch_skill as probe
+from tests.support import dispatch_skill as probe
 from tests.support import Harness, make_config
 
 
 @pytest.fixture
 async def h(db_url):
     probe.reset()
-    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["ping", "tests.dispatch_skill"]}})
+    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["ping", "tests.support.dispatch_skill"]}})
     async with Harness(cfg, db_url) as harness:
         yield harness
 
@@ -119,7 +119,7 @@ async def test_live_submit_keeps_each_chat_in_order_and_chats_independent(h):
 
 async def test_operators_are_told_1_on_1_and_in_their_room_once_committed(harness, db_url):
     probe.reset()
-    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["tests.dispatch_skill"],
+    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["tests.support.dispatch_skill"],
                                "operators": ["op1", "op2"], "operators_room": "staff@chatroom"}})
     h = await harness(cfg)
     await h.say("u1", "ops:请处理兑换单 7")

@@ -7,7 +7,7 @@ import pytest
 
 from bot.events import MessageReceived, Person
 from skills.faq import looks_like_question, state
-from tests.faq_support import M, activity, faq_config, write_kb
+from tests.support.faq_support import M, activity, faq_config, write_kb
 from tests.support import Harness
 
 

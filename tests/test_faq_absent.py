@@ -13,7 +13,7 @@ from skills.faq.knowledge.base import KnowledgeBase, build
 from skills.faq.knowledge.entries import Entry
 from skills.faq.knowledge.index import ANSWER_AT, CHOICE_AT, Dense, Index, absent_rescaled, confidence
 from skills.faq.knowledge.text import Analyzer
-from tests.faq_support import faq_config
+from tests.support.faq_support import faq_config
 from tests.support import Harness
 
 ROOT = Path(__file__).resolve().parent.parent

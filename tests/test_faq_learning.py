@@ -8,7 +8,7 @@ import pytest
 from skills.faq import state
 from skills.faq.knowledge.adding import Refused, check_similar, with_similar
 from skills.faq.knowledge.files import load_knowledge
-from tests.faq_support import RETURNS_CSV, SHIPPING, activity, faq_config, write_kb
+from tests.support.faq_support import RETURNS_CSV, SHIPPING, activity, faq_config, write_kb
 
 
 @pytest.fixture

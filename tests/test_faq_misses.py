@@ -10,7 +10,7 @@ import pytest
 from skills.faq import store
 from skills.faq.knowledge.misses import MissRow, group_misses
 from storage.models import Activity
-from tests.faq_support import faq_config, write_kb
+from tests.support.faq_support import faq_config, write_kb
 
 
 pytestmark = pytest.mark.all_backends  # the store's query: SQLite and PostgreSQL alike

@@ -14,7 +14,7 @@ from skills.faq.knowledge.base import KnowledgeBase, build
 from skills.faq.knowledge.entries import Entry
 from skills.faq.knowledge.index import CALIBRATION, Index
 from skills.faq.knowledge.text import Analyzer, Synonyms, everyday, normalize
-from tests.faq_support import write_kb
+from tests.support.faq_support import write_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "knowledge"

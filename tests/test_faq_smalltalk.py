@@ -9,7 +9,7 @@ import pytest
 
 from skills.faq import check_cli
 from skills.faq.smalltalk import DEFAULT_TEXT, is_emoji_only, load, parse
-from tests.faq_support import M, activity, write_kb
+from tests.support.faq_support import M, activity, write_kb
 from tests.support import make_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 from bot.app import BotApp, check_skills
 from bot.config import HttpSettings
 from skills.faq.models import Ticket
-from tests.faq_support import M, activity, write_kb
+from tests.support.faq_support import M, activity, write_kb
 from tests.support import Harness, RecordingTransport, make_config
 
 pytestmark = pytest.mark.all_backends

@@ -249,7 +249,7 @@ def test_every_skill_with_member_tables_declares_member_data():
 
 async def test_a_failing_erasure_changes_nothing_and_says_so(tmp_path, db_url):
     cfg = config(tmp_path)
-    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.privacy_broken_skill")))
+    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.support.privacy_broken_skill")))
     async with Harness(cfg, db_url) as h:
         await h.say(ME, "签到", room="g1", name="小王")
         await h.say(ME, "/我的数据", room=None, after_s=1)

@@ -18,7 +18,7 @@ from skills.checkin.models import Redemption, RewardStock
 from storage.models_points import PointsLedger
 from storage.points import balance, change_points, ledger_sum
 from tests.support import START, Harness, fast_governor, make_config
-from tests.tiers_support import serve
+from tests.support.tiers_support import serve
 
 pytestmark = pytest.mark.all_backends
 

@@ -25,7 +25,7 @@ from skills.lottery.models import Lottery
 from storage.models import RoomMember, ScheduledJob
 from storage.models_gentle import MemberOptOut
 from storage.models_points import PointsBalance, PointsLedger
-from tests.faq_support import write_kb
+from tests.support.faq_support import write_kb
 from tests.support import Harness, fast_governor, make_config
 
 M = "\u2005"

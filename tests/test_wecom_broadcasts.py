@@ -12,8 +12,8 @@ from sqlalchemy import select
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from storage import wecom as store
 from storage.models import Activity
-from tests.wecom_mock import Customer, Group, WeComMock
-from tests.wecom_support import WeComHarness, dashboard_page, wecom_config
+from tests.support.wecom_mock import Customer, Group, WeComMock
+from tests.support.wecom_support import WeComHarness, dashboard_page, wecom_config
 
 pytestmark = pytest.mark.all_backends
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from storage.models import Activity, Room, RoomMember
 from storage import wecom as store
-from tests.wecom_mock import Customer, Group, WeComMock
-from tests.wecom_support import WeComHarness, wecom_config
+from tests.support.wecom_mock import Customer, Group, WeComMock
+from tests.support.wecom_support import WeComHarness, wecom_config
 
 pytestmark = pytest.mark.all_backends
 

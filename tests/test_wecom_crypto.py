@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from bot.transports.wecom.crypto import CallbackCrypto, CryptoError, aes_key, signature
 from storage.models import Activity
 from storage.models_wecom import WeComCallback
-from tests.wecom_mock import AES_KEY, CORP_ID, TOKEN, Customer, WeComMock
-from tests.wecom_support import WeComHarness, wecom_config
+from tests.support.wecom_mock import AES_KEY, CORP_ID, TOKEN, Customer, WeComMock
+from tests.support.wecom_support import WeComHarness, wecom_config
 
 pytestmark = pytest.mark.all_backends
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.wecom_mock import AES_KEY, CORP_ID, SECRET, TOKEN, CallbackSender, WeComMock
+from tests.support.wecom_mock import AES_KEY, CORP_ID, SECRET, TOKEN, CallbackSender, WeComMock
 
 ROOT = Path(__file__).resolve().parents[1]
 

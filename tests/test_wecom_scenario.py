@@ -14,9 +14,9 @@ from skills.orders import bind_member
 from storage import identity
 from storage.models import Activity
 from storage.points import balance, ledger_sum
-from tests.faq_support import write_kb
-from tests.wecom_mock import Customer, Group, WeComMock
-from tests.wecom_support import WeComHarness, dashboard_page, wecom_config
+from tests.support.faq_support import write_kb
+from tests.support.wecom_mock import Customer, Group, WeComMock
+from tests.support.wecom_support import WeComHarness, dashboard_page, wecom_config
 
 pytestmark = pytest.mark.all_backends
 

@@ -1,5 +1,5 @@
 """The whole bot as a real process on the bridge: `python -m bot run` with BOT_BRIDGE_URL, BOT_BRIDGE_TOKEN and
-BOT_BRIDGE_SECRET, the tests' provider (tests/bridge_provider.py) on loopback, events signed and posted to the
+BOT_BRIDGE_SECRET, the tests' provider (tests/support/bridge_provider.py) on loopback, events signed and posted to the
 bot's HTTP server, replies arriving at the provider's /send, an alert at the webhook when the account logs out."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge_provider import SECRET, EventPoster, MockProvider
-from tests.bridge_support import AlertReceiver
+from tests.support.bridge_provider import SECRET, EventPoster, MockProvider
+from tests.support.bridge_support import AlertReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 MENTION_END = "\u2005"
@@ -119,7 +119,7 @@ async def test_the_reference_provider_drives_the_bot(db_url):
     """scripts/bridge_provider.py, the file operators copy, as a real process against the bot on the bridge."""
     from datetime import UTC, datetime
 
-    from tests.bridge_support import BridgeHarness
+    from tests.support.bridge_support import BridgeHarness
 
     token = "reference-token"
     provider_port = await _free_port()

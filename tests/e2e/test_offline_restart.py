@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge_support import AlertReceiver
+from tests.support.bridge_support import AlertReceiver
 from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
 
 ROOT = Path(__file__).resolve().parents[2]

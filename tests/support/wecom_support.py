@@ -1,5 +1,5 @@
 """The bot on WeCom for tests: the real app (database, skills, governor) on a virtual clock, its HTTP server on a
-loopback port taking encrypted callbacks from ``CallbackSender``, and calling ``tests/wecom_mock.py``'s API server
+loopback port taking encrypted callbacks from ``CallbackSender``, and calling ``tests/support/wecom_mock.py``'s API server
 over real HTTP (``[wecom] api_base`` points at it)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bot.clock import VirtualClock
 from bot.config import parse_config
 from bot.transports.wecom.wiring import WeComBot, WeComSecrets, start_wecom_bot
 from tests.support import START, fast_governor
-from tests.wecom_mock import AES_KEY, CORP_ID, KF, SECRET, TOKEN, CallbackSender, WeComMock
+from tests.support.wecom_mock import AES_KEY, CORP_ID, KF, SECRET, TOKEN, CallbackSender, WeComMock
 
 SECRETS = WeComSecrets(SECRET, TOKEN, AES_KEY)
 
