@@ -176,3 +176,22 @@ async def test_campaigns_to_customers_outside_the_window_become_one_on_one_tasks
                 ("staff_li", "sent"), ("staff_li", "sent")]
     finally:
         await mock.stop()
+
+
+async def test_two_flushes_at_once_make_each_task_once(db_url):
+    """The gathering timer can fire again while a slow flush still waits on WeCom: a target still queued must not
+    go into a second task (staff would confirm the same 群发 twice)."""
+    import asyncio
+
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li"),
+                        "wrVip2": Group("wrVip2", "VIP 二群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            for room in ("wrVip1", "wrVip2"):
+                await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id=room))
+            made = await asyncio.gather(h.bot.groups.flush(), h.bot.groups.flush())
+            assert sorted(made) == [0, 1]
+            assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1", "wrVip2"]]
+    finally:
+        await mock.stop()
