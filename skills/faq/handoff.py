@@ -176,7 +176,9 @@ async def _reply(ctx: Context, ticket_id: int, text: str) -> None:
     if ticket.status == "closed":
         ctx.reply(f"#{ticket_id} 已经关闭了，没有发送。")
         return
-    await store.mark_replied(ctx.session, ticket, ctx.sender.id, ctx.now)
+    if not await store.mark_replied(ctx.session, ticket, ctx.sender.id, ctx.now):
+        ctx.reply(f"#{ticket_id} 刚刚已被关闭，没有发送。")
+        return
     await ctx.services.scheduler.cancel(_renotify_key(ticket_id), session=ctx.session)
     # what the member waits for: durable (committed with the ticket's state), a transactional message
     ctx.send(_to_member(ticket, f"【工作人员回复】{text}"), priority=Priority.TRANSACTIONAL,
