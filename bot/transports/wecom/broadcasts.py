@@ -107,7 +107,7 @@ class GroupSends:
             async with self._sessions() as session:
                 externals = [v for k, v in await identity.of_member(session, message.user_id) if
                              k == "external_userid"] or [message.user_id]  # type: ignore[arg-type]
-                staff = await store.followers(session)
+                staff = await store.followers(session, externals)
             reachable = [e for e in externals if e in staff]
             if not reachable:
                 raise RefusedError("no_channel", "not a WeCom contact of any staff member")
