@@ -149,3 +149,14 @@ async def test_only_global_admins_change_the_knowledge_base(h, kb_dir):
     await h.settle()
     assert texts_to(h, "u1") == ["抱歉，这个命令只有管理员可以使用。"] * 3
     assert {p.name: p.read_text(encoding="utf-8") for p in kb_dir.iterdir()} == before
+
+
+def test_numbers_in_kb_link_and_accept_are_ascii_digits():
+    """「²」 and 「１」 pass str.isdigit(); int() refuses the first: a usage answer, not an error."""
+    from bot.skill import UsageError
+    from skills.faq.learning import _number
+
+    assert _number("#12", "序号") == 12
+    for bad in ("²", "#³", "１２", "0", "-1", ""):
+        with pytest.raises(UsageError):
+            _number(bad, "序号")

@@ -263,3 +263,41 @@ async def test_the_renotification_survives_a_restart(db_url, kb):
         await h2.clock.advance(3600)
         await h2.settle()
         assert len(texts_to(h2, "op1")) == 1  # once
+
+
+async def test_ticket_commands_in_a_members_room_show_nothing_of_other_chats(harness, kb):
+    """Tickets hold every chat's questions: an operator's /tickets or /reply in a members' room would show other
+    members' questions, names and rooms to that room; there they are refused, 1-on-1 and the staff room work."""
+    h = await harness(config(kb, operators_room="staff"))
+    await h.say("u1", UNKNOWN, room=None, name="小李")
+    await h.settle()
+    for who, text in (("op1", "/tickets"), ("admin1", "/工单"), ("op1", "/reply 1 产地是云南"), ("op1", "/close 1")):
+        await h.say(who, text, room="g1", after_s=1)
+    await h.settle()
+    shown = texts_to(h, "g1")
+    assert len(shown) == 4 and all("不在成员群里处理" in t for t in shown)
+    assert not any(UNKNOWN in t or "小李" in t for t in shown)
+    assert texts_to(h, "u1")[-1] == HANDOFF  # nothing relayed
+    [t] = await tickets(h)
+    assert t.status == "open"
+    await h.say("op1", "/tickets", room="staff", after_s=1)
+    await h.settle()
+    assert "等待人工回复的问题（最早的在前）：\n#1 小李" in texts_to(h, "staff")[-1]
+
+
+async def test_a_reply_racing_a_close_neither_reopens_the_ticket_nor_goes_out(harness, kb):
+    """Two operators in two chats are handled at once: a /close committed after the /reply read the ticket must
+    win (the reply is not marked, and its handler sends nothing)."""
+    from skills.faq import store
+
+    h = await harness(config(kb))
+    await h.say("u1", UNKNOWN, room=None, name="小李")
+    await h.settle()
+    async with h.app.services.sessions() as s:  # the ticket read by the reply, then another operator's close
+        ticket = await store.get_ticket(s, 1)
+        assert ticket.status == "open"
+        assert await store.close_ticket(s, 1, "op2", h.clock.now())
+        assert await store.mark_replied(s, ticket, "op1", h.clock.now()) is False
+        await s.commit()
+    [t] = await tickets(h)
+    assert (t.status, t.closed_by, t.replied_by) == ("closed", "op2", None)

@@ -176,3 +176,54 @@ async def test_campaigns_to_customers_outside_the_window_become_one_on_one_tasks
                 ("staff_li", "sent"), ("staff_li", "sent")]
     finally:
         await mock.stop()
+
+
+async def test_two_flushes_at_once_make_each_task_once(db_url):
+    """The gathering timer can fire again while a slow flush still waits on WeCom: a target still queued must not
+    go into a second task (staff would confirm the same 群发 twice)."""
+    import asyncio
+
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li"),
+                        "wrVip2": Group("wrVip2", "VIP 二群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            for room in ("wrVip1", "wrVip2"):
+                await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id=room))
+            made = await asyncio.gather(h.bot.groups.flush(), h.bot.groups.flush())
+            assert sorted(made) == [0, 1]
+            assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1", "wrVip2"]]
+    finally:
+        await mock.stop()
+
+
+async def test_a_campaign_message_reads_only_its_customers_follows(db_url):
+    """Each 1-on-1 campaign message finds the staff member who has its customer: one indexed lookup, not the whole
+    wecom_follows table per message (a campaign to n customers read n × n rows)."""
+    from sqlalchemy import event
+
+    mock = await WeComMock().start()
+    try:
+        async with WeComHarness(db_url, mock, wecom_config(mock, skills=("ping",))) as h:
+            async with h.app.services.sessions() as s:
+                for i in range(50):
+                    await store.follow(s, f"wmF{i}", "staff_li" if i % 2 else "staff_wu", h.clock.now())
+                await s.commit()
+            statements: list[str] = []
+
+            def seen(conn, cursor, statement, *args) -> None:
+                if "wecom_follows" in statement:
+                    statements.append(statement)
+
+            engine = h.app.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", seen)
+            try:
+                target = await h.bot.groups.send(OutgoingMessage("新品上市", user_id="wmF7"))
+            finally:
+                event.remove(engine, "before_cursor_execute", seen)
+            assert target.startswith("task-target:")
+            assert statements and all("WHERE" in s.upper() for s in statements)
+            async with h.app.services.sessions() as s:
+                assert [(o, t) for _, o, _, t, _ in await store.queued_targets(s)] == [("staff_li", "wmF7")]
+    finally:
+        await mock.stop()

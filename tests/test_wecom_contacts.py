@@ -168,3 +168,32 @@ def test_tier_tags_take_names_not_the_ids_they_once_took():
     for bad, problem in (("etCORE_ID_123", "not its id"), ("一" * 31, "at most 30")):
         with pytest.raises(ConfigError, match=problem):
             parse_config({"wecom": {"tier_tags": {"core": bad}}})
+
+
+async def test_nicknames_from_wecom_are_cleaned_before_the_directory(db_url):
+    """A nickname is the customer's own text: a NUL or half an emoji (a lone surrogate, as WeChat nicknames cut
+    short carry) is removed where it enters, so the member's name is kept, not set aside by the database."""
+    from storage.models import Member
+
+    mock = await WeComMock().start()
+    mock.customers["wmOdd"] = Customer("wmOdd", "小\x00王\ud83d", "UNION-ODD")
+    try:
+        async with WeComHarness(db_url, mock, contacts_config(mock)) as h:
+            now = int(h.clock.now().timestamp())
+            mock.groups["wrOdd"] = Group("wrOdd", "VIP\x00群\udc00", "staff_li", [
+                {"userid": "wmOdd2", "type": 2, "join_time": now, "join_scene": 3, "name": "阿\ud83d花",
+                 "unionid": "U" * 200, "invitor": {"userid": "staff_li"}},
+                {"userid": "bad\x00id", "type": 2, "join_time": now, "join_scene": 3, "name": "坏"}])
+            assert (await h.callbacks.contact_added("wmOdd", "staff_li", mock.new_welcome_code()))[0] == 200
+            assert (await h.callbacks.chat_changed("wrOdd", "add_member", ["wmOdd2"]))[0] == 200
+            await h.idle()
+            await h.app.activity.flush()
+            assert h.app.activity.set_aside_count == 0
+            async with h.app.services.sessions() as s:
+                names = dict((await s.execute(select(Member.id, Member.name))).all())
+                topic = await s.scalar(select(Room.topic).where(Room.id == "wrOdd"))
+            assert names["wmOdd"] == "小王" and names["wmOdd2"] == "阿花" and "bad\x00id" not in names
+            assert topic == "VIP群"
+            assert [m for _, m, _ in await activity(h, "join")] == ["wmOdd2"]
+    finally:
+        await mock.stop()

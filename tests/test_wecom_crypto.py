@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import func, select
 
+from bot.transports.wecom.callbacks import parse_xml
 from bot.transports.wecom.crypto import CallbackCrypto, CryptoError, aes_key, signature
 from storage.models import Activity
 from storage.models_wecom import WeComCallback
@@ -51,6 +52,18 @@ def test_another_receive_id_and_broken_ciphertext_are_refused():
             crypto.decrypt(bad)
     with pytest.raises(ValueError):
         aes_key("too-short")
+
+
+def test_doctype_and_entities_are_refused_in_any_encoding():
+    """The outer XML is parsed before the signature is checked: a DOCTYPE must be refused however it is encoded
+    (in UTF-16 the bytes '<!DOCTYPE' never appear, and expat would expand the entities)."""
+    xml = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "AAAA">]><xml><Encrypt>&a;&a;</Encrypt></xml>'
+    for body in (xml.encode("utf-16"), xml.replace("UTF-16", "UTF-8").encode(),
+                 b'<!doctype xml SYSTEM "file:///etc/passwd"><xml/>'):
+        with pytest.raises(ValueError):
+            parse_xml(body)
+    root = parse_xml("<xml><ToUserName><![CDATA[ww1]]></ToUserName><Content>你好</Content></xml>".encode())
+    assert root.find("ToUserName").text == "ww1" and root.find("Content").text == "你好"
 
 
 async def callback_rows(h) -> int:

@@ -271,3 +271,22 @@ async def test_an_operator_links_a_customer_to_a_shop_member_and_their_wallets_m
                 assert await balance(s, "wmBob") == 0
     finally:
         await mock.stop()
+
+
+async def test_a_message_with_an_unstorable_customer_id_does_not_stick_the_inbox(db_url, tmp_path):
+    """A page with a customer id the tables can't hold (NUL, too long) is still handled: that message is skipped,
+    the others on the page answered and the cursor saved, so the next message is answered too."""
+    mock = await WeComMock().start()
+    try:
+        async with WeComHarness(db_url, mock, kf_config(mock, tmp_path)) as h:
+            mock.customer_says("wm\x00bad", "签到")
+            mock.customer_says("wm" + "x" * 200, "签到")
+            await h.customer("wmGood", "签到")
+            await h.settle()
+            assert len(h.answers("wmGood")) == 1
+            await h.customer("wmGood", "/积分", after_s=5)
+            await h.settle()
+            assert len(h.answers("wmGood")) == 2 and "积分" in h.answers("wmGood")[-1]
+            assert {b["touser"] for b in mock.sent} == {"wmGood"}
+    finally:
+        await mock.stop()

@@ -75,6 +75,23 @@ def may_handle(ctx: Context) -> bool:
     return ctx.is_global_admin or sender.id in operators(ctx) or bool(room and ctx.room_id == room)
 
 
+NOT_HERE = "问题单里是成员的提问和聊天记录，不在成员群里处理：请私聊我，或在运营群里发。"
+
+
+def refused_here(ctx: Context) -> bool:
+    """Answer the ticket commands' refusal, if any: True when refused. Tickets hold every chat's members' questions
+    (and their names, rooms and the operators' replies): in a members' room the answer would show them to the room,
+    so they are handled 1-on-1 or in the operators' room only."""
+    if not may_handle(ctx):
+        ctx.reply(REFUSED)
+        return True
+    room = ctx.config.bot.operators_room
+    if ctx.room_id is not None and ctx.room_id != room:
+        ctx.reply(NOT_HERE)
+        return True
+    return False
+
+
 def _where(ticket: Ticket) -> str:
     return f"群「{ticket.room_topic or ticket.room_id}」" if ticket.room_id else "私聊"
 
@@ -159,7 +176,9 @@ async def _reply(ctx: Context, ticket_id: int, text: str) -> None:
     if ticket.status == "closed":
         ctx.reply(f"#{ticket_id} 已经关闭了，没有发送。")
         return
-    await store.mark_replied(ctx.session, ticket, ctx.sender.id, ctx.now)
+    if not await store.mark_replied(ctx.session, ticket, ctx.sender.id, ctx.now):
+        ctx.reply(f"#{ticket_id} 刚刚已被关闭，没有发送。")
+        return
     await ctx.services.scheduler.cancel(_renotify_key(ticket_id), session=ctx.session)
     # what the member waits for: durable (committed with the ticket's state), a transactional message
     ctx.send(_to_member(ticket, f"【工作人员回复】{text}"), priority=Priority.TRANSACTIONAL,
@@ -179,8 +198,7 @@ def _ticket_number(raw: str) -> int:
 @skill.command("reply", aliases=("回复",), usage="/reply 编号 回复内容", hidden=True,  # not in members' /help
                help="（运营）回复转人工的问题，经机器人发给提问的群友")
 async def reply_command(ctx: Context) -> None:
-    if not may_handle(ctx):
-        ctx.reply(REFUSED)
+    if refused_here(ctx):
         return
     rest = ctx.command.rest.split(None, 1) if ctx.command else []
     if len(rest) < 2:
@@ -191,8 +209,7 @@ async def reply_command(ctx: Context) -> None:
 
 @skill.command("close", aliases=("关闭",), usage="/close 编号", help="（运营）关闭一个转人工的问题", hidden=True)
 async def close_command(ctx: Context) -> None:
-    if not may_handle(ctx):
-        ctx.reply(REFUSED)
+    if refused_here(ctx):
         return
     if not ctx.args:
         raise UsageError("请写上问题单的编号。")
@@ -210,8 +227,7 @@ async def close_command(ctx: Context) -> None:
 
 @skill.command("tickets", aliases=("工单",), usage="/tickets", help="（运营）等待人工回复的问题", hidden=True)
 async def tickets_command(ctx: Context) -> None:
-    if not may_handle(ctx):
-        ctx.reply(REFUSED)
+    if refused_here(ctx):
         return
     waiting = await store.open_tickets(ctx.session, limit=10)
     if not waiting:

@@ -39,7 +39,7 @@ def _words(ctx: Context) -> list[str]:
 
 def _number(text: str, what: str) -> int:
     text = text.lstrip("#")
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:  # ² is a digit to isdigit()
         raise UsageError(f"{what}要写数字。")
     return int(text)
 

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skills.faq.knowledge.candidates import Confirmed
@@ -114,11 +114,17 @@ async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
     return await session.get(Ticket, ticket_id)
 
 
-async def mark_replied(session: AsyncSession, ticket: Ticket, operator: str, now: datetime) -> None:
-    ticket.status = "answered"
-    ticket.first_reply_at = ticket.first_reply_at or now
-    ticket.last_reply_at, ticket.replied_by = now, operator
-    await session.flush()
+async def mark_replied(session: AsyncSession, ticket: Ticket, operator: str, now: datetime) -> bool:
+    """The ticket answered by ``operator``; False if it was closed meanwhile (another operator's /close committed
+    after ``ticket`` was read: a plain write of the loaded row would reopen it, and the reply would still go)."""
+    result = await session.execute(
+        update(Ticket).where(Ticket.id == ticket.id, Ticket.status != "closed")
+        .values(status="answered", first_reply_at=func.coalesce(Ticket.first_reply_at, now), last_reply_at=now,
+                replied_by=operator).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    await session.refresh(ticket)
+    return True
 
 
 async def close_ticket(session: AsyncSession, ticket_id: int, operator: str, now: datetime) -> bool:

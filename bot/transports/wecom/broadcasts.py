@@ -19,6 +19,7 @@ is finished once every target is. The dashboard and ``/schedule list`` show the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -63,6 +64,9 @@ class GroupSends:
         self._timer: TimerHandle | None = None
         self._flush_timer: TimerHandle | None = None
         self._first_queued: datetime | None = None
+        # one flush at a time: a second one (the timer again, while the first waits on WeCom) would read targets the
+        # first has not marked yet and make their task twice
+        self._flushing = asyncio.Lock()
 
     def start(self) -> None:
         self._timer = self._clock.call_later(POLL_S, self._poll_again, name="wecom-groupsend-poll")
@@ -103,7 +107,7 @@ class GroupSends:
             async with self._sessions() as session:
                 externals = [v for k, v in await identity.of_member(session, message.user_id) if
                              k == "external_userid"] or [message.user_id]  # type: ignore[arg-type]
-                staff = await store.followers(session)
+                staff = await store.followers(session, externals)
             reachable = [e for e in externals if e in staff]
             if not reachable:
                 raise RefusedError("no_channel", "not a WeCom contact of any staff member")
@@ -142,6 +146,10 @@ class GroupSends:
 
     async def flush(self) -> int:
         """Turn the queued targets into one task per (owner, chat type, text); how many tasks were made."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         async with self._sessions() as session:
             queued = await store.queued_targets(session)
         batches: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.activity import ActivityLog
+from bot import clean
 from bot.clean import clean_event
 from bot.clock import Clock
 from bot.config import WeComSettings
@@ -39,6 +40,20 @@ GET_CONTACT = "/cgi-bin/externalcontact/get"
 WELCOME = "/cgi-bin/externalcontact/send_welcome_msg"
 GROUP = "/cgi-bin/externalcontact/groupchat/get"
 EXTERNAL = 2  # groupchat/get member_list type: 1 a staff member, 2 an external contact
+
+
+def _name(value: object) -> str:
+    """A customer's or group's name from WeCom's API, as the activity store takes it: nicknames are the customers'
+    own text (NUL, a half emoji's lone surrogate), so cleaned here like every transport's (bot/clean.py)."""
+    return clean.text(value, "name", limit=clean.NAME_MAX) if isinstance(value, str) else ""
+
+
+def _id(value: object) -> str | None:
+    """An id from WeCom's API, or None when it could not be stored (refused, not cut: a cut id is somebody else's)."""
+    try:
+        return clean.identifier(value, "id")
+    except FieldError:
+        return None
 
 
 class Contacts:
@@ -102,11 +117,11 @@ class Contacts:
         try:
             answer = await self._api.get(GET_CONTACT, {"external_userid": external_userid})
             contact = answer.get("external_contact") or {}
-            name = str(contact.get("name") or "")[:256]
-            unionid = contact.get("unionid") if isinstance(contact.get("unionid"), str) else None
+            name = _name(contact.get("name"))
+            unionid = _id(contact.get("unionid"))
         except TransportError as exc:  # the welcome matters more than the name: go on without it
             log.warning("WeCom contact details not read (%s)", exc)
-        member_id = await self._member(external_userid, (unionid or "")[:128] or None)
+        member_id = await self._member(external_userid, unionid)
         if staff and len(staff) <= 128:
             async with self._sessions() as session:
                 await store.follow(session, external_userid, staff, at)
@@ -151,21 +166,21 @@ class Contacts:
         at = self._at(callback)
         answer = await self._api.post(GROUP, {"chat_id": chat_id, "need_name": 1})
         group = answer.get("group_chat") or {}
-        topic = str(group.get("name") or "")[:256] or None
-        if self._owner_of is not None and isinstance(group.get("owner"), str) and group["owner"]:
-            self._owner_of(chat_id, group["owner"][:128])
+        topic = _name(group.get("name")) or None
+        owner = _id(group.get("owner"))
+        if self._owner_of is not None and owner:
+            self._owner_of(chat_id, owner)
         members: dict[str, tuple[Person, str | None, int]] = {}
         for m in group.get("member_list") or []:
-            if not isinstance(m, dict) or not isinstance(m.get("userid"), str) or len(m["userid"]) > 128:
+            userid = _id(m.get("userid")) if isinstance(m, dict) else None
+            if userid is None:
                 continue
-            member_id = m["userid"]
+            member_id = userid
             if m.get("type") == EXTERNAL:
-                member_id = await self._member(member_id, m.get("unionid") if isinstance(m.get("unionid"), str)
-                                               else None)
+                member_id = await self._member(userid, _id(m.get("unionid")))
             invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
-            members[m["userid"]] = (Person(member_id, str(m.get("name") or "")[:256]),
-                                    invitor.get("userid") if isinstance(invitor.get("userid"), str) else None,
-                                    m.get("join_time") if isinstance(m.get("join_time"), int) else 0)
+            members[userid] = (Person(member_id, _name(m.get("name"))), _id(invitor.get("userid")),
+                               m.get("join_time") if isinstance(m.get("join_time"), int) else 0)
         for person, _, _ in members.values():  # the room directory: everyone in the group now
             self._activity.seen(person, at, room_id=chat_id, room_topic=topic)
         changed = callback.items.get("MemChangeList", ())

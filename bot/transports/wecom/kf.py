@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.backoff import Backoff
-from bot.clean import clean_event
+from bot.clean import clean_event, identifier
 from bot.clock import Clock
 from bot.events import MessageReceived, OutgoingMessage, Person
 from bot.governor import ReplyWindow
@@ -225,12 +225,22 @@ def _list(value: object) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+def _storable_id(value: object) -> bool:
+    try:
+        identifier(value, "external_userid")
+    except FieldError:
+        return False
+    return True
+
+
 def _parse(raw: dict) -> tuple[str, str, datetime, str, str] | None:
     """(msgid, external_userid, at, text, type) of a customer's message; None for anything else."""
     if raw.get("origin") != ORIGIN_CUSTOMER:
         return None
     msgid, external_userid, send_time = raw.get("msgid"), raw.get("external_userid"), raw.get("send_time")
-    if not isinstance(msgid, str) or not msgid or not isinstance(external_userid, str) \
+    # an id the tables can't hold (too long, NUL) is skipped here: stored, it would fail the page's transaction
+    # before its cursor is saved, and every later sync would fetch that same page again (the inbox stuck)
+    if not isinstance(msgid, str) or not msgid or not _storable_id(external_userid) \
             or not isinstance(send_time, int) or not 946684800 <= send_time < 4133980800:
         return None
     kind = TYPES.get(str(raw.get("msgtype")), "other")
