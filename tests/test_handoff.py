@@ -27,6 +27,7 @@ def config(kb, *, operators=("op1",), operators_room="", faq=None, **bot):
     return make_config({
         "bot": {"admins": ["admin1"], "skills": ["ping", "faq"], "operators": list(operators),
                 "operators_room": operators_room, **bot},
+        "rooms": {operators_room: {"admins": ["staff9"]}} if operators_room else {},
         "governor": {"min_interval_s": 1.0, "jitter_s": 0.0, "chat_switch_interval_s": 1.0, "warmup_s": 0.0},
         "skills": {"faq": {"knowledge_dir": str(kb), "reload_interval_s": 0, **(faq or {})}},
     })
@@ -153,10 +154,13 @@ async def test_only_operators_admins_and_the_operators_room_handle_tickets(harne
         await h.say(who, text, room="g1", after_s=1)
     await h.settle()
     assert "/kb" not in texts_to(h, "u2")[0] and "/reply" not in texts_to(h, "u2")[0]  # not offered to members
-    assert texts_to(h, "g1")[-3:] == [f"@u2{M}只有运营同学（bot.operators）和总管理员可以处理人工接管的问题。"] * 3
+    assert texts_to(h, "g1")[-3:] == [f"@u2{M}只有运营同学（bot.operators）、运营群的管理员和总管理员可以处理人工接管的问题。"] * 3
     await h.say("admin1", "/tickets", room=None, after_s=1)
-    await h.say("staff9", "#1 产地是云南", room="staff", name="客服小美", after_s=1)  # anyone in the staff room
+    await h.say("guest", "#1 我是被拉进运营群的", room="staff", name="路人", after_s=1)  # invited, not an admin
+    await h.say("staff9", "#1 产地是云南", room="staff", name="客服小美", after_s=1)  # the staff room's admin
     await h.settle()
+    assert "我是被拉进运营群的" not in "".join(texts_to(h, "u1"))
+    assert any(t.endswith("运营群的管理员和总管理员可以处理人工接管的问题。") for t in texts_to(h, "staff"))
     assert texts_to(h, "admin1")[-1].startswith("等待人工回复的问题（最早的在前）：\n#1 小李（私聊，等了 0 分钟）")
     assert texts_to(h, "u1")[-1] == "【工作人员回复】产地是云南"
     assert "我来冒充" not in "".join(texts_to(h, "u1"))

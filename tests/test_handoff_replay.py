@@ -17,6 +17,7 @@ def replay(tmp_path: Path, events: list[dict]) -> list[dict]:
     config = tmp_path / "config.toml"
     config.write_text(
         '[bot]\nadmins = ["admin1"]\nskills = ["faq"]\noperators = ["op1"]\noperators_room = "staff"\n'
+        '[rooms.staff]\nadmins = ["op2"]\n'
         "[governor]\nmin_interval_s = 1.0\njitter_s = 0.0\nchat_switch_interval_s = 1.0\nper_chat_interval_s = 1.0\n"
         f'[skills.faq]\nknowledge_dir = "{ROOT / "knowledge"}"\nreload_interval_s = 0\n'
         '[skills.faq.handoff]\nrenotify_after = "30m"\n', encoding="utf-8")

@@ -32,7 +32,7 @@ from skills.faq.models import Ticket
 
 
 MAX_REPLY = 1500  # characters of an operator's reply relayed to a member
-REFUSED = "只有运营同学（bot.operators）和总管理员可以处理人工接管的问题。"
+REFUSED = "只有运营同学（bot.operators）、运营群的管理员和总管理员可以处理人工接管的问题。"
 _OPERATORS_ROOM_REPLY = re.compile(r"^#\s*(\d{1,12})\s+(.+)$", re.DOTALL)
 # the reply as the operator typed it (the parsed command collapses spaces and makes ：ASCII): what follows the number
 _VERBATIM_AFTER_NUMBER = re.compile(r"[#＃]?\s*\d{1,12}[\s\u2005]+(.*)$", re.DOTALL)
@@ -72,7 +72,10 @@ def may_handle(ctx: Context) -> bool:
     if sender is None:
         return False
     room = ctx.config.bot.operators_room
-    return ctx.is_global_admin or sender.id in operators(ctx) or bool(room and ctx.room_id == room)
+    # in the operators' room only its admins ([rooms."<id>"].admins): members of a WeChat group can usually invite
+    # others, and whoever is invited there must not gain the power to answer customers in the bot's name
+    return (ctx.is_global_admin or sender.id in operators(ctx)
+            or bool(room and ctx.room_id == room and ctx.config.is_admin(sender.id, room)))
 
 
 NOT_HERE = "问题单里是成员的提问和聊天记录，不在成员群里处理：请私聊我，或在运营群里发。"
@@ -253,6 +256,9 @@ async def operators_room_reply(ctx: Context) -> None:
         return
     ctx.addressed = True
     ctx.stop()
+    if not may_handle(ctx):
+        ctx.reply(REFUSED)
+        return
     await _reply(ctx, int(m.group(1)), verbatim_reply(event.text, m.group(2)))
 
 
