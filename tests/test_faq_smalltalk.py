@@ -102,6 +102,14 @@ def test_kb_check_validates_the_small_talk_file(kb, capsys):
     assert "闲聊.txt: line 7: expected [名称], 说法：… or 回答：…" in out
 
 
+def test_a_control_character_in_the_small_talk_file_is_a_problem_and_never_reaches_members(kb, capsys):
+    from skills.faq.smalltalk import parse
+
+    talk, problems = parse("[问候]\n说法：你好\n回答：嗨\x00～\n回答：你好呀\n")
+    assert [(p.line, "control character" in str(p)) for p in problems] == [(3, True)]
+    assert talk.answer("你好", "u1") == "你好呀"  # the good answer stays; the bad one is not served
+
+
 def test_the_shipped_small_talk_file_is_valid_and_matches_the_defaults():
     shipped, problems = load(ROOT / "knowledge" / "闲聊.txt")
     assert problems == []

@@ -129,6 +129,9 @@ class SmallTalk:
         return group.answers[zlib.crc32(f"{who}\n{text}".encode()) % len(group.answers)]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def parse(text: str) -> tuple[SmallTalk, list[Problem]]:
     """Groups from the file's text: ``[名称]``, then ``说法：a；b`` and ``回答：…`` lines (several 回答 lines: one
     of them is picked per member and message)."""
@@ -151,6 +154,9 @@ def parse(text: str) -> tuple[SmallTalk, list[Problem]]:
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        if _CONTROL.search(line):  # a NUL or another control character would reach members as it is
+            problems.append(Problem(n, "contains a control character (such as NUL); line skipped"))
             continue
         m = _SECTION.match(line)
         if m:
