@@ -149,8 +149,10 @@ async def finish_group_send(session: AsyncSession, msgid: str, status: str, at: 
 
 
 async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
-    """The latest tasks, newest first, each with its targets ({target: status}) (the dashboard)."""
-    rows = [dict(r._mapping) for r in await session.execute(
+    """The latest tasks, newest first, each with its targets ({target: status}) (the dashboard); tasks WeCom may or
+    may not have made (``uncertain``: no msgid known) come first, one row per (owner, chat type, text)."""
+    rows = await uncertain_tasks(session)
+    rows += [dict(r._mapping) for r in await session.execute(
         select(_SENDS).order_by(_SENDS.c.created_at.desc(), _SENDS.c.msgid).limit(limit))]
     if rows:
         found = await session.execute(select(_TARGETS.c.msgid, _TARGETS.c.target, _TARGETS.c.status)
@@ -160,7 +162,41 @@ async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
         for msgid, target, status in found:
             by_task.setdefault(msgid, {})[target] = status
         for r in rows:
-            r["targets"] = by_task.get(r["msgid"], {r["chat_id"]: r["status"]})
+            r.setdefault("targets", by_task.get(r["msgid"], {r["chat_id"]: r["status"]}))
+    return rows
+
+
+async def uncertain_tasks(session: AsyncSession, limit: int = 50) -> list[dict]:
+    """Targets whose task WeCom may have made without the bot learning its msgid (the call's answer lost, or the
+    process stopped during it), as task-like rows: never made again automatically; staff check their client."""
+    rows = await session.execute(select(_TARGETS.c.owner, _TARGETS.c.chat_type, _TARGETS.c.text, _TARGETS.c.target,
+                                        _TARGETS.c.queued_at, _TARGETS.c.finished_at)
+                                 .where(_TARGETS.c.status == "uncertain", _TARGETS.c.msgid.is_(None))
+                                 .order_by(_TARGETS.c.id.desc()).limit(limit * 20))
+    tasks: dict[tuple[str, str, str], dict] = {}
+    for owner, chat_type, text, target, queued_at, finished_at in rows:
+        task = tasks.setdefault((owner, chat_type, text), {
+            "msgid": "", "owner": owner, "chat_type": chat_type, "chat_id": target, "text": text,
+            "status": "uncertain", "created_at": queued_at, "finished_at": finished_at, "targets": {}})
+        task["targets"][target] = "uncertain"
+    return list(tasks.values())[:limit]
+
+
+async def start_creating(session: AsyncSession, ids: list[int]) -> None:
+    """The queued targets ``ids`` are about to become a task (add_msg_template): committed before WeCom is asked,
+    so a process that stops during the call leaves them ``creating``, never queued to be made again."""
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "queued")
+                          .values(status="creating"))
+
+
+async def creating_to_uncertain(session: AsyncSession, at: datetime) -> list[tuple[str, str, str]]:
+    """At start: targets still ``creating`` (the last run stopped while WeCom was making their task) become
+    ``uncertain``; their (owner, chat_type, target)."""
+    rows = [tuple(r) for r in await session.execute(
+        select(_TARGETS.c.owner, _TARGETS.c.chat_type, _TARGETS.c.target).where(_TARGETS.c.status == "creating"))]
+    if rows:
+        await session.execute(update(_TARGETS).where(_TARGETS.c.status == "creating")
+                              .values(status="uncertain", finished_at=at))
     return rows
 
 
@@ -186,7 +222,7 @@ async def queued_targets(session: AsyncSession) -> list[tuple[int, str, str, str
 async def task_made(session: AsyncSession, ids: list[int], msgid: str | None, status: str,
                     at: datetime) -> None:
     """The queued targets ``ids`` are now in task ``msgid`` (waiting), or were not made into one (status)."""
-    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "queued")
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status.in_(("queued", "creating")))
                           .values(msgid=msgid, status=status, finished_at=None if status == "waiting" else at))
 
 
@@ -264,4 +300,7 @@ async def group_send_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for owner, status, n in rows:
         out.setdefault(owner, {})[status] = n
-    return out
+    for task in await uncertain_tasks(session):
+        counts = out.setdefault(task["owner"], {})
+        counts["uncertain"] = counts.get("uncertain", 0) + 1
+    return dict(sorted(out.items()))

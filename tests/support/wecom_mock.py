@@ -7,13 +7,15 @@ send_welcome_msg, groupchat/get, add_msg_template, get_groupmsg_send_result (pag
 get_corp_tag_list, add_corp_tag, edit_corp_tag (a tag library, 40071 for a name already in the group, 40068 for
 an unknown tag id). Every call but gettoken
 needs a valid ``access_token`` (else 40014; an expired one 42001). Scripted faults: ``fail_next(path, errcode)``,
-``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer). 微信客服's rule is enforced:
+``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer), ``hold_next(path)`` (done,
+but answered only when released). 微信客服's rule is enforced:
 at most 5 messages within 48 h of the customer's last message (else 95001, as the window errors of the 95xxx
 class); 企业群发 is limited per customer per month (45009 once over).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -61,6 +63,7 @@ class WeComMock:
         self.tokens: dict[str, float] = {}  # token → expiry (mock time)
         self.calls: list[tuple[str, dict]] = []
         self.faults: dict[str, list[int | str]] = defaultdict(list)
+        self.holds: dict[str, list[asyncio.Event]] = defaultdict(list)
         self.kf_messages: dict[str, list[dict]] = defaultdict(list)  # open_kfid → every message, in order
         self.sent: list[dict] = []  # kf/send_msg accepted
         self._sent_msgids: set[str] = set()
@@ -122,6 +125,13 @@ class WeComMock:
     def drop_next(self, path: str) -> None:
         self.faults[path].append("drop")
 
+    def hold_next(self, path: str) -> asyncio.Event:
+        """The next call to ``path`` is carried out, but its answer waits until the returned event is set (the bot
+        may stop meanwhile: WeCom did the work, the bot never heard)."""
+        release = asyncio.Event()
+        self.holds[path].append(release)
+        return release
+
     def expire_tokens(self) -> None:
         self.tokens = {t: 0.0 for t in self.tokens}
 
@@ -182,7 +192,10 @@ class WeComMock:
                 return _answer(40014, "invalid access_token")
             if self.tokens[token] <= self.now():
                 return _answer(42001, "access_token expired")
-            return await handler(body)
+            answer = await handler(body)
+            if self.holds[path]:
+                await self.holds[path].pop(0).wait()
+            return answer
         return handle
 
     async def _sync_msg(self, body: dict) -> web.Response:

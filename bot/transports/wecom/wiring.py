@@ -150,6 +150,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     app.services.capabilities = CAPABILITIES
     transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
     app.logged_in(transport.self_id)
+    await parts["groups"].recover()
     parts["groups"].start()
     tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
