@@ -5,7 +5,7 @@ encrypted and signed the way WeCom does.
 Endpoints (all under /cgi-bin): gettoken; kf/sync_msg, kf/send_msg, kf/customer/batchget; externalcontact/get,
 send_welcome_msg, groupchat/get, add_msg_template, get_groupmsg_send_result (paged with its cursor), mark_tag,
 get_corp_tag_list, add_corp_tag, edit_corp_tag (a tag library, 40071 for a name already in the group, 40068 for
-an unknown tag id). Every call but gettoken
+an unknown tag id); message/send (应用消息 to staff UserIDs: ``invaliduser``, 81013 when none is valid). Every call but gettoken
 needs a valid ``access_token`` (else 40014; an expired one 42001). Scripted faults: ``fail_next(path, errcode)``,
 ``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer), ``hold_next(path)`` (done,
 but answered only when released). 微信客服's rule is enforced:
@@ -78,6 +78,9 @@ class WeComMock:
         self.result_page = 1000  # get_groupmsg_send_result's page (smaller in tests: the cursor is followed)
         self.tags: list[dict] = []  # mark_tag calls accepted
         self.tag_groups: list[dict] = []  # the corp's tag library, as get_corp_tag_list answers it
+        self.agent_id = 1000002  # the self-built app
+        self.staff: set[str] = set()  # UserIDs in the app's visible range
+        self.app_messages: list[dict] = []  # message/send accepted (one entry per recipient reached)
         self._seq = 0
 
     @property
@@ -96,7 +99,8 @@ class WeComMock:
                               ("externalcontact/mark_tag", self._mark_tag),
                               ("externalcontact/get_corp_tag_list", self._tag_list),
                               ("externalcontact/add_corp_tag", self._add_tag),
-                              ("externalcontact/edit_corp_tag", self._edit_tag)):
+                              ("externalcontact/edit_corp_tag", self._edit_tag),
+                              ("message/send", self._app_send)):
             app.router.add_post(f"/cgi-bin/{path}", self._authed(path, handler))
         app.router.add_get("/cgi-bin/externalcontact/get", self._authed("externalcontact/get", self._get_contact))
         self._runner = web.AppRunner(app, access_log=None)
@@ -339,6 +343,26 @@ class WeComMock:
         return _answer(40068, "invalid tagid")
 
 
+    async def _app_send(self, body: dict) -> web.Response:
+        """发送应用消息 (message/send): to ``touser`` (UserIDs joined by ``|``) through the app ``agentid``. Unknown
+        UserIDs come back in ``invaliduser`` (lower-cased); if none is valid, errcode 81013."""
+        if body.get("agentid") != self.agent_id:
+            return _answer(40056, "invalid agentid")
+        if body.get("msgtype") != "text":
+            return _answer(40008, "invalid message type")
+        content = (body.get("text") or {}).get("content", "")
+        if not content or len(content.encode()) > 2048:
+            return _answer(44004, "empty content" if not content else "content size out of limit")
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        valid = [u for u in users if u in self.staff]
+        invalid = "|".join(u.lower() for u in users if u not in self.staff)
+        if not valid:
+            return _answer(81013, "user & party & tag all invalid", invaliduser=invalid)
+        for user in valid:
+            self.app_messages.append({"touser": user, "content": content})
+        return _answer(0, "ok", invaliduser=invalid, msgid="app" + uuid.uuid4().hex[:12])
+
+
 def _answer(errcode: int, errmsg: str, **extra: Any) -> web.Response:
     return web.json_response({"errcode": errcode, "errmsg": errmsg, **extra})
 
@@ -402,6 +426,11 @@ class CallbackSender:
             return r.status, await r.text()
 
     # the callbacks the bot handles
+    async def staff_says(self, userid: str, text: str, *, msgid: int | None = None) -> tuple[int, str]:
+        """A staff member writes to the self-built app (接收消息: 文本消息)."""
+        return await self.post({"FromUserName": userid, "MsgType": "text", "Content": text,
+                                "MsgId": msgid or int.from_bytes(os.urandom(6), "big"), "AgentID": 1000002})
+
     async def kf_event(self, open_kfid: str = KF) -> tuple[int, str]:
         return await self.post({"MsgType": "event", "Event": "kf_msg_or_event", "Token": "ENC" + os.urandom(4).hex(),
                                 "OpenKfId": open_kfid})
