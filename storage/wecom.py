@@ -116,14 +116,41 @@ async def count_quota(session: AsyncSession, month: str, target: str) -> None:
                                                      set_={"sent": _QUOTA.c.sent + 1}))
 
 
-async def erase_member(session: AsyncSession, member_id: str) -> int:
-    """A member's 微信客服 rows and the 1-on-1 task targets naming them (at their request: bot/privacy.py; before
-    the identity rows, which say who their external_userids are)."""
-    ids = select(MemberIdentity.value).where(MemberIdentity.member_id == member_id,
-                                             MemberIdentity.kind == "external_userid")
+def _external_ids(member_id: str):
+    return select(MemberIdentity.value).where(MemberIdentity.member_id == member_id,
+                                              MemberIdentity.kind == "external_userid")
+
+
+async def erase_member(session: AsyncSession, member_id: str, stand_in: str) -> int:
+    """Every WeCom row naming the member (at their request: bot/privacy.py; before the identity rows, which say who
+    their external_userids are): 微信客服 rows, the staff members who have them as a contact, their tier tag mark,
+    their monthly 群发 counts and the 1-on-1 task targets are deleted; a 1-on-1 task's ``chat_id`` (its first
+    customer) gets the pseudonym ``stand_in`` (the task itself is the staff member's, and stays)."""
+    ids = [v for v in (await session.execute(_external_ids(member_id))).scalars()]
     n = (await session.execute(delete(_TARGETS).where(_TARGETS.c.chat_type == "single",
                                                       _TARGETS.c.target.in_(ids)))).rowcount or 0
+    n += (await session.execute(update(_SENDS).where(_SENDS.c.chat_type == "single", _SENDS.c.chat_id.in_(ids))
+                                .values(chat_id=stand_in))).rowcount or 0
+    n += (await session.execute(delete(_FOLLOWS).where(_FOLLOWS.c.external_userid.in_(ids)))).rowcount or 0
+    n += (await session.execute(delete(_MARKS).where(_MARKS.c.external_userid.in_(ids)))).rowcount or 0
+    n += (await session.execute(delete(_QUOTA).where(_QUOTA.c.target.in_([f"customer:{e}" for e in ids])))
+          ).rowcount or 0
     return n + ((await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0)
+
+
+async def member_rows(session: AsyncSession, member_id: str) -> dict[str, int]:
+    """How many WeCom rows name the member, by what they are (/我的数据)."""
+    async def count(table, *where) -> int:
+        return int(await session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+    externals = [v for v in (await session.execute(_external_ids(member_id))).scalars()]
+    return {
+        "kf": await count(_CUSTOMERS, _CUSTOMERS.c.member_id == member_id),
+        "staff": await count(_FOLLOWS, _FOLLOWS.c.external_userid.in_(externals)),
+        "tag": await count(_MARKS, _MARKS.c.external_userid.in_(externals)),
+        "quota": await count(_QUOTA, _QUOTA.c.target.in_([f"customer:{e}" for e in externals])),
+        "tasks": await count(_TARGETS, _TARGETS.c.chat_type == "single", _TARGETS.c.target.in_(externals)),
+    }
 
 
 _SENDS = WeComGroupSend.__table__
