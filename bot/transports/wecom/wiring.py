@@ -151,7 +151,8 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
         return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff))
 
-    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom")
+    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom",
+                 account_hint=self_id(config))
     await app.start()
     api: WeComApi = parts["api"]
     await api.start()
@@ -162,13 +163,18 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
                     "told 1-on-1 through the app, by their UserIDs in [bot] operators")
     if config.bot.operators and not s.agent_id:
         log.warning("[wecom] agent_id is not set: the operators ([bot] operators) can't be told through the app")
-    transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
+    transport.self_id = self_id(config)
     app.logged_in(transport.self_id)
     await parts["groups"].recover()
     parts["groups"].start()
     tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
     return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
+
+
+def self_id(config: Config) -> str:
+    """The bot's account on WeCom: the corp and its app (known before anything logs in)."""
+    return f"wecom:{config.wecom.corp_id}:{config.wecom.agent_id}"
 
 
 def route_callbacks(app: BotApp, kf: KfInbox, contacts: Contacts, staff: StaffMessages | None = None):
