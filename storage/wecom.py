@@ -216,6 +216,12 @@ async def start_creating(session: AsyncSession, ids: list[int]) -> None:
                           .values(status="creating"))
 
 
+async def creating_to_queued(session: AsyncSession, ids: list[int]) -> None:
+    """WeCom was not reached (the connection never opened): the targets wait for the next try."""
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "creating")
+                          .values(status="queued"))
+
+
 async def creating_to_uncertain(session: AsyncSession, at: datetime) -> list[tuple[str, str, str]]:
     """At start: targets still ``creating`` (the last run stopped while WeCom was making their task) become
     ``uncertain``; their (owner, chat_type, target)."""

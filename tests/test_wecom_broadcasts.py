@@ -271,3 +271,25 @@ async def test_a_task_wecom_made_while_the_bot_stopped_is_uncertain_never_made_a
             assert "不确定是否已创建 1" in h2.answers("admin1")[-1]
     finally:
         await mock.stop()
+
+
+async def test_wecom_unreachable_while_making_a_task_leaves_its_groups_queued_then_made_once(db_url):
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id="wrVip1"))
+            await h.bot.api.access_token()
+            await mock.go_down()
+            await h.clock.advance(61)  # the gathering ends: WeCom can't be reached
+            await h.settle()
+            async with h.app.services.sessions() as s:
+                assert [t for _, _, _, t, _ in await store.queued_targets(s)] == ["wrVip1"]  # not "creating"
+            await mock.come_back()
+            await h.clock.advance(121)  # tried again
+            await h.settle()
+            assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1"]]
+            async with h.app.services.sessions() as s:
+                assert await store.group_send_counts(s) == {"staff_li": {"waiting": 1}}
+    finally:
+        await mock.stop()

@@ -195,6 +195,11 @@ class GroupSends:
             log.warning("企业群发 task for %s refused: %s", owner, exc)
             await self._not_made(rows, chat_type, owner, "task_refused", "failed")
             return 0
+        except TransportError:  # not made (WeCom unreachable, a passing fault): queued again, tried again later
+            async with self._sessions() as session:
+                await store.creating_to_queued(session, [i for i, _ in rows])
+                await session.commit()
+            raise
         msgid = answer.get("msgid")
         if not isinstance(msgid, str) or not msgid:
             await self._not_made(rows, chat_type, owner, "task_refused", "failed")
