@@ -136,9 +136,13 @@ class BotApp:
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
         rng: random.Random | None = None, web: bool = False,
         bridge: Callable[[BotApp], BridgeReceiver] | None = None, transport_name: str = "",
+        account_hint: str | None = None,
     ) -> None:
         self.config = config
         self.transport_name = transport_name
+        # the account's id when the transport knows it before login (WeCom: the corp and app): keys the session
+        # incidents from the start; otherwise the logged-in account's id, or the transport's name, does
+        self.account_hint = account_hint
         self.clock = clock
         self._send = send
         self.db_url = db_url or config.storage.url
@@ -212,7 +216,8 @@ class BotApp:
         # process: out of the cyclic collector's reach, its full collections stop re-walking them (they were
         # ~50 ms pauses under load).
         gc.freeze()
-        await self.health.restore(sessions, cfg.bot.account_id or None)
+        await self.health.restore(sessions, cfg.bot.account_id or self.account_hint, fallback=self.transport_name,
+                                  shared=cfg.storage.shared)
         self.health.start()
         if self._bridge_factory is not None:
             self.bridge = self._bridge_factory(self)

@@ -268,7 +268,7 @@ class Context:
         if not isinstance(event, MessageReceived):
             raise TypeError("reply() needs a message to answer; use send()")
         if event.room_id is None:
-            message = OutgoingMessage(text, user_id=event.sender.id)
+            message = OutgoingMessage(text, user_id=event.sender.id, audience=event.audience)
         elif mention:
             message = OutgoingMessage(with_mentions([event.sender], text), room_id=event.room_id,
                                       mentions=(event.sender.id,))
@@ -322,12 +322,14 @@ class Context:
         """Tell the operators (``bot.operators`` 1-on-1 and ``bot.operators_room``) something a person must act on.
 
         Durable and transactional: committed with this handler's writes, never capped as a broadcast (it is for
-        staff, about a member). False when no operator is configured: then nobody hears it, and the caller must not
-        promise the member that a person will.
+        staff, about a member). The 1-on-1 notes are marked ``audience="staff"``: a transport that reaches staff
+        another way than customers (WeCom: the app's messages) routes them there. The operators' room only where the
+        bot can speak in rooms (``capabilities.room_send``; not in the WeCom mode). False when no operator is
+        reachable: then nobody hears it, and the caller must not promise the member that a person will.
         """
         bot = self.config.bot
-        targets = [OutgoingMessage(text, user_id=person) for person in bot.operators]
-        if bot.operators_room:
+        targets = [OutgoingMessage(text, user_id=person, audience="staff") for person in bot.operators]
+        if bot.operators_room and self.capabilities.room_send:
             targets.append(OutgoingMessage(text, room_id=bot.operators_room))
         for message in targets:
             self.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
@@ -336,7 +338,7 @@ class Context:
     @property
     def has_operators(self) -> bool:
         bot = self.config.bot
-        return bool(bot.operators or bot.operators_room)
+        return bool(bot.operators or (bot.operators_room and self.capabilities.room_send))
 
     def coalesce(self, key: str, item: Any, render: Callable[[list[Any]], OutgoingMessage | None], *,
                  window_s: float, priority: Priority = Priority.REPLY, kind: ProactiveKind | None = None) -> None:

@@ -36,6 +36,9 @@ class MessageReceived:
     message_id: str | None = None
     type: str = "text"
     url: str | None = None
+    # who wrote: a member ("member") or a staff member of the brand's own organisation ("staff": in the WeCom mode, an
+    # operator writing to the app); a 1-on-1 reply goes back to the same audience (OutgoingMessage.audience)
+    audience: str = "member"
 
     @property
     def chat_key(self) -> str:
@@ -91,18 +94,35 @@ class ProactiveKind(enum.StrEnum):
     TRANSACTIONAL = "transactional"  # order reminders: quiet hours yes, promotional caps no
 
 
+AUDIENCES = ("member", "staff")
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """A text to a room (``room_id``) or a person (``user_id``); exactly one of the two is set."""
+    """A text to a room (``room_id``) or a person (``user_id``); exactly one of the two is set.
+
+    ``audience``: "member" (a customer: the platform's rules for reaching customers apply), or "staff" (a note to
+    one of the brand's own operators, 1-on-1: ``ctx.notify_operators``, and replies to an operator's own message).
+    Transports where staff are reached another way than customers route on it (WeCom: the app's message/send, not
+    微信客服); the others ignore it."""
 
     text: str
     room_id: str | None = None
     user_id: str | None = None
     mentions: tuple[str, ...] = ()
+    audience: str = "member"
 
     def __post_init__(self) -> None:
         if (self.room_id is None) == (self.user_id is None):
             raise ValueError("an outgoing message goes to exactly one room or one user")
+        if self.audience not in AUDIENCES:
+            raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}")
+        if self.audience == "staff" and self.room_id is not None:
+            raise ValueError("a note to staff goes to one person, not a room")
+
+    @property
+    def to_staff(self) -> bool:
+        return self.audience == "staff"
 
     @property
     def conversation_id(self) -> str:

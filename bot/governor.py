@@ -127,7 +127,10 @@ class ReplyWindow:
     def refuse(self, message: OutgoingMessage, now: datetime, kind: ProactiveKind | None = None) -> str | None:
         """Why ``message`` may not go now (the drop reason), or None. With ``group_sends``, a proactive message to a
         room, and a campaign (light or promotional) to a customer whose window is closed, go on: they become tasks
-        staff confirm. Replies never do, nor 1-on-1 transactional messages (order reminders: the window only)."""
+        staff confirm. Replies never do, nor 1-on-1 transactional messages (order reminders: the window only).
+        Notes to staff (``audience="staff"``) are not customers': no window applies."""
+        if message.to_staff:
+            return None
         if message.room_id is not None:
             return None if self.group_sends and kind is not None else "no_group_send"
         campaign = self.group_sends and kind in (ProactiveKind.LIGHT, ProactiveKind.PROMOTIONAL)
@@ -136,7 +139,7 @@ class ReplyWindow:
         return "window"
 
     def sent(self, message: OutgoingMessage) -> None:
-        if message.user_id is not None:
+        if message.user_id is not None and not message.to_staff:
             self._sent[message.user_id] = self._sent.get(message.user_id, 0) + 1
 
 

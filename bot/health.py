@@ -60,6 +60,7 @@ class Incident:
     alerted: bool = False
     timer: TimerHandle | None = None
     restored: bool = False  # opened before a restart: the login that ended it may have come while we were down
+    key: str | None = None  # the account its row is kept under (set when first kept): its end forgets that row
 
 
 class SessionHealth:
@@ -87,7 +88,9 @@ class SessionHealth:
         self._tasks: set[asyncio.Task] = set()
         self.alerts: list[Alert] = []  # every alert sent (in order), for the dashboard and tests
         self._sessions: async_sessionmaker[AsyncSession] | None = None  # where alerted incidents are kept
-        self._account_key = ""
+        self._configured_account: str | None = None  # [bot] account_id, or an id the transport knows before login
+        self._fallback_key = ""  # the transport's name: the key while no account id is known
+        self._shared = False  # several accounts on the database: only rows under this account's key are its own
         self._rows_lock = asyncio.Lock()  # the rows are written in the order incidents open and end
 
     # -- state ----------------------------------------------------------------------------------------------------
@@ -122,18 +125,35 @@ class SessionHealth:
 
     # -- kept across restarts ------------------------------------------------------------------------------------
 
-    async def restore(self, sessions: async_sessionmaker[AsyncSession], account_id: str | None) -> None:
+    @property
+    def _account_key(self) -> str:
+        """Whose incidents these are: the configured account id, else the logged-in account's, else the transport's
+        name (before the first login), so several accounts on one database never share an incident."""
+        return self._configured_account or self.account or self._fallback_key
+
+    async def restore(self, sessions: async_sessionmaker[AsyncSession], account_id: str | None, *,
+                      fallback: str = "", shared: bool = False) -> None:
         """At start (the bot process): keep alerted incidents in the database from now on, and take back those a
-        previous run alerted and never saw end — open again, alerted already."""
-        self._sessions, self._account_key = sessions, account_id or ""
+        previous run alerted and never saw end — open again, alerted already. ``account_id``: the account, if known
+        before login; ``fallback``: the transport's name. On a database of one account (not ``shared``) every open
+        incident is this process's; on a shared one, those under ``account_id`` (or ``fallback``), and those under
+        the logged-in account once it is known (``logged_in``)."""
+        self._sessions, self._configured_account, self._fallback_key = sessions, account_id or None, fallback
+        self._shared = shared
         try:
             async with sessions() as session:
-                rows = await incident_rows.open_incidents(session, self._account_key)
+                rows = await incident_rows.open_incidents(session, None if not shared else self._account_key)
         except Exception as exc:  # at worst the outage is alerted again: no reason not to start
             log.error("could not read the open session incidents: %s", type(exc).__name__)
             return
+        self._take_back(rows)
+
+    def _take_back(self, rows) -> None:
         for row in rows:
-            incident = Incident(row.kind, row.since, row.reason, alerted=True, restored=True)
+            slot = self.refused_incident if row.slot == "refused" else self.offline_incident
+            if slot is not None:
+                continue  # this run has its own incident there already
+            incident = Incident(row.kind, row.since, row.reason, alerted=True, restored=True, key=row.account_id)
             if row.slot == "refused":
                 self.refused_incident = incident
             else:
@@ -141,18 +161,38 @@ class SessionHealth:
             log.warning("session incident open since %s (%s: %s), alerted before the restart: no new alert; "
                         "its end gets the 'back' alert", row.since.isoformat(), row.kind, row.reason)
 
+    async def _adopt(self, account: str) -> None:
+        """A shared database, the account known only now (its login): the incidents a previous run of this account
+        alerted are taken back; the login ends the offline one (its 'back' alert)."""
+        if self._sessions is None:
+            return
+        try:
+            async with self._sessions() as session:
+                rows = await incident_rows.open_incidents(session, account)
+        except Exception as exc:
+            log.error("could not read the account's open session incidents: %s", type(exc).__name__)
+            return
+        offline_before = self.offline_incident
+        self._take_back(rows)
+        if self.offline_incident is not None and self.offline_incident is not offline_before \
+                and self.offline_incident.restored:
+            self._back_online()
+
     def _keep_row(self, incident: Incident, *, ended: bool = False) -> None:
         if self._sessions is None:
             return
         slot = "refused" if incident.kind == "refused" else "offline"
+        if incident.key is None:
+            incident.key = self._account_key
+        key = incident.key
 
         async def write() -> None:
             try:
                 async with self._rows_lock, self._sessions() as session:
                     if ended:
-                        await incident_rows.forget(session, self._account_key, slot)
+                        await incident_rows.forget(session, key, slot)
                     else:
-                        await incident_rows.save(session, self._account_key, slot, incident.kind, incident.since,
+                        await incident_rows.save(session, key, slot, incident.kind, incident.since,
                                                  incident.reason)
                     await session.commit()
             except Exception as exc:  # a restart now might alert once more (or miss the "back"): say so
@@ -174,10 +214,16 @@ class SessionHealth:
             self._back_online()  # a restored one: the login that ended it came while the bot was down
 
     def logged_in(self, account: str | None = None) -> None:
+        known = self.account
         self.account = account or self.account
         self.last_event_at = self._clock.now()
         self._not_connected = 0
         self._back_online()
+        if (self._shared and self._configured_account is None and self.account and self.account != known
+                and self._sessions is not None):
+            task = asyncio.get_running_loop().create_task(self._adopt(self.account), name="health-incident-adopt")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def logged_out(self, reason: str = "") -> None:
         self._offline("logout", reason or "平台报告已退出登录")

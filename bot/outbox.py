@@ -60,7 +60,7 @@ def _row(entry: OutboxEntry, status: str = "pending") -> dict:
             "mentions": list(m.mentions) or None, "priority": int(entry.priority),
             "kind": entry.kind.value if entry.kind is not None else None, "skill": entry.skill,
             "decided_at": entry.decided_at, "status": status, "reason": None, "attempts": entry.attempts,
-            "sent_at": None}
+            "sent_at": None, "audience": m.audience if m.audience != "member" else None}
 
 
 # -- staged in the caller's transaction ------------------------------------------------------------------------------
@@ -256,6 +256,7 @@ class Outbox:
 
 
 def _entry(r) -> OutboxEntry:
-    message = OutgoingMessage(r.text, room_id=r.room_id, user_id=r.user_id, mentions=tuple(r.mentions or ()))
+    message = OutgoingMessage(r.text, room_id=r.room_id, user_id=r.user_id, mentions=tuple(r.mentions or ()),
+                              audience=r.audience or "member")
     return OutboxEntry(message, Priority(r.priority), ProactiveKind(r.kind) if r.kind else None, r.skill,
                        r.decided_at, r.account_id, r.id, r.attempts)

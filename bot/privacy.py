@@ -44,6 +44,8 @@ class PrivacyState:
 skill: Skill[None, PrivacyState] = Skill("privacy", "我的数据", state=PrivacyState)
 
 
+WECOM_ZH = {"kf": "微信客服会话", "staff": "添加你为客户的员工", "tag": "会员等级标签", "quota": "群发计数（按月）",
+            "tasks": "给你的群发任务"}
 IDENTITY_ZH = {"wechat": "微信号", "external_userid": "企业微信客户", "unionid": "微信开放平台", "shop": "商城会员"}
 
 
@@ -88,6 +90,10 @@ async def my_data(ctx: Context) -> None:
     if linked:
         kinds = sorted({IDENTITY_ZH.get(kind, kind) for kind, _ in linked})
         lines.append(f"· 关联账号 {len(linked)} 个：{'、'.join(kinds)}（同一个人的积分和等级合在一起）")
+    rows = await wecom.member_rows(session, member_id)
+    if any(rows.values()):
+        parts = [f"{WECOM_ZH[k]} {n}" for k, n in rows.items() if n]
+        lines.append(f"· 企业微信：{'、'.join(parts)}")
     lines.append("· 退订：已退订通知和活动私信" if opted_out else "· 退订：未退订（发送 TD 可退订）")
     for spec in ctx.services.member_data:
         for label, value in (await spec.export(session, member_id)).items():
@@ -139,7 +145,8 @@ async def erase(ctx: Context, member_id: str) -> None:
         counts["points"] = await points.pseudonymise(session, member_id, stand_in)
         counts["jobs"] = await jobs.pseudonymise(session, member_id, stand_in)
         counts["core"] = await members.erase_member(session, member_id, stand_in)
-        counts["identity"] = await wecom.erase_member(session, member_id) + await identity.erase(session, member_id)
+        counts["identity"] = (await wecom.erase_member(session, member_id, stand_in)
+                              + await identity.erase(session, member_id))
     except Exception:  # rolled back by the dispatcher: nothing was erased, and the member is told so
         activity.remember(member_id)
         ctx.reply("抱歉，删除时出了点问题，你的数据没有改动。请稍后重新发送 /删除我的数据。")

@@ -12,9 +12,12 @@ from storage.models import SessionIncident
 MAX_REASON = 500
 
 
-async def open_incidents(session: AsyncSession, account_id: str) -> list[SessionIncident]:
-    return list((await session.execute(
-        select(SessionIncident).where(SessionIncident.account_id == account_id))).scalars())
+async def open_incidents(session: AsyncSession, account_id: str | None) -> list[SessionIncident]:
+    """The account's open incidents; every account's with ``None`` (a database of one account), oldest first."""
+    stmt = select(SessionIncident).order_by(SessionIncident.since)
+    if account_id is not None:
+        stmt = stmt.where(SessionIncident.account_id == account_id)
+    return list((await session.execute(stmt)).scalars())
 
 
 async def save(session: AsyncSession, account_id: str, slot: str, kind: str, since: datetime, reason: str) -> None:

@@ -177,6 +177,8 @@ class OutboxMessage(Base):
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)  # why dropped (or uncertain)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed sends so far
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # OutgoingMessage.audience when not "member" ("staff": a note to an operator); None for members
+    audience: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
     # the start's look for unfinished rows; finished ones are most of the table
     __table_args__ = (Index("ix_outbox_status", "status"),)

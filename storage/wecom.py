@@ -116,14 +116,41 @@ async def count_quota(session: AsyncSession, month: str, target: str) -> None:
                                                      set_={"sent": _QUOTA.c.sent + 1}))
 
 
-async def erase_member(session: AsyncSession, member_id: str) -> int:
-    """A member's 微信客服 rows and the 1-on-1 task targets naming them (at their request: bot/privacy.py; before
-    the identity rows, which say who their external_userids are)."""
-    ids = select(MemberIdentity.value).where(MemberIdentity.member_id == member_id,
-                                             MemberIdentity.kind == "external_userid")
+def _external_ids(member_id: str):
+    return select(MemberIdentity.value).where(MemberIdentity.member_id == member_id,
+                                              MemberIdentity.kind == "external_userid")
+
+
+async def erase_member(session: AsyncSession, member_id: str, stand_in: str) -> int:
+    """Every WeCom row naming the member (at their request: bot/privacy.py; before the identity rows, which say who
+    their external_userids are): 微信客服 rows, the staff members who have them as a contact, their tier tag mark,
+    their monthly 群发 counts and the 1-on-1 task targets are deleted; a 1-on-1 task's ``chat_id`` (its first
+    customer) gets the pseudonym ``stand_in`` (the task itself is the staff member's, and stays)."""
+    ids = [v for v in (await session.execute(_external_ids(member_id))).scalars()]
     n = (await session.execute(delete(_TARGETS).where(_TARGETS.c.chat_type == "single",
                                                       _TARGETS.c.target.in_(ids)))).rowcount or 0
+    n += (await session.execute(update(_SENDS).where(_SENDS.c.chat_type == "single", _SENDS.c.chat_id.in_(ids))
+                                .values(chat_id=stand_in))).rowcount or 0
+    n += (await session.execute(delete(_FOLLOWS).where(_FOLLOWS.c.external_userid.in_(ids)))).rowcount or 0
+    n += (await session.execute(delete(_MARKS).where(_MARKS.c.external_userid.in_(ids)))).rowcount or 0
+    n += (await session.execute(delete(_QUOTA).where(_QUOTA.c.target.in_([f"customer:{e}" for e in ids])))
+          ).rowcount or 0
     return n + ((await session.execute(delete(_CUSTOMERS).where(_CUSTOMERS.c.member_id == member_id))).rowcount or 0)
+
+
+async def member_rows(session: AsyncSession, member_id: str) -> dict[str, int]:
+    """How many WeCom rows name the member, by what they are (/我的数据)."""
+    async def count(table, *where) -> int:
+        return int(await session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+    externals = [v for v in (await session.execute(_external_ids(member_id))).scalars()]
+    return {
+        "kf": await count(_CUSTOMERS, _CUSTOMERS.c.member_id == member_id),
+        "staff": await count(_FOLLOWS, _FOLLOWS.c.external_userid.in_(externals)),
+        "tag": await count(_MARKS, _MARKS.c.external_userid.in_(externals)),
+        "quota": await count(_QUOTA, _QUOTA.c.target.in_([f"customer:{e}" for e in externals])),
+        "tasks": await count(_TARGETS, _TARGETS.c.chat_type == "single", _TARGETS.c.target.in_(externals)),
+    }
 
 
 _SENDS = WeComGroupSend.__table__
@@ -149,8 +176,10 @@ async def finish_group_send(session: AsyncSession, msgid: str, status: str, at: 
 
 
 async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
-    """The latest tasks, newest first, each with its targets ({target: status}) (the dashboard)."""
-    rows = [dict(r._mapping) for r in await session.execute(
+    """The latest tasks, newest first, each with its targets ({target: status}) (the dashboard); tasks WeCom may or
+    may not have made (``uncertain``: no msgid known) come first, one row per (owner, chat type, text)."""
+    rows = await uncertain_tasks(session)
+    rows += [dict(r._mapping) for r in await session.execute(
         select(_SENDS).order_by(_SENDS.c.created_at.desc(), _SENDS.c.msgid).limit(limit))]
     if rows:
         found = await session.execute(select(_TARGETS.c.msgid, _TARGETS.c.target, _TARGETS.c.status)
@@ -160,7 +189,47 @@ async def group_sends(session: AsyncSession, limit: int = 100) -> list[dict]:
         for msgid, target, status in found:
             by_task.setdefault(msgid, {})[target] = status
         for r in rows:
-            r["targets"] = by_task.get(r["msgid"], {r["chat_id"]: r["status"]})
+            r.setdefault("targets", by_task.get(r["msgid"], {r["chat_id"]: r["status"]}))
+    return rows
+
+
+async def uncertain_tasks(session: AsyncSession, limit: int = 50) -> list[dict]:
+    """Targets whose task WeCom may have made without the bot learning its msgid (the call's answer lost, or the
+    process stopped during it), as task-like rows: never made again automatically; staff check their client."""
+    rows = await session.execute(select(_TARGETS.c.owner, _TARGETS.c.chat_type, _TARGETS.c.text, _TARGETS.c.target,
+                                        _TARGETS.c.queued_at, _TARGETS.c.finished_at)
+                                 .where(_TARGETS.c.status == "uncertain", _TARGETS.c.msgid.is_(None))
+                                 .order_by(_TARGETS.c.id.desc()).limit(limit * 20))
+    tasks: dict[tuple[str, str, str], dict] = {}
+    for owner, chat_type, text, target, queued_at, finished_at in rows:
+        task = tasks.setdefault((owner, chat_type, text), {
+            "msgid": "", "owner": owner, "chat_type": chat_type, "chat_id": target, "text": text,
+            "status": "uncertain", "created_at": queued_at, "finished_at": finished_at, "targets": {}})
+        task["targets"][target] = "uncertain"
+    return list(tasks.values())[:limit]
+
+
+async def start_creating(session: AsyncSession, ids: list[int]) -> None:
+    """The queued targets ``ids`` are about to become a task (add_msg_template): committed before WeCom is asked,
+    so a process that stops during the call leaves them ``creating``, never queued to be made again."""
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "queued")
+                          .values(status="creating"))
+
+
+async def creating_to_queued(session: AsyncSession, ids: list[int]) -> None:
+    """WeCom was not reached (the connection never opened): the targets wait for the next try."""
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "creating")
+                          .values(status="queued"))
+
+
+async def creating_to_uncertain(session: AsyncSession, at: datetime) -> list[tuple[str, str, str]]:
+    """At start: targets still ``creating`` (the last run stopped while WeCom was making their task) become
+    ``uncertain``; their (owner, chat_type, target)."""
+    rows = [tuple(r) for r in await session.execute(
+        select(_TARGETS.c.owner, _TARGETS.c.chat_type, _TARGETS.c.target).where(_TARGETS.c.status == "creating"))]
+    if rows:
+        await session.execute(update(_TARGETS).where(_TARGETS.c.status == "creating")
+                              .values(status="uncertain", finished_at=at))
     return rows
 
 
@@ -186,7 +255,7 @@ async def queued_targets(session: AsyncSession) -> list[tuple[int, str, str, str
 async def task_made(session: AsyncSession, ids: list[int], msgid: str | None, status: str,
                     at: datetime) -> None:
     """The queued targets ``ids`` are now in task ``msgid`` (waiting), or were not made into one (status)."""
-    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status == "queued")
+    await session.execute(update(_TARGETS).where(_TARGETS.c.id.in_(ids), _TARGETS.c.status.in_(("queued", "creating")))
                           .values(msgid=msgid, status=status, finished_at=None if status == "waiting" else at))
 
 
@@ -264,4 +333,7 @@ async def group_send_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for owner, status, n in rows:
         out.setdefault(owner, {})[status] = n
-    return out
+    for task in await uncertain_tasks(session):
+        counts = out.setdefault(task["owner"], {})
+        counts["uncertain"] = counts.get("uncertain", 0) + 1
+    return dict(sorted(out.items()))

@@ -227,3 +227,69 @@ async def test_a_campaign_message_reads_only_its_customers_follows(db_url):
                 assert [(o, t) for _, o, _, t, _ in await store.queued_targets(s)] == [("staff_li", "wmF7")]
     finally:
         await mock.stop()
+
+
+async def test_a_task_wecom_made_while_the_bot_stopped_is_uncertain_never_made_again(db_url, monkeypatch):
+    """The process dies after WeCom made the task (add_msg_template) but before its msgid was committed: the next
+    start finds the targets ``creating``, marks them ``uncertain`` (dashboard, /schedule list) and never makes the
+    task again (staff would confirm the same 群发 twice)."""
+    import asyncio
+
+    monkeypatch.setenv("DASHBOARD_TOKEN", "wecom-dash")
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li"),
+                        "wrVip2": Group("wrVip2", "VIP 二群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            for room in ("wrVip1", "wrVip2"):
+                await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id=room))
+            release = mock.hold_next("externalcontact/add_msg_template")
+            flushing = asyncio.ensure_future(h.bot.groups.flush())
+            while not mock.templates:  # WeCom has made the task; its answer is held
+                await asyncio.sleep(0.01)
+            flushing.cancel()  # the process dies here: nothing after the call runs
+            await asyncio.gather(flushing, return_exceptions=True)
+            release.set()
+            async with h.app.services.sessions() as s:
+                assert await store.queued_targets(s) == []  # not queued to be made again
+        assert len(mock.templates) == 1
+        async with WeComHarness(db_url, mock, broadcast_config(mock), start=h.clock.now()) as h2:
+            await h2.clock.advance(700)  # past the gathering and a poll
+            await h2.settle()
+            assert len(mock.templates) == 1 and mock.count("externalcontact/add_msg_template") == 1
+            assert sorted(r for r, d in await activity(h2, "send_dropped") if d["reason"] == "uncertain") == [
+                "wrVip1", "wrVip2"]
+            async with h2.app.services.sessions() as s:
+                assert await store.group_send_counts(s) == {"staff_li": {"uncertain": 1}}
+                [task] = await store.group_sends(s)
+            assert task["status"] == "uncertain" and task["targets"] == {"wrVip1": "uncertain",
+                                                                           "wrVip2": "uncertain"}
+            page = await dashboard_jobs(h2)
+            assert any("staff_li" in r and "wrVip1（不确定）" in r for r in page.split("<tr>"))
+            await h2.customer("admin1", "/schedule list")
+            await h2.settle()
+            assert "不确定是否已创建 1" in h2.answers("admin1")[-1]
+    finally:
+        await mock.stop()
+
+
+async def test_wecom_unreachable_while_making_a_task_leaves_its_groups_queued_then_made_once(db_url):
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li")})
+    try:
+        async with WeComHarness(db_url, mock, broadcast_config(mock)) as h:
+            await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id="wrVip1"))
+            await h.bot.api.access_token()
+            await mock.go_down()
+            await h.clock.advance(61)  # the gathering ends: WeCom can't be reached
+            await h.settle()
+            async with h.app.services.sessions() as s:
+                assert [t for _, _, _, t, _ in await store.queued_targets(s)] == ["wrVip1"]  # not "creating"
+            await mock.come_back()
+            await h.clock.advance(121)  # tried again
+            await h.settle()
+            assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1"]]
+            async with h.app.services.sessions() as s:
+                assert await store.group_send_counts(s) == {"staff_li": {"waiting": 1}}
+    finally:
+        await mock.stop()

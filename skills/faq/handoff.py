@@ -61,7 +61,7 @@ def notify(ctx: Context, text: str) -> bool:
     told = ctx.notify_operators(text)
     for person in skill.settings_of(ctx).operators:
         if person not in ctx.config.bot.operators:
-            ctx.send(OutgoingMessage(text, user_id=person), priority=Priority.TRANSACTIONAL,
+            ctx.send(OutgoingMessage(text, user_id=person, audience="staff"), priority=Priority.TRANSACTIONAL,
                      kind=ProactiveKind.TRANSACTIONAL)
             told = True
     return told

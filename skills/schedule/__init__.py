@@ -363,7 +363,9 @@ async def list_(ctx: Context) -> None:
     if ctx.config.wecom.enabled and ctx.is_global_admin:  # WeCom: group messages are tasks staff confirm
         for owner, counts in (await wecom_store.group_send_counts(ctx.session)).items():
             lines.append(f"· 企业群发（群主 {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
-                         f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}")
+                         f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}"
+                         + (f"，不确定是否已创建 {counts['uncertain']}（不会自动重建，请员工在企业微信里查看）"
+                            if counts.get("uncertain") else ""))
     ctx.reply("\n".join(lines))
 
 

@@ -5,15 +5,17 @@ encrypted and signed the way WeCom does.
 Endpoints (all under /cgi-bin): gettoken; kf/sync_msg, kf/send_msg, kf/customer/batchget; externalcontact/get,
 send_welcome_msg, groupchat/get, add_msg_template, get_groupmsg_send_result (paged with its cursor), mark_tag,
 get_corp_tag_list, add_corp_tag, edit_corp_tag (a tag library, 40071 for a name already in the group, 40068 for
-an unknown tag id). Every call but gettoken
+an unknown tag id); message/send (应用消息 to staff UserIDs: ``invaliduser``, 81013 when none is valid). Every call but gettoken
 needs a valid ``access_token`` (else 40014; an expired one 42001). Scripted faults: ``fail_next(path, errcode)``,
-``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer). 微信客服's rule is enforced:
+``expire_tokens()``, ``drop_next(path)`` (the connection closes without an answer), ``hold_next(path)`` (done,
+but answered only when released). 微信客服's rule is enforced:
 at most 5 messages within 48 h of the customer's last message (else 95001, as the window errors of the 95xxx
 class); 企业群发 is limited per customer per month (45009 once over).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -61,6 +63,7 @@ class WeComMock:
         self.tokens: dict[str, float] = {}  # token → expiry (mock time)
         self.calls: list[tuple[str, dict]] = []
         self.faults: dict[str, list[int | str]] = defaultdict(list)
+        self.holds: dict[str, list[asyncio.Event]] = defaultdict(list)
         self.kf_messages: dict[str, list[dict]] = defaultdict(list)  # open_kfid → every message, in order
         self.sent: list[dict] = []  # kf/send_msg accepted
         self._sent_msgids: set[str] = set()
@@ -75,6 +78,9 @@ class WeComMock:
         self.result_page = 1000  # get_groupmsg_send_result's page (smaller in tests: the cursor is followed)
         self.tags: list[dict] = []  # mark_tag calls accepted
         self.tag_groups: list[dict] = []  # the corp's tag library, as get_corp_tag_list answers it
+        self.agent_id = 1000002  # the self-built app
+        self.staff: set[str] = set()  # UserIDs in the app's visible range
+        self.app_messages: list[dict] = []  # message/send accepted (one entry per recipient reached)
         self._seq = 0
 
     @property
@@ -93,7 +99,8 @@ class WeComMock:
                               ("externalcontact/mark_tag", self._mark_tag),
                               ("externalcontact/get_corp_tag_list", self._tag_list),
                               ("externalcontact/add_corp_tag", self._add_tag),
-                              ("externalcontact/edit_corp_tag", self._edit_tag)):
+                              ("externalcontact/edit_corp_tag", self._edit_tag),
+                              ("message/send", self._app_send)):
             app.router.add_post(f"/cgi-bin/{path}", self._authed(path, handler))
         app.router.add_get("/cgi-bin/externalcontact/get", self._authed("externalcontact/get", self._get_contact))
         self._runner = web.AppRunner(app, access_log=None)
@@ -121,6 +128,13 @@ class WeComMock:
 
     def drop_next(self, path: str) -> None:
         self.faults[path].append("drop")
+
+    def hold_next(self, path: str) -> asyncio.Event:
+        """The next call to ``path`` is carried out, but its answer waits until the returned event is set (the bot
+        may stop meanwhile: WeCom did the work, the bot never heard)."""
+        release = asyncio.Event()
+        self.holds[path].append(release)
+        return release
 
     def expire_tokens(self) -> None:
         self.tokens = {t: 0.0 for t in self.tokens}
@@ -182,7 +196,10 @@ class WeComMock:
                 return _answer(40014, "invalid access_token")
             if self.tokens[token] <= self.now():
                 return _answer(42001, "access_token expired")
-            return await handler(body)
+            answer = await handler(body)
+            if self.holds[path]:
+                await self.holds[path].pop(0).wait()
+            return answer
         return handle
 
     async def _sync_msg(self, body: dict) -> web.Response:
@@ -326,6 +343,26 @@ class WeComMock:
         return _answer(40068, "invalid tagid")
 
 
+    async def _app_send(self, body: dict) -> web.Response:
+        """发送应用消息 (message/send): to ``touser`` (UserIDs joined by ``|``) through the app ``agentid``. Unknown
+        UserIDs come back in ``invaliduser`` (lower-cased); if none is valid, errcode 81013."""
+        if body.get("agentid") != self.agent_id:
+            return _answer(40056, "invalid agentid")
+        if body.get("msgtype") != "text":
+            return _answer(40008, "invalid message type")
+        content = (body.get("text") or {}).get("content", "")
+        if not content or len(content.encode()) > 2048:
+            return _answer(44004, "empty content" if not content else "content size out of limit")
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        valid = [u for u in users if u in self.staff]
+        invalid = "|".join(u.lower() for u in users if u not in self.staff)
+        if not valid:
+            return _answer(81013, "user & party & tag all invalid", invaliduser=invalid)
+        for user in valid:
+            self.app_messages.append({"touser": user, "content": content})
+        return _answer(0, "ok", invaliduser=invalid, msgid="app" + uuid.uuid4().hex[:12])
+
+
 def _answer(errcode: int, errmsg: str, **extra: Any) -> web.Response:
     return web.json_response({"errcode": errcode, "errmsg": errmsg, **extra})
 
@@ -389,6 +426,11 @@ class CallbackSender:
             return r.status, await r.text()
 
     # the callbacks the bot handles
+    async def staff_says(self, userid: str, text: str, *, msgid: int | None = None) -> tuple[int, str]:
+        """A staff member writes to the self-built app (接收消息: 文本消息)."""
+        return await self.post({"FromUserName": userid, "MsgType": "text", "Content": text,
+                                "MsgId": msgid or int.from_bytes(os.urandom(6), "big"), "AgentID": 1000002})
+
     async def kf_event(self, open_kfid: str = KF) -> tuple[int, str]:
         return await self.post({"MsgType": "event", "Event": "kf_msg_or_event", "Token": "ENC" + os.urandom(4).hex(),
                                 "OpenKfId": open_kfid})

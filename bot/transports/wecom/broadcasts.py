@@ -68,6 +68,22 @@ class GroupSends:
         # first has not marked yet and make their task twice
         self._flushing = asyncio.Lock()
 
+    async def recover(self) -> int:
+        """At start, before ``start``: targets the last run left ``creating`` (it stopped while WeCom was making
+        their task, which may exist) become ``uncertain``: shown, never made again; how many."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            rows = await store.creating_to_uncertain(session, now)
+            await session.commit()
+        for owner, chat_type, target in rows:
+            self._activity.record("send_dropped", **await self._where(chat_type, target),
+                                  detail={"reason": "uncertain", "owner": owner, "kind": "group_send"}, at=now)
+        if rows:
+            log.warning("企业群发: %d targets were being made into a task when the bot stopped; WeCom may have made "
+                        "it, so it is not made again (shown as 不确定; the staff member can check their client)",
+                        len(rows))
+        return len(rows)
+
     def start(self) -> None:
         self._timer = self._clock.call_later(POLL_S, self._poll_again, name="wecom-groupsend-poll")
         self._arm(self._clock.now())  # targets queued before a restart are made into tasks
@@ -164,6 +180,9 @@ class GroupSends:
     async def _make(self, owner: str, chat_type: str, text: str, rows: list[tuple[int, str]]) -> int:
         targets = list(dict.fromkeys(t for _, t in rows))  # the same group twice in a gathering: once in the task
         body = {"chat_type": chat_type, TARGET_KEY[chat_type]: targets, "sender": owner, "text": {"content": text}}
+        async with self._sessions() as session:  # committed before WeCom is asked: a crash now never makes it twice
+            await store.start_creating(session, [i for i, _ in rows])
+            await session.commit()
         try:
             answer = await self._api.post(ADD, body, sending=True)
         except RefusedError as exc:  # WeCom's quota (45009): dropped, never retried in a loop
@@ -176,6 +195,11 @@ class GroupSends:
             log.warning("企业群发 task for %s refused: %s", owner, exc)
             await self._not_made(rows, chat_type, owner, "task_refused", "failed")
             return 0
+        except TransportError:  # not made (WeCom unreachable, a passing fault): queued again, tried again later
+            async with self._sessions() as session:
+                await store.creating_to_queued(session, [i for i, _ in rows])
+                await session.commit()
+            raise
         msgid = answer.get("msgid")
         if not isinstance(msgid, str) or not msgid:
             await self._not_made(rows, chat_type, owner, "task_refused", "failed")

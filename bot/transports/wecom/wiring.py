@@ -31,6 +31,7 @@ from bot.transports.wecom.callbacks import Callback, WeComCallbacks
 from bot.transports.wecom.contacts import Contacts
 from bot.transports.wecom.crypto import CallbackCrypto
 from bot.transports.wecom.kf import KfInbox
+from bot.transports.wecom.staff import StaffMessages
 from bot.transports.wecom.tags import TagSync
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ class WeComSecrets:
 
 
 class WeComTransport:
-    """bot → WeCom: 1-on-1 messages through 微信客服 (``kf/send_msg``); proactive room messages as 企业群发 tasks
-    (the governor lets no reply to a room through)."""
+    """bot → WeCom: notes to staff (``audience="staff"``: operators) through the app's ``message/send``; 1-on-1
+    messages to customers through 微信客服 (``kf/send_msg``); proactive room messages as 企业群发 tasks (the governor
+    lets no reply to a room through)."""
 
     capabilities = CAPABILITIES
 
@@ -56,11 +58,16 @@ class WeComTransport:
         self.self_id: str | None = None
         self.kf: KfInbox | None = None  # set once the app has started (it needs the database)
         self.groups: GroupSends | None = None
+        self.staff: StaffMessages | None = None
         self.window: ReplyWindow | None = None
         self.clock: Clock | None = None
         self._client_ids: OrderedDict[int, tuple[OutgoingMessage, str]] = OrderedDict()
 
     async def send(self, message: OutgoingMessage) -> str | None:
+        if message.to_staff:
+            if self.staff is None:
+                raise NotConnectedError("the WeCom transport is not started")
+            return await self.staff.send(message)
         if message.room_id is not None:
             if self.groups is None:
                 raise RefusedError("no_group_send", "WeCom external groups take no bot messages")
@@ -138,30 +145,46 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
         groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s)
         contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
+        staff = StaffMessages(api, s.agent_id, clock, app.dispatcher.submit)
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
+        transport.staff = staff
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
-        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts))
+        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff))
 
-    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom")
+    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom",
+                 account_hint=self_id(config))
     await app.start()
     api: WeComApi = parts["api"]
     await api.start()
     await parts["kf"].restore_windows()
     app.services.capabilities = CAPABILITIES
-    transport.self_id = f"wecom:{s.corp_id}:{s.agent_id}"
+    if config.bot.operators_room:
+        log.warning("[bot] operators_room is not used on WeCom (the bot can't speak in groups there): operators are "
+                    "told 1-on-1 through the app, by their UserIDs in [bot] operators")
+    if config.bot.operators and not s.agent_id:
+        log.warning("[wecom] agent_id is not set: the operators ([bot] operators) can't be told through the app")
+    transport.self_id = self_id(config)
     app.logged_in(transport.self_id)
+    await parts["groups"].recover()
     parts["groups"].start()
     tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
     return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
 
 
-def route_callbacks(app: BotApp, kf: KfInbox, contacts: Contacts):
+def self_id(config: Config) -> str:
+    """The bot's account on WeCom: the corp and its app (known before anything logs in)."""
+    return f"wecom:{config.wecom.corp_id}:{config.wecom.agent_id}"
+
+
+def route_callbacks(app: BotApp, kf: KfInbox, contacts: Contacts, staff: StaffMessages | None = None):
     def on_callback(callback: Callback) -> None:
         app.health.saw_event()
         event = callback.get("Event")
         if callback.get("MsgType") != "event":
-            return  # messages to the app itself (staff members): not handled in this mode
+            if staff is not None:
+                staff.handle(callback)  # a staff member wrote to the app: operators' /reply and /close
+            return
         if event == "kf_msg_or_event":
             open_kfid = callback.get("OpenKfId")
             if open_kfid and len(open_kfid) <= 128:
