@@ -171,6 +171,16 @@ async def replies(provider_url: str, expect: dict[str, int], deadline: float) ->
     return sent_at, others
 
 
+def profiler_args(out: str | None) -> list[str]:
+    """BENCH_PROFILE=out.prof: cProfile's stats; out.txt or out.html: pyinstrument's report (install it by hand,
+    it is no dependency of the project)."""
+    if not out:
+        return []
+    if out.endswith((".txt", ".html")):
+        return ["-m", "pyinstrument", "-r", "html" if out.endswith(".html") else "text", "-o", out]
+    return ["-m", "cProfile", "-o", out]
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -204,7 +214,7 @@ async def main() -> None:
         env = {**os.environ, "BOT_BRIDGE_URL": provider_url, "BOT_BRIDGE_TOKEN": TOKEN, "BOT_BRIDGE_SECRET": SECRET,
                "PYTHONUNBUFFERED": "1"}
         env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
-        profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        profile = profiler_args(os.environ.get("BENCH_PROFILE"))
         bot = await asyncio.create_subprocess_exec(
             sys.executable, *profile, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=ROOT,
             env=env,
