@@ -3,13 +3,15 @@ a provider's /send.
 
     python bench/bridge_ingest.py [--events 10000] [--rooms 50] [--concurrency 16] [--commands 0.1]
                                   [--skills ping,welcome,checkin,lottery] [--seed 1] [--send-ms 0]
+                                  [--max-in-flight N]
 
 The bot runs as its own process (`python -m bot run`, SQLite file, the skills given). How the governor's
 deliberate pacing is kept out of the latency: the run turns it off (every pacing interval zero, no per-minute
 cap, no warm-up, no lively-room hold), so the time from an event's 200 to its reply's /send is the bot's own work
 and queueing, nothing it waits for on purpose. This process is the provider: it posts the events (signed,
 ``--concurrency`` connections) and answers /send, after ``--send-ms`` milliseconds (a provider that takes a while
-to reach the platform: what one slow /send does to the other rooms' replies). A share
+to reach the platform: what one slow /send does to the other rooms' replies; the governor has at most
+``--max-in-flight`` sends under way, its default unless given). A share
 ``--commands`` of the events are commands answered at once (/ping, 在吗, /积分, each from its own member, so each
 reply is matched to its event by its @-mention); of the rest, 5 % are check-ins (confirmed together per room after
 the check-in skill's window: sent, not timed) and the others chatter; every 500th event is a heartbeat.
@@ -55,7 +57,7 @@ per_chat_interval_s = 0
 max_per_minute = 0
 warmup_s = 0
 lively_messages = 0
-[http]
+{max_in_flight}[http]
 port = 0
 """
 
@@ -204,6 +206,7 @@ async def main() -> None:
     parser.add_argument("--skills", default="ping,welcome,checkin,lottery")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--send-ms", type=float, default=0.0, help="the provider answers /send after this long")
+    parser.add_argument("--max-in-flight", type=int, help="the governor's max_in_flight (default: the bot's)")
     parser.add_argument("--serve-provider", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_provider:
@@ -218,7 +221,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         skills = json.dumps([s for s in args.skills.split(",") if s], ensure_ascii=False)
-        config.write_text(CONFIG.format(skills=skills, db=Path(tmp) / "bot.db"), encoding="utf-8")
+        in_flight = f"max_in_flight = {args.max_in_flight}\n" if args.max_in_flight else ""
+        config.write_text(CONFIG.format(skills=skills, db=Path(tmp) / "bot.db", max_in_flight=in_flight),
+                          encoding="utf-8")
         env = {**os.environ, "BOT_BRIDGE_URL": provider_url, "BOT_BRIDGE_TOKEN": TOKEN, "BOT_BRIDGE_SECRET": SECRET,
                "PYTHONUNBUFFERED": "1"}
         env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
@@ -263,7 +268,8 @@ async def main() -> None:
     latencies = sorted((sent_at[i] - accepted_at[i]) * 1000 for i in sent_at)
     result = {
         "events": len(events), "rooms": args.rooms, "commands": len(expect), "skills": args.skills,
-        "concurrency": args.concurrency, "send_ms": args.send_ms, "statuses": statuses,
+        "concurrency": args.concurrency, "send_ms": args.send_ms,
+        "max_in_flight": args.max_in_flight, "statuses": statuses,
         "accepted_per_s": round(len(events) / accepted), "handled_per_s": round(len(events) / handled),
         "replies": len(sent_at), "other_sends": others,
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
