@@ -1,11 +1,12 @@
 """Start-up time: spawn → the ``bot started`` log line of `python -m bot run` on the bridge.
 
-    python bench/startup.py [--runs 5] [--skills ping,welcome,checkin,lottery]
+    python bench/startup.py [--runs 5] [--skills ping,welcome,checkin,lottery] [--installed]
 
 Each run starts `python -m bot run` with ``BOT_BRIDGE_URL`` pointing at a small provider this process serves on
 loopback (it answers ``GET /capabilities``), a fresh SQLite file (so the migrations run, as on a first start) and
 the skills given, reads the bot's stderr until ``bot started`` (bot/app.py logs it once the database, skills,
-scheduler and HTTP server are up), then stops it with SIGTERM. Prints each run's seconds to stderr and one JSON
+scheduler and HTTP server are up), then stops it with SIGTERM. ``--installed``: the bot as `pip install .` put it
+into the running Python's environment (started from a folder outside the project), not this checkout. Prints each run's seconds to stderr and one JSON
 object on the last line of stdout: the runs, their median and the load average.
 """
 
@@ -46,7 +47,7 @@ async def provider() -> web.AppRunner:
     return runner
 
 
-async def one_start(url: str, skills: list[str]) -> float:
+async def one_start(url: str, skills: list[str], cwd: Path | None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(CONFIG.format(skills=json.dumps(skills), db=Path(tmp) / "bot.db"), encoding="utf-8")
@@ -54,7 +55,7 @@ async def one_start(url: str, skills: list[str]) -> float:
                "BOT_BRIDGE_SECRET": "startup-secret", "PYTHONUNBUFFERED": "1"}
         started = time.perf_counter()
         bot = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=ROOT, env=env,
+            sys.executable, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=cwd or tmp, env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         took = None
         while line := await bot.stderr.readline():
@@ -72,6 +73,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skills", default="ping,welcome,checkin,lottery")
+    parser.add_argument("--installed", action="store_true", help="run the installed package, not this checkout")
     args = parser.parse_args()
     runner = await provider()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
@@ -79,11 +81,11 @@ async def main() -> None:
     runs = []
     try:
         for _ in range(args.runs):
-            runs.append(round(await one_start(url, skills), 3))
+            runs.append(round(await one_start(url, skills, None if args.installed else ROOT), 3))
             print(f"  bot started after {runs[-1]} s", file=sys.stderr)
     finally:
         await runner.cleanup()
-    print(json.dumps({"skills": args.skills, "runs_s": runs, "median_s": statistics.median(runs),
+    print(json.dumps({"skills": args.skills, "installed": args.installed, "python": sys.executable, "runs_s": runs, "median_s": statistics.median(runs),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}))
 
 
