@@ -420,6 +420,8 @@ class SendGovernor:
         would let one busy room starve everyone else). None: nothing may start now."""
         if len(self._in_flight) >= max(1, self.settings.max_in_flight):
             return None
+        if self._in_flight and (self._backoff_until is not None or self._offline_since is not None):
+            return None  # after a push-back or while offline one send tries the water; the rest wait for it
         busy = self._in_flight
         for index, (_, item) in enumerate(self._ready):
             if item.message.chat_key not in busy:

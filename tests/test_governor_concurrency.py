@@ -40,6 +40,7 @@ class GatedPlatform:
         self.started: list[str] = []  # texts, in the order their sends began
         self._began: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._ended: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._another = asyncio.Event()  # set whenever a send begins
 
     def hold(self, *room_ids: str) -> None:
         for room_id in room_ids:
@@ -54,9 +55,16 @@ class GatedPlatform:
     async def ended(self, text: str) -> None:
         await self._ended[text].wait()
 
+    async def sends_began(self, n: int) -> None:
+        """Until ``n`` sends have begun in all (tries of one message count each)."""
+        while len(self.started) < n:
+            self._another.clear()
+            await self._another.wait()
+
     async def send(self, message: OutgoingMessage) -> str | None:
         self.started.append(message.text)
         self._began[message.text].set()
+        self._another.set()
         try:
             gate = self.gates.get(message.chat_key)
             if gate is not None:
@@ -182,3 +190,22 @@ async def test_risk_control_with_sends_under_way_is_one_back_off():
         failed = h.activity.rows("send_failed")
         assert [r.detail["backoff_s"] for r in failed] == [60, 60]  # the second is the same incident, no doubling
         assert [(x.text, x.at) for x in h.sent] == [("g1", s(0)), ("g2", s(60)), ("g3", s(60))]
+
+
+async def test_after_a_back_off_one_send_tries_the_water_before_the_rest_go():
+    h, platform = rig(backoff_initial_s=60.0, **NO_PACING)
+    async with h:
+        platform.fail["room:g1"].append(RiskControlError("slow down"))
+        h.governor.submit(room("g1", "g1"))
+        await h.clock.run_pending()  # pushed back: everything waits 60 s
+        platform.hold("g1")
+        for room_id in ("g2", "g3"):
+            h.governor.submit(room(room_id, room_id))
+        advancing = asyncio.create_task(h.clock.advance(60))
+        await platform.sends_began(2)
+        assert platform.started == ["g1", "g1"] and h.governor.in_flight == 1  # the probe alone
+        platform.open("g1")
+        await advancing
+        await h.settle()
+        assert [(x.text, x.at) for x in h.sent] == [("g1", s(60)), ("g2", s(60)), ("g3", s(60))]
+        assert platform.started == ["g1", "g1", "g2", "g3"]
