@@ -129,10 +129,12 @@ class RealClock(Clock):
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
-        for handle in list(self._handles):
-            handle.cancel()
-        self._handles.clear()
-        if self._tasks:
+        while True:  # what the running ones start on their way out (a send's follow-up) is cancelled or awaited too
+            for handle in list(self._handles):
+                handle.cancel()
+            self._handles.clear()
+            if not self._tasks:
+                return
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
