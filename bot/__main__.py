@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
+
 from bot.app import BotApp
 from bot.clean import parse_instant
 from bot.clock import RealClock
@@ -25,14 +27,43 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def console_log_file(config: Config) -> Path:
+    """Where the console's logs go: ``BOT_LOG_FILE``, else bot.log next to the SQLite database (data/bot.log by
+    default), else data/bot.log."""
+    if os.environ.get("BOT_LOG_FILE"):
+        return Path(os.environ["BOT_LOG_FILE"])
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.storage.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent / "bot.log"
+    return Path("data") / "bot.log"
+
+
+def _log_to_file(path: Path) -> None:
+    """The console's terminal is the chat: every log line goes to ``path`` instead (tracebacks included)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 # -- live -----------------------------------------------------------------------------------------------------------
 
-async def run_console(config: Config, web: bool = False) -> int:
-    from bot.transports.console import ConsoleTransport
+async def run_console(config: Config, web: bool = False, log_file: Path | None = None) -> int:
+    from bot.transports.console import ConsoleLogNote, ConsoleTransport
 
     clock = RealClock(config.tz)
     console = ConsoleTransport(config, clock)
-    app = BotApp(config, clock, console.send, web=web)
+    if log_file is not None:
+        console.note(f"日志写在 {log_file}，这里只提示警告")
+        logging.getLogger().addHandler(ConsoleLogNote(console, str(log_file)))
+    app = BotApp(config, clock, console.send, web=web, transport_name="console")
     await app.start()
     app.set_account(config.bot.account_id or console.self_id)
 
@@ -40,10 +71,14 @@ async def run_console(config: Config, web: bool = False) -> int:
         app.dispatcher.submit(event)
 
     await console.start(sink)
+    typing = asyncio.create_task(console.show_typing(lambda: app.dispatcher.busy or app.governor.busy),
+                                 name="console-typing")
     try:
         await console.run(sink)
         await app.drain()
     finally:
+        typing.cancel()
+        await asyncio.gather(typing, return_exceptions=True)
         await app.stop()
     return 0
 
@@ -66,6 +101,44 @@ async def run_bridge(config: Config, url: str, token: str, secret: str) -> int:
             return 1
         log.info("on the bridge provider %s; its events go to http://%s:%s/bridge/events", bot.transport.origin,
                  config.http.host, bot.app.web.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await bot.app.drain()
+    finally:
+        await bot.stop()
+    return 0
+
+
+async def run_wecom(config: Config) -> int:
+    """On WeCom (docs/operators/wecom.md): its callbacks into our HTTP server at /wecom/callback, its API out."""
+    from bot.transports.wecom.wiring import WeComSecrets, start_wecom_bot
+
+    w = config.wecom
+    values = {name: os.environ.get(name) or "" for name in (w.secret_env, w.callback_token_env,
+                                                             w.encoding_aes_key_env)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        log.error("[wecom] is enabled but %s %s not set (docs/operators/wecom.md)", " and ".join(missing),
+                  "is" if len(missing) == 1 else "are")
+        return 1
+    if not config.http.enabled:
+        log.error("WeCom posts its callbacks to the bot's HTTP server: set [http] enabled = true")
+        return 1
+    try:
+        bot = await start_wecom_bot(config, RealClock(config.tz), WeComSecrets(
+            values[w.secret_env], values[w.callback_token_env], values[w.encoding_aes_key_env]))
+    except ValueError as exc:  # a malformed EncodingAESKey: said without echoing it
+        log.error("WeCom settings: %s", exc)
+        return 1
+    try:
+        if bot.app.web is None:
+            log.error("the HTTP server did not start: WeCom's callbacks cannot reach the bot")
+            return 1
+        log.info("on WeCom (corp %s); its callback URL is http(s)://<your host>/wecom/callback (this process: "
+                 "http://%s:%s)", w.corp_id, config.http.host, bot.app.web.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,10 +173,11 @@ async def run_wechaty(config: Config, endpoint: str, token: str | None, token_va
 
     transport = WechatyTransport(endpoint=endpoint, token=token, clock_now=clock.now, on_login=logged_in,
                                  on_logout=logged_out, on_login_needed=login_needed)
-    app = BotApp(config, clock, transport.send, web=True)
+    app = BotApp(config, clock, transport.send, web=True, transport_name="wechaty")
     await app.start()
 
     async def sink(event) -> None:
+        app.health.saw_event()  # the last event from the platform (the dashboard's account page)
         app.dispatcher.submit(event)
 
     stop = asyncio.Event()
@@ -212,8 +286,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return asyncio.run(run_replay(config, lines, db_url=db, until=until))
     if args.command == "console":
-        return asyncio.run(run_console(config))
+        log_file = console_log_file(config)
+        _log_to_file(log_file)
+        return asyncio.run(run_console(config, log_file=log_file))
     secrets = Secrets()
+    if args.command == "run" and config.wecom.enabled:  # the WeCom mode, chosen in config.toml
+        return asyncio.run(run_wecom(config))
     if args.command == "run":
         bridge_url, bridge_token, bridge_secret = secrets.bridge()
         if bridge_url:  # the bridge wins over a Wechaty endpoint and over the console
@@ -236,9 +314,11 @@ def main(argv: list[str] | None = None) -> int:
               "(a bridge provider); see docs/operators/going-live.md. The console needs a terminal "
               "(python -m bot console, or docker run -it).", file=sys.stderr)
         return 2
+    log_file = console_log_file(config)
+    _log_to_file(log_file)
     log.info("no Wechaty puppet service configured: starting the console (set %s to connect to WeChat)",
              secrets.puppet_endpoint_var)
-    return asyncio.run(run_console(config, web=args.command == "run"))
+    return asyncio.run(run_console(config, web=args.command == "run", log_file=log_file))
 
 
 if __name__ == "__main__":

@@ -135,9 +135,10 @@ class BotApp:
     def __init__(
         self, config: Config, clock: Clock, send: SendFn, *, db_url: str | None = None,
         rng: random.Random | None = None, web: bool = False,
-        bridge: Callable[[BotApp], BridgeReceiver] | None = None,
+        bridge: Callable[[BotApp], BridgeReceiver] | None = None, transport_name: str = "",
     ) -> None:
         self.config = config
+        self.transport_name = transport_name
         self.clock = clock
         self._send = send
         self.db_url = db_url or config.storage.url
@@ -153,7 +154,7 @@ class BotApp:
         # Whether the account can send, for every transport; one alert per incident ([alerts]). A transport
         # whose platform sends heartbeats sets health.silence_s before start.
         self.health = SessionHealth(clock, AlertSender(config.alerts).send, bot_name=config.bot.name,
-                                    on_online=self._resume_sending)
+                                    on_online=self._resume_sending, wecom=config.wecom.enabled)
         self._serving = False  # the bot process (not a command-line tool): it sends, and resumes the outbox
         self._resumed: set[str | None] = set()  # accounts whose outbox rows this process has taken back
 
@@ -174,7 +175,8 @@ class BotApp:
         self.governor.account_id = cfg.bot.account_id or None
         self.scheduler = Scheduler(sessions, self.clock)
         self.scheduler.shared = cfg.storage.shared
-        self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions)
+        self.services = Services(cfg, self.clock, self.governor, self.activity, self.scheduler, sessions,
+                                 transport_name=self.transport_name)
         self.router = CommandRouter()
         hooks = []
         # opt-out and the members' own data requests are built in: no config may leave them out
@@ -187,6 +189,7 @@ class BotApp:
                 self.scheduler.register(job.name, job.handler)
             for prefix, resolver in skill.resolvers.items():
                 register_resolver(self.services, prefix, resolver)
+            self.services.target_labels.update(skill.target_labels)
             self.services.member_data.extend(skill.member_data_specs)
         self.dispatcher = Dispatcher(self.services, self.router, hooks, self.errors)
         for skill in self.skills:
@@ -209,6 +212,7 @@ class BotApp:
         # process: out of the cyclic collector's reach, its full collections stop re-walking them (they were
         # ~50 ms pauses under load).
         gc.freeze()
+        await self.health.restore(sessions, cfg.bot.account_id or None)
         self.health.start()
         if self._bridge_factory is not None:
             self.bridge = self._bridge_factory(self)
@@ -274,12 +278,14 @@ class BotApp:
             await clock.advance_to(due)
 
     async def drain(self, limit_s: float = 15.0) -> None:
-        """Live shutdown: close coalescing windows and give what is already decided up to ``limit_s`` to go out."""
+        """Live shutdown: close coalescing windows and give what is already decided up to ``limit_s`` to go out
+        (not while the account is offline: nothing would; the outbox keeps it for the next start)."""
         await self.dispatcher.join()
         await self.governor.flush_coalesced()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_s
-        while self.governor.busy and loop.time() < deadline:
+        while (self.governor.busy and not self.governor.offline and not self.health.offline
+               and loop.time() < deadline):
             await asyncio.sleep(0.2)  # real time: the real clock's timers are sending meanwhile
 
     async def stop(self) -> None:

@@ -152,4 +152,6 @@ class CommandRouter:
             mark = "（总管理员）" if spec.scope == "global" else "（管理员）" if spec.admin_only else ""
             lines.append(f"{names} {spec.help}{mark}")
         lines.append("发送 /help 命令名 查看详细用法。")
+        if ctx.is_admin:  # what the connected account can do, so admins don't ask for what it can't
+            lines.append(ctx.capabilities.summary_zh())
         ctx.reply("\n".join(lines))

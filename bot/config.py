@@ -133,6 +133,10 @@ class BotSettings:
     # The bot's own WeChat id for replay and console runs (live, it is the logged-in account's id). Set one per
     # process when several accounts replay against one database.
     account_id: str = ""
+    # The people who act on what the bot can't do itself (a member's question nobody answered, a redemption to hand
+    # out): stable ids told 1-on-1, and/or one operators' room where the whole team sees it.
+    operators: tuple[str, ...] = ()
+    operators_room: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,50 @@ class HttpSettings:
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        _refuse(f"must be an http(s) URL, not {value[:40]!r}")
+    return value.rstrip("/")
+
+
+def _tag_name(value: str) -> str:
+    if len(value) > 30 or value != value.strip() or "\x00" in value:
+        _refuse(f"a WeCom tag name is at most 30 characters, without spaces around it: {value[:40]!r}")
+    if re.fullmatch(r"et[A-Za-z0-9_-]{8,}", value):  # an id, as tier_tags once took: it would become a name
+        _refuse(f"give the tag's name, not its id ({value!r}): the bot makes the tags and keeps their ids")
+    return value
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    """WeCom (企业微信): the compliant mode (docs/operators/wecom.md). Secrets only from the environment."""
+
+    enabled: bool = False  # run on WeCom (python -m bot run): callbacks in, the official API out
+    api_base: Annotated[str, AfterValidator(_http_url)] = "https://qyapi.weixin.qq.com"
+    corp_id: str = ""  # 企业ID (My company → Company information)
+    agent_id: int = 0  # the self-built app's AgentId
+    secret_env: str = "WECOM_SECRET"  # the self-built app's Secret (with 客户联系 and 微信客服 permissions)
+    callback_token_env: str = "WECOM_CALLBACK_TOKEN"  # the callback's Token
+    encoding_aes_key_env: str = "WECOM_ENCODING_AES_KEY"  # the callback's EncodingAESKey (43 characters)
+    # 微信客服: at most kf_reply_limit messages within kf_window_hours of the customer's last message (WeCom's rule)
+    kf_reply_limit: Annotated[int, _between(1, 5)] = 5
+    kf_window_hours: Annotated[int, _between(1, 48)] = 48
+    # new external contacts: the welcome (send_welcome_msg), by channel state first, then by staff member
+    welcome: str = ""  # empty: no welcome unless a state or staff member has one
+    welcome_by_state: dict[str, str] = field(default_factory=dict)
+    welcome_by_staff: dict[str, str] = field(default_factory=dict)
+    # 企业群发 per target and calendar month (WeCom: a customer gets at most 4 a month from one corp)
+    monthly_quota: Annotated[int, _between(1, 31)] = 4
+    # a broadcast's groups (customers) are gathered into one task per owner staff member until none has come for
+    # this long (the governor paces them one by one)
+    task_gather_s: Annotated[int, _between(1, 600)] = 60
+    # tiers → corp tags the bot makes in this tag group (empty: tiers are not synced), named after the tiers;
+    # tier_tags renames them (tier key → tag name, at most 30 characters): the tag is renamed, not made again
+    tag_group: Annotated[str, AfterValidator(_tag_name)] = "会员等级"
+    tier_tags: dict[str, Annotated[str, AfterValidator(_tag_name)]] = field(default_factory=dict)
+    tag_sync_hours: Annotated[int, _between(1, 168)] = 24
+
+
 def _webhook_format(value: str) -> str:
     if value not in ("wecom", "feishu", "json"):
         _refuse(f'must be "wecom", "feishu" or "json", not {value!r}')
@@ -293,6 +341,12 @@ def _alerts(a: AlertSettings) -> AlertSettings:
     return a
 
 
+def _wecom(w: WeComSettings) -> WeComSettings:
+    if w.enabled and not w.corp_id:
+        _refuse("is needed when WeCom is enabled (企业ID, My company → Company information)", key="corp_id")
+    return w
+
+
 @dataclass(frozen=True)
 class Config:
     path: str = DEFAULT_PATH
@@ -304,6 +358,7 @@ class Config:
     dashboard: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
     alerts: Annotated[AlertSettings, AfterValidator(_alerts)] = AlertSettings()
+    wecom: Annotated[WeComSettings, AfterValidator(lambda w: _wecom(w))] = WeComSettings()
     rooms: dict[str, RoomSettings] = field(default_factory=dict)
     # Sections owned by skills, kept raw: each skill validates its own.
     skills: dict[str, dict] = field(default_factory=dict)
@@ -318,6 +373,10 @@ class Config:
             return True
         room = self.rooms.get(room_id) if room_id else None
         return room is not None and user_id in room.admins
+
+    def is_admin_anywhere(self, user_id: str) -> bool:
+        """A global admin or an admin of any room (whose points a room's admin must not touch: wallets are shared)."""
+        return user_id in self.bot.admins or any(user_id in room.admins for room in self.rooms.values())
 
 
 @dataclass(frozen=True)

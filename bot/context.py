@@ -18,9 +18,9 @@ from bot.config import Config
 from bot.events import Event, MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.governor import SendGovernor
 from bot.governor_stores import OutboxEntry
-from bot.outbox import stage
+from bot.outbox import discard_staged, stage
 from bot.parser import ParsedCommand
-from storage.transactions import after_commit
+from storage.transactions import after_commit, discard_pending, has_pending
 
 if TYPE_CHECKING:
     from bot.scheduler import Scheduler
@@ -33,6 +33,31 @@ MENTION_END = "\u2005"
 def with_mentions(people: Sequence[Person], text: str) -> str:
     prefix = "".join(f"@{p.name or p.id}{MENTION_END}" for p in people)
     return prefix + text
+
+
+def acknowledge_batch(room_id: str, items: Sequence[tuple[str, Person, int]], *, done: Callable[[int], str],
+                      again: str, again_in_window: bool) -> OutgoingMessage | None:
+    """One room message for a coalesced window of sign-ups (lottery entries, votes): ``("new", person, count)``
+    items are thanked together with the latest count (``done(count)``), then those who tried again are told it
+    didn't count (``again``). ``again_in_window``: also someone who signed up in this same window (a vote for 1 then
+    2 must learn that 2 was refused; a lottery keyword sent twice in excitement needs no reminder)."""
+    new: dict[str, Person] = {}
+    before: dict[str, Person] = {}
+    count = 0
+    for kind, person, n in items:
+        if kind == "new":
+            new[person.id] = person
+            count = max(count, n)
+        elif again_in_window or person.id not in new:
+            before[person.id] = person
+    parts = []
+    if new:
+        parts.append(with_mentions(list(new.values()), done(count)))
+    if before:
+        parts.append(with_mentions(list(before.values()), again))
+    if not parts:
+        return None
+    return OutgoingMessage("\n".join(parts), room_id=room_id, mentions=tuple(dict.fromkeys([*new, *before])))
 
 
 @dataclass
@@ -54,9 +79,12 @@ class Services:
     bot_id: str | None = None
     # What the connected platform can do; the transport says so at login.
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Which transport the bot runs on ("bridge", "wechaty", "console", "replay"): the dashboard's account page.
+    transport_name: str = ""
     skills: dict[str, SkillRuntime] = field(default_factory=dict)
     # Target prefixes for proactive messages contributed by skills ("tier" → the tiers skill's resolver).
     target_resolvers: dict[str, Resolver] = field(default_factory=dict)
+    target_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # prefix → value → display name
     # What each loaded skill keeps about a member (``@skill.member_data``): /我的数据 and /删除我的数据 (bot/privacy.py)
     member_data: list[MemberDataSpec] = field(default_factory=list)
 
@@ -122,6 +150,12 @@ class Context:
     def has_session(self) -> bool:
         return self._session is not None
 
+    @property
+    def has_uncommitted_work(self) -> bool:
+        """Writes, staged messages or after-commit work that a commit would make final."""
+        s = self._session
+        return s is not None and (s.in_transaction() or has_pending(s))
+
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once what this handler wrote is committed, never if it is rolled back: announce only what
         is recorded. (To announce, prefer ``send`` inside the handler: it waits for the commit by itself, and its
@@ -152,6 +186,8 @@ class Context:
 
     async def rollback(self) -> None:
         if self._session is not None:
+            discard_staged(self._session)
+            discard_pending(self._session)
             await self._session.rollback()
 
     async def close(self) -> None:
@@ -191,6 +227,13 @@ class Context:
     def is_global_admin(self) -> bool:
         s = self.sender
         return s is not None and self.config.is_admin(s.id)
+
+    def admins_of(self, room_id: str | None = None) -> tuple[str, ...]:
+        """Whom to tell about a room (``room_id``, by default this event's): its admins (``[rooms."ID"] admins``),
+        else the global admins. Stable ids, to message 1-on-1 — e.g. where the platform can't act itself
+        (``ctx.capabilities``: no ``kick``)."""
+        room = self.config.rooms.get(room_id or self.room_id or "")
+        return room.admins if room is not None and room.admins else self.config.bot.admins
 
     @property
     def mentioned_ids(self) -> tuple[str, ...]:
@@ -274,6 +317,26 @@ class Context:
         after_commit(self.session, lambda: governor.submit(message, priority=priority, kind=kind, skill=self.skill,
                                                            entry=entry, future=future))
         return future
+
+    def notify_operators(self, text: str) -> bool:
+        """Tell the operators (``bot.operators`` 1-on-1 and ``bot.operators_room``) something a person must act on.
+
+        Durable and transactional: committed with this handler's writes, never capped as a broadcast (it is for
+        staff, about a member). False when no operator is configured: then nobody hears it, and the caller must not
+        promise the member that a person will.
+        """
+        bot = self.config.bot
+        targets = [OutgoingMessage(text, user_id=person) for person in bot.operators]
+        if bot.operators_room:
+            targets.append(OutgoingMessage(text, room_id=bot.operators_room))
+        for message in targets:
+            self.send(message, priority=Priority.TRANSACTIONAL, kind=ProactiveKind.TRANSACTIONAL)
+        return bool(targets)
+
+    @property
+    def has_operators(self) -> bool:
+        bot = self.config.bot
+        return bool(bot.operators or bot.operators_room)
 
     def coalesce(self, key: str, item: Any, render: Callable[[list[Any]], OutgoingMessage | None], *,
                  window_s: float, priority: Priority = Priority.REPLY, kind: ProactiveKind | None = None) -> None:

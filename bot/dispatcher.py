@@ -67,6 +67,11 @@ class Dispatcher:
         finally:
             self._queues.pop(key, None)
 
+    @property
+    def busy(self) -> bool:
+        """Live: some submitted event is still being handled (the console shows "typing" meanwhile)."""
+        return bool(self._queues)
+
     async def join(self) -> None:
         """Wait until every submitted event has been handled."""
         while self._workers:
@@ -161,8 +166,9 @@ class Dispatcher:
         plain rollback loses nothing but the failing hook's work — and a hook may release the session before a
         network call (ctx.release_session) without a savepoint left open under it.
         """
-        # ctx.has_session, not ctx.session: opening one for every chatter message costs ~60% throughput
-        if ctx.has_session and ctx.session.in_transaction():
+        # never ctx.session here: opening one for every chatter message costs ~60% throughput. A message an
+        # earlier hook decided (staged, no write yet) counts as its work too.
+        if ctx.has_uncommitted_work:
             await ctx.commit()
         try:
             await hook.handler(ctx)

@@ -14,8 +14,9 @@ message released is always the first in the queue whose chat is free: a chat wit
 over, never a message that merely waits for its pacing.
 
 Release policies, checked in order when a message is about to go (``_policies``; each a small method that says
-go, hold until an instant, or drop): staleness, quiet hours, then for light and promotional messages the gentle
-rules below. A new rule is one more method in that list.
+go, hold until an instant, or drop): staleness, quiet hours, for light and promotional messages the gentle rules
+below, then a channel's reply window (``ReplyWindow``, when a transport sets one). A new rule is one more method
+in that list.
 
 Gentleness for proactive (bot-initiated) messages, checked when a message is about to go, in this order:
 quiet hours (defer or drop, per kind) → opt-out (no light/promotional 1-on-1 message to a member who sent
@@ -54,7 +55,13 @@ from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor_stores import ActivityRecorder, GovernorCapStore, GovernorOutbox, OutboxEntry
 from bot.pacing import Pacing, Slot
-from bot.transports.base import FatalTransportError, NotConnectedError, RiskControlError, UncertainDeliveryError
+from bot.transports.base import (
+    FatalTransportError,
+    NotConnectedError,
+    RefusedError,
+    RiskControlError,
+    UncertainDeliveryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,54 @@ class _Bucket:
     timer: TimerHandle | None = None
 
 
+class ReplyWindow:
+    """A channel's reply-window policy (WeCom 微信客服): per customer, at most ``limit`` messages within ``window``
+    of their last message, nothing outside it — order reminders included. Inactive unless a transport sets
+    ``SendGovernor.reply_window`` (bot/transports/wecom/wiring.py). The channel cannot answer in groups (WeCom
+    external groups): a reply to a room is dropped (``no_group_send``) instead of retried; with ``group_sends`` a
+    campaign goes on to the transport, which makes it a task a staff member confirms (``refuse``).
+    The transport persists the windows and gives them back at start (``restore``); WeCom's own refusal (95xxx →
+    dropped with ``window``) is the backstop."""
+
+    def __init__(self, limit: int = 5, window: timedelta = timedelta(hours=48), *, group_sends: bool = False) -> None:
+        self.limit = limit
+        self.window = window
+        self.group_sends = group_sends
+        self._last_in: dict[str, datetime] = {}  # customer → their last message
+        self._sent: dict[str, int] = {}  # customer → messages sent since then
+
+    def saw(self, member_id: str, at: datetime) -> None:
+        """The customer wrote: the window opens (again) from ``at``."""
+        last = self._last_in.get(member_id)
+        if last is None or at >= last:
+            self._last_in[member_id] = at
+            self._sent[member_id] = 0
+
+    def restore(self, member_id: str, last_in: datetime, sent: int) -> None:
+        if member_id not in self._last_in or last_in > self._last_in[member_id]:
+            self._last_in[member_id], self._sent[member_id] = last_in, sent
+
+    def open(self, member_id: str, now: datetime) -> bool:
+        """The customer's window is open and not used up."""
+        last = self._last_in.get(member_id)
+        return last is not None and now <= last + self.window and self._sent.get(member_id, 0) < self.limit
+
+    def refuse(self, message: OutgoingMessage, now: datetime, kind: ProactiveKind | None = None) -> str | None:
+        """Why ``message`` may not go now (the drop reason), or None. With ``group_sends``, a proactive message to a
+        room, and a campaign (light or promotional) to a customer whose window is closed, go on: they become tasks
+        staff confirm. Replies never do, nor 1-on-1 transactional messages (order reminders: the window only)."""
+        if message.room_id is not None:
+            return None if self.group_sends and kind is not None else "no_group_send"
+        campaign = self.group_sends and kind in (ProactiveKind.LIGHT, ProactiveKind.PROMOTIONAL)
+        if self.open(message.user_id, now) or campaign:  # type: ignore[arg-type]
+            return None
+        return "window"
+
+    def sent(self, message: OutgoingMessage) -> None:
+        if message.user_id is not None:
+            self._sent[message.user_id] = self._sent.get(message.user_id, 0) + 1
+
+
 def in_quiet_hours(local: time, start: time, end: time) -> bool:
     if start == end:
         return False
@@ -167,6 +222,7 @@ class SendGovernor:
         self.sent_count = 0
         self.dropped: dict[str, int] = {}
         self.held: dict[str, int] = {}  # deferrals by reason: "gap", "lively"
+        self.reply_window: ReplyWindow | None = None  # a channel's reply-window policy (WeCom 微信客服)
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -190,6 +246,12 @@ class SendGovernor:
     @property
     def offline(self) -> bool:
         return self._offline_since is not None
+
+    @property
+    def backoff(self) -> tuple[int, datetime | None]:
+        """Read-only (the dashboard): the risk-control back-off's level and its end, None when not backing off."""
+        until = self._backoff_until
+        return self._backoff_level, until if until is not None and until > self._clock.now() else None
 
     @property
     def halted(self) -> bool:
@@ -448,7 +510,8 @@ class SendGovernor:
         if not candidates:
             return
         when = min(candidates)
-        if when <= now:  # at once, beside whatever runs now (a timer would wait behind the clock's others)
+        if when <= now and self._in_flight:
+            # at once, beside the sends under way (on the virtual clock a timer would wait until they end)
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = self._timer_at = None
@@ -517,7 +580,7 @@ class SendGovernor:
 
     @property
     def _policies(self) -> tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...]:
-        return (self._policy_fresh, self._policy_quiet_hours, self._policy_gentle)
+        return (self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
 
     async def _judge(self, item: _Queued, now: datetime) -> Verdict:
         for policy in self._policies:
@@ -552,6 +615,14 @@ class SendGovernor:
             return Drop(f"cap:{over}")
         hold = await self._hold_until(item, now)
         return None if hold is None else Hold(hold[1], hold[0])
+
+    async def _policy_reply_window(self, item: _Queued, now: datetime) -> Verdict:
+        """A channel's reply window (WeCom 微信客服, ``ReplyWindow``): nothing outside it. Its count per customer is
+        safe with sends under way at once: a customer's messages share one chat, one send at a time."""
+        if self.reply_window is None:
+            return None
+        closed = self.reply_window.refuse(item.message, now, item.kind)
+        return Drop(closed) if closed else None
 
     # -- one send ------------------------------------------------------------------------------------------------
 
@@ -607,6 +678,11 @@ class SendGovernor:
             self._enqueue_front(item)
             self._keep_waiting()
             return
+        except RefusedError as exc:  # refused for good (a quota, a closed window): retrying would only repeat it
+            self._pacing.give_back(slot)
+            self._unsent(item)
+            self._drop(item, exc.reason)
+            return
         except UncertainDeliveryError as exc:  # it may have arrived: a retry could send it twice
             self._pacing.give_back(slot)
             log.error("send to %s may or may not have arrived (%s): not retried", item.message.chat_key, exc)
@@ -624,6 +700,8 @@ class SendGovernor:
         if number > self._backoff_mark:  # likewise: only a send released after the push-back ends it
             self._backoff_level = 0
             self._backoff_until = None
+        if self.reply_window is not None:
+            self.reply_window.sent(item.message)
         self._after_send(item, now, platform_id)
         if item.kind is not None:
             try:

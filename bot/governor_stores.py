@@ -1,7 +1,7 @@
 """What the send governor needs from its stores, and nothing more.
 
 The bot gives it the database stores (bot.caps.CapStore, bot.activity.ActivityLog, bot.outbox.Outbox); tests of
-pacing, quiet hours, caps and back-off give it in-memory ones (tests/governor_memory.py) or no outbox at all, so
+pacing, quiet hours, caps and back-off give it in-memory ones (tests/support/governor_memory.py) or no outbox at all, so
 they need no database. The contract tests in tests/test_governor_stores.py hold both kinds to the same answers.
 """
 

@@ -1,4 +1,4 @@
-"""Session health: whether the WeChat account can send, for any transport, and one alert per incident.
+"""Session health: whether the WeChat account (or, in the WeCom mode, the corp's app) can send, for any transport, and one alert per incident.
 
 Transports report what they learn (``logged_in``, ``logged_out``, ``login_needed``, ``saw_event``); the app wraps the
 transport's send (``watch``) so every send's outcome is seen too. An incident opens at the first sign of trouble:
@@ -13,6 +13,9 @@ Each incident gets ONE alert (bot/alerts.py), sent ``gather_s`` after it opens s
 follows a logout travels in the same alert with its QR link; a login request opening an incident is sent at once.
 When it ends (a login; for silence, any event; for a refused token or "not connected", a send that works) a "back"
 alert follows, if the first one went out. Everything runs on the injectable clock.
+
+An alerted incident is kept in the database (``session_incidents``) until it ends: a bot restarted during an
+outage takes it back at start (``restore``), so the outage still gets one alert, and its end the "back" alert.
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.alerts import Alert
 from bot.clock import Clock, TimerHandle
 from bot.events import OutgoingMessage
 from bot.transports.base import FatalTransportError, NotConnectedError
+from storage import incidents as incident_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +59,19 @@ class Incident:
     note: str | None = None
     alerted: bool = False
     timer: TimerHandle | None = None
+    restored: bool = False  # opened before a restart: the login that ended it may have come while we were down
 
 
 class SessionHealth:
     def __init__(
         self, clock: Clock, alert: AlertFn | None, *, bot_name: str = "小助手", silence_s: float | None = None,
-        gather_s: float = GATHER_S, on_online: Callable[[], None] | None = None,
+        gather_s: float = GATHER_S, on_online: Callable[[], None] | None = None, wecom: bool = False,
     ) -> None:
         self._clock = clock
+        # what the operators call the account: the WeCom mode runs on the corp's app, not a WeChat account
+        self._account_word = "企业微信" if wecom else "微信账号"
+        self._credentials = ("企业微信的企业ID和应用 Secret（WECOM_SECRET）" if wecom
+                             else "令牌（如 BOT_BRIDGE_TOKEN）")
         self._alert = alert
         self._name = bot_name
         self.silence_s = silence_s  # None: the transport sends no heartbeats, silence means nothing
@@ -66,12 +79,16 @@ class SessionHealth:
         self.on_online = on_online  # the governor resumes (on_login) at every login and when silence ends
         self.account: str | None = None
         self.last_event_at = clock.now()
+        self.online_since: datetime | None = None  # the last login (or incident's end); None: offline or not yet
         self.offline_incident: Incident | None = None
         self.refused_incident: Incident | None = None
         self._not_connected = 0
         self._watchdog: TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self.alerts: list[Alert] = []  # every alert sent (in order), for the dashboard and tests
+        self._sessions: async_sessionmaker[AsyncSession] | None = None  # where alerted incidents are kept
+        self._account_key = ""
+        self._rows_lock = asyncio.Lock()  # the rows are written in the order incidents open and end
 
     # -- state ----------------------------------------------------------------------------------------------------
 
@@ -103,13 +120,58 @@ class SessionHealth:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    # -- kept across restarts ------------------------------------------------------------------------------------
+
+    async def restore(self, sessions: async_sessionmaker[AsyncSession], account_id: str | None) -> None:
+        """At start (the bot process): keep alerted incidents in the database from now on, and take back those a
+        previous run alerted and never saw end — open again, alerted already."""
+        self._sessions, self._account_key = sessions, account_id or ""
+        try:
+            async with sessions() as session:
+                rows = await incident_rows.open_incidents(session, self._account_key)
+        except Exception as exc:  # at worst the outage is alerted again: no reason not to start
+            log.error("could not read the open session incidents: %s", type(exc).__name__)
+            return
+        for row in rows:
+            incident = Incident(row.kind, row.since, row.reason, alerted=True, restored=True)
+            if row.slot == "refused":
+                self.refused_incident = incident
+            else:
+                self.offline_incident, self.online_since = incident, None
+            log.warning("session incident open since %s (%s: %s), alerted before the restart: no new alert; "
+                        "its end gets the 'back' alert", row.since.isoformat(), row.kind, row.reason)
+
+    def _keep_row(self, incident: Incident, *, ended: bool = False) -> None:
+        if self._sessions is None:
+            return
+        slot = "refused" if incident.kind == "refused" else "offline"
+
+        async def write() -> None:
+            try:
+                async with self._rows_lock, self._sessions() as session:
+                    if ended:
+                        await incident_rows.forget(session, self._account_key, slot)
+                    else:
+                        await incident_rows.save(session, self._account_key, slot, incident.kind, incident.since,
+                                                 incident.reason)
+                    await session.commit()
+            except Exception as exc:  # a restart now might alert once more (or miss the "back"): say so
+                log.error("could not record the session incident's %s: %s", "end" if ended else "alert",
+                          type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(write(), name="health-incident-row")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # -- what transports report -----------------------------------------------------------------------------------
 
     def saw_event(self) -> None:
-        """Anything at all from the platform (a message, a heartbeat): it is alive."""
+        """Anything at all from the platform (a message, a heartbeat): it is alive. Platforms send events only
+        while logged in, so one also ends an incident taken back at start (its login may have come meanwhile)."""
         self.last_event_at = self._clock.now()
-        if self.offline_incident is not None and self.offline_incident.kind == "silence":
-            self._back_online()
+        incident = self.offline_incident
+        if incident is not None and (incident.kind == "silence" or incident.restored):
+            self._back_online()  # a restored one: the login that ended it came while the bot was down
 
     def logged_in(self, account: str | None = None) -> None:
         self.account = account or self.account
@@ -126,6 +188,7 @@ class SessionHealth:
     def send_ok(self) -> None:
         self._not_connected = 0
         if self.offline_incident is not None and self.offline_incident.kind == "not_connected":
+            self.online_since = self._clock.now()
             self._close(self.offline_incident, "online")
             self.offline_incident = None
         if self.refused_incident is not None:
@@ -169,13 +232,16 @@ class SessionHealth:
         incident = self.offline_incident
         if incident is None:
             incident = self.offline_incident = Incident(kind, self._clock.now(), reason, qr_url, note)
+            self.online_since = None
             log.warning("account offline (%s): %s; holding messages until the next login", kind, reason)
         else:
             if incident.kind not in _HOLDING and kind in _HOLDING:  # now known offline, not just failing
                 incident.kind, incident.reason = kind, reason
             incident.qr_url = qr_url or incident.qr_url
             incident.note = note or incident.note
+            incident.restored = False  # reported again in this run: only a login ends it now
             if incident.alerted:
+                self._keep_row(incident)
                 log.info("account still offline (%s): %s (alert already sent for this incident)", kind, reason)
                 return
         if incident.timer is not None and (qr_url or note):
@@ -195,6 +261,8 @@ class SessionHealth:
 
     def _back_online(self) -> None:
         incident, self.offline_incident = self.offline_incident, None
+        if incident is not None or self.online_since is None:
+            self.online_since = self._clock.now()
         if incident is not None:
             self._close(incident, "online")
         if self.on_online is not None:
@@ -207,15 +275,17 @@ class SessionHealth:
         log.info("incident over (%s, %.0f s)", incident.kind, lasted.total_seconds())
         if not incident.alerted:
             return  # over before anyone was told: nothing to take back
+        self._keep_row(incident, ended=True)
         minutes = max(1, round(lasted / timedelta(minutes=1)))
         if event == "resumed":
             text = f"【{self._name}】发送已恢复（中断约 {minutes} 分钟）。"
         else:
-            text = f"【{self._name}】微信账号已恢复在线（离线约 {minutes} 分钟），暂存的消息开始发出。"
+            text = f"【{self._name}】{self._account_word}已恢复在线（离线约 {minutes} 分钟），暂存的消息开始发出。"
         self._emit(Alert(event, text, self._clock.now()))
 
     def _send_alert(self, incident: Incident) -> None:
         incident.alerted = True
+        self._keep_row(incident)
         event = ("refused" if incident.kind == "refused"
                  else "login_needed" if incident.qr_url or incident.note else "offline")
         self._emit(Alert(event, self._text(incident), self._clock.now(), incident.qr_url, incident.note))
@@ -223,16 +293,17 @@ class SessionHealth:
     def _text(self, incident: Incident) -> str:
         name = self._name
         who = f"（{self.account}）" if self.account else ""
+        account = self._account_word
         if incident.kind == "refused":
             return (f"【{name}】平台拒绝了机器人的凭据{who}：{incident.reason}。已停止发送，消息暂存；"
-                    "请核对令牌（如 BOT_BRIDGE_TOKEN）后重启机器人。")
+                    f"请核对{self._credentials}后重启机器人。")
         if incident.kind == "silence":
             lines = [f"【{name}】已超过 {int(self.silence_s or 0)} 秒没有收到平台的任何消息（包括心跳），"
-                     f"微信账号{who}可能已离线。要发的消息先暂存，恢复后发出。"]
+                     f"{account}{who}可能已离线。要发的消息先暂存，恢复后发出。"]
         elif incident.kind == "not_connected":
-            lines = [f"【{name}】微信账号{who}未连接，发送失败：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+            lines = [f"【{name}】{account}{who}未连接，发送失败：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
         else:
-            lines = [f"【{name}】微信账号{who}已离线：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
+            lines = [f"【{name}】{account}{who}已离线：{incident.reason}。要发的消息先暂存，重新登录后发出。"]
         if incident.qr_url:
             lines.append(f"请扫码登录：{incident.qr_url}")
         if incident.note:

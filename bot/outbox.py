@@ -95,6 +95,11 @@ def _forget_staged(sync: Session) -> None:
     sync.info.pop(_STAGED, None)
 
 
+def discard_staged(session: AsyncSession) -> None:
+    """Forget the rows staged in a session being rolled back (see ``storage.transactions.discard_pending``)."""
+    _forget_staged(session.sync_session)
+
+
 # -- the governor's side ---------------------------------------------------------------------------------------------
 
 class Outbox:

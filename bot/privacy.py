@@ -4,8 +4,8 @@ bot keeps about them; ``/删除我的数据``, confirmed with 「确认删除」
 The core's tables are handled here through storage functions (storage/members.py: the directory and the activity
 log; storage/points.py: the ledger; storage/jobs.py: scheduled jobs naming the member); each skill says what it
 keeps with ``@skill.member_data`` (bot/skill.py), and its ``export``/``erase`` run here. Erasure deletes, or where
-bookkeeping must keep a row (points ledger, orders, redemptions, activity counts) puts the stable pseudonym
-``erased:<sha256 prefix>`` in the member's place: every balance still equals its ledger. What stays as it was: the
+bookkeeping must keep a row (points ledger, orders, redemptions, activity counts) puts a random pseudonym
+``erased:<16 hex>`` (one per erasure) in the member's place: every balance still equals its ledger. What stays as it was: the
 opt-out (it keeps the member from being messaged again), and the entries of lotteries already drawn (the public draw
 is recomputed from them; only the name goes). The erasure is recorded as an activity row of kind ``erasure`` (counts,
 under the pseudonym) and an operator log line with counts only.
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from bot.context import Context
 from bot.events import MessageReceived
 from bot.skill import Skill
-from storage import jobs, members, points
+from storage import identity, jobs, members, points, wecom
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ class PrivacyState:
 
 
 skill: Skill[None, PrivacyState] = Skill("privacy", "我的数据", state=PrivacyState)
+
+
+IDENTITY_ZH = {"wechat": "微信号", "external_userid": "企业微信客户", "unionid": "微信开放平台", "shop": "商城会员"}
 
 
 def _day(ctx: Context, at: datetime | None) -> str:
@@ -81,6 +84,10 @@ async def my_data(ctx: Context) -> None:
         kinds = sorted(record.activity.items(), key=lambda kv: -kv[1])
         counts = "、".join(f"{KIND_ZH.get(k, k)} {n}" for k, n in kinds[:8])
         lines.append(f"· 互动记录 {sum(record.activity.values())} 条：{counts}")
+    linked = await identity.of_member(session, member_id)
+    if linked:
+        kinds = sorted({IDENTITY_ZH.get(kind, kind) for kind, _ in linked})
+        lines.append(f"· 关联账号 {len(linked)} 个：{'、'.join(kinds)}（同一个人的积分和等级合在一起）")
     lines.append("· 退订：已退订通知和活动私信" if opted_out else "· 退订：未退订（发送 TD 可退订）")
     for spec in ctx.services.member_data:
         for label, value in (await spec.export(session, member_id)).items():
@@ -118,7 +125,7 @@ async def confirm(ctx: Context) -> None:
 
 
 async def erase(ctx: Context, member_id: str) -> None:
-    stand_in = members.pseudonym(member_id)
+    stand_in = members.pseudonym()
     opted_out = await ctx.services.governor.opted_out(member_id)  # kept; read before this handler's session
     activity = ctx.services.activity
     await activity.flush()  # then everything about the member is in the database, and erased there
@@ -132,6 +139,7 @@ async def erase(ctx: Context, member_id: str) -> None:
         counts["points"] = await points.pseudonymise(session, member_id, stand_in)
         counts["jobs"] = await jobs.pseudonymise(session, member_id, stand_in)
         counts["core"] = await members.erase_member(session, member_id, stand_in)
+        counts["identity"] = await wecom.erase_member(session, member_id) + await identity.erase(session, member_id)
     except Exception:  # rolled back by the dispatcher: nothing was erased, and the member is told so
         activity.remember(member_id)
         ctx.reply("抱歉，删除时出了点问题，你的数据没有改动。请稍后重新发送 /删除我的数据。")

@@ -96,7 +96,7 @@ async def run_replay(
     clock = VirtualClock(start, config.tz)
     output = ReplayOutput(clock, out)
     # a fixed seed: the same script gives the same actions, jitter included
-    app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0))
+    app = BotApp(config, clock, output.send, db_url=db_url, rng=random.Random(0), transport_name="replay")
     await app.start()
     app.set_account(config.bot.account_id or output.self_id)  # no warm-up: a replay starts mid-life, not at a fresh login
 

@@ -186,6 +186,7 @@ class Skill(Generic[S, T]):
     panels: list[PanelSpec] = field(default_factory=list)
     cli_commands: list[CliSpec] = field(default_factory=list)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
+    target_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     replay_inputs: list[ReplayInputSpec] = field(default_factory=list)
     member_data_specs: list[MemberDataSpec] = field(default_factory=list)
     startups: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
@@ -278,11 +279,15 @@ class Skill(Generic[S, T]):
 
         return register
 
-    def target(self, prefix: str):
-        """Resolve ``prefix:arg`` targets of proactive messages: ``async (services, session, arg) -> [Recipient]``."""
+    def target(self, prefix: str, *, labels: dict[str, str] | None = None):
+        """Resolve ``prefix:arg`` targets of proactive messages: ``async (services, session, arg) -> [Recipient]``.
+        ``labels``: the values' display names (``{"core": "核心"}``), for what shows them elsewhere (WeCom's
+        corp tags for the tiers)."""
 
         def register(fn):
             self.resolvers[prefix] = fn
+            if labels:
+                self.target_labels[prefix] = dict(labels)
             return fn
 
         return register

@@ -34,6 +34,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -83,7 +84,9 @@ class EventPoster:
         self.secret = secret
         self.http: ClientSession | None = None
         self._ids = itertools.count(1)
-        self._run = f"{int(time.time())}"  # event ids must stay unique across restarts of this provider
+        # Event ids must stay unique across restarts of this provider (the bot ignores an id it has accepted before,
+        # for days): a random run id, not the start second — a supervisor can restart a provider within one.
+        self._run = uuid.uuid4().hex[:12]
 
     async def post_event(self, kind: str, **fields) -> None:
         """Post one event; resend on a network error or a 503 (the bot de-duplicates by id)."""
@@ -106,6 +109,7 @@ class EventPoster:
             except (ClientError, TimeoutError) as exc:
                 print(f"[bot unreachable ({type(exc).__name__}); retrying]", file=sys.stderr)
             await asyncio.sleep(2 ** attempt)
+        print(f"[gave up posting {kind} {event['id']} after 5 attempts: the bot never accepted it]", file=sys.stderr)
 
 
 # -- the four endpoints the bot calls -------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ the export's counts and the erasure scan it once: a rare request, not a hot path
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,9 +30,11 @@ _IN_ROOM = (select(RoomMember.member_id)
             .where(RoomMember.room_id == bindparam("room"), RoomMember.member_id == bindparam("m")).limit(1))
 
 
-def pseudonym(member_id: str) -> str:
-    """The stable stand-in for an erased member's id in what bookkeeping keeps (ledger rows, activity counts)."""
-    return "erased:" + hashlib.sha256(member_id.encode("utf-8")).hexdigest()[:16]
+def pseudonym() -> str:
+    """A new stand-in for an erased member's id in what bookkeeping keeps (ledger rows, orders, activity counts):
+    one per erasure, shared by every row it rewrites, and random — a hash of the id could be recomputed from any
+    candidate id and would undo the erasure for whoever holds the database."""
+    return "erased:" + secrets.token_hex(8)
 
 
 async def in_room(session: AsyncSession, member_id: str, room_id: str) -> bool:

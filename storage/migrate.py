@@ -42,7 +42,7 @@ def version_locations() -> list[str]:
 
 def model_modules() -> list[str]:
     """The modules that declare tables (for Alembic's autogenerate): the core's and every skill's ``models``."""
-    return ["storage.models", "storage.models_points", "storage.models_gentle",
+    return ["storage.models", "storage.models_points", "storage.models_gentle", "storage.models_wecom",
             *(f"{name}.models" for name, d in skill_dirs() if (d / "models.py").is_file())]
 
 

@@ -138,6 +138,21 @@ class BridgeEvent(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
 
+class SessionIncident(Base):
+    """A session incident the operators were alerted about and that is not over yet (bot/health.py): a bot
+    restarted during an outage neither alerts it again nor forgets to say when it ends. ``slot`` is ``offline``
+    or ``refused`` (the two incidents that can be open at once); ``account_id`` "" when none is configured."""
+
+    __tablename__ = "session_incidents"
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slot: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
 class OutboxMessage(Base):
     """A message the send governor must not lose (bot/outbox.py): decided inside a transaction and sent once that
     commits, or held back (quiet hours, a room's gap, a lively room, back-off, the transport offline).

@@ -34,3 +34,14 @@ def _committed(sync: Session) -> None:
 
 def _rolled_back(sync: Session) -> None:
     sync.info.pop(_PENDING, None)
+
+
+def has_pending(session: AsyncSession) -> bool:
+    return bool(session.sync_session.info.get(_PENDING))
+
+
+def discard_pending(session: AsyncSession) -> None:
+    """Forget the after-commit work of a session being rolled back. SQLAlchemy fires no rollback event when the
+    transaction never began (a handler that only decided to send, wrote nothing, then failed): without this, the
+    owner's next commit of the same session would run that failed handler's work."""
+    session.sync_session.info.pop(_PENDING, None)

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from storage.db import create_engine, migrate, session_factory
-from tests.backends import drop_postgres_database, postgres_or_skip
+from tests.support.backends import drop_postgres_database, postgres_or_skip
 from tests.support import Harness, make_config
 
 

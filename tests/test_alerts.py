@@ -14,7 +14,7 @@ import pytest
 
 from bot.alerts import Alert, AlertSender, webhook_body
 from bot.config import AlertSettings, ConfigError, parse_config
-from tests.bridge_support import AlertReceiver
+from tests.support.bridge_support import AlertReceiver
 
 ALERT = Alert("login_needed", "【小助手】微信账号需要重新登录。\n请扫码登录：https://qr.example/abc",
               datetime(2026, 11, 23, 1, 0, tzinfo=UTC), qr_url="https://qr.example/abc", note="verify your face")

@@ -12,9 +12,9 @@ import pytest
 
 from bot.health import CHECK_EVERY_S, GATHER_S, SILENCE_S
 from bot.transports.bridge_inbox import MAX_BODY_BYTES
-from tests import bridge_skill
-from tests.bridge_provider import MockProvider, signature
-from tests.bridge_support import ROOM, AlertReceiver, BridgeHarness, bridge_config
+from tests.support import bridge_skill
+from tests.support.bridge_provider import MockProvider, signature
+from tests.support.bridge_support import ROOM, AlertReceiver, BridgeHarness, bridge_config
 
 MENTION_END = "\u2005"
 
@@ -37,7 +37,7 @@ async def alerts(monkeypatch):
 @pytest.fixture
 async def h(db_url, provider, alerts):
     bridge_skill.seen.clear()
-    async with BridgeHarness(db_url, provider, config=bridge_config(skills=("ping", "tests.bridge_skill"))) as harness:
+    async with BridgeHarness(db_url, provider, config=bridge_config(skills=("ping", "tests.support.bridge_skill"))) as harness:
         yield harness
 
 
@@ -325,3 +325,49 @@ async def test_ids_are_remembered_across_a_restart_and_an_outage_survives_it(db_
         await h.settle()
         await h.clock.advance(600)
         assert [s.get("mentions") for s in provider.sends] == [["u1"], ["u2"]]  # each reply once
+
+
+async def test_a_restart_during_an_outage_sends_each_held_message_once_with_one_alert_each_way(db_url, provider,
+                                                                                                 alerts):
+    """The Wechaty e2e test's twin (tests/e2e/test_offline_restart.py) on the bridge: the account logs out, replies
+    decided meanwhile are held in the outbox, the bot restarts during the outage, the account logs in again."""
+    async with BridgeHarness(db_url, provider) as h:
+        await h.post(h.event("login", account={"id": "wxid_bot", "name": "小助手"}))
+        await h.post(h.event("logout", reason="kicked by the platform"))
+        await h.say("u1", "/ping")
+        await h.say("u2", "在吗", room=None)
+        await h.clock.advance(GATHER_S + 30)
+        await h.app.health.settle()
+        assert alerts.events() == ["offline"] and provider.sends == []
+        now = h.clock.now()
+    # a new process on the same database, the account still out: nothing sent, no second alert
+    async with BridgeHarness(db_url, provider, start=now + timedelta(seconds=30)) as h:
+        assert h.app.health.offline
+        await h.clock.advance(120)  # the governor probes; the transport holds without calling the provider
+        await h.app.health.settle()
+        assert provider.calls_to("/send") == [] and alerts.events() == ["offline"]
+        await h.post(h.event("login", account={"id": "wxid_bot", "name": "小助手"}))
+        await h.settle()
+        await h.app.health.settle()
+        assert sorted(s.get("room") or s.get("user") for s in provider.sends) == sorted([ROOM, "u2"])  # each once
+        assert alerts.events() == ["offline", "online"]
+    async with BridgeHarness(db_url, provider, start=now + timedelta(hours=1)) as h:  # the incident is over
+        assert not h.app.health.offline and h.app.health.offline_incident is None
+
+
+async def test_a_login_missed_during_a_restart_is_inferred_from_the_next_event(db_url, provider, alerts):
+    """The account came back while the bot was down (the provider's login event found nobody): providers send
+    events only while logged in, so the first one after the restart ends the outage taken back at start."""
+    async with BridgeHarness(db_url, provider) as h:
+        await h.post(h.event("logout", reason="phone offline"))
+        await h.say("u1", "/ping")
+        await h.clock.advance(GATHER_S + 1)
+        await h.app.health.settle()
+        now = h.clock.now()
+    async with BridgeHarness(db_url, provider, start=now + timedelta(seconds=30)) as h:
+        assert h.app.health.offline
+        await h.post(h.event("heartbeat"))
+        await h.settle()
+        await h.app.health.settle()
+        assert not h.app.health.offline and [s["room"] for s in provider.sends] == [ROOM]
+        assert alerts.events() == ["offline", "online"]

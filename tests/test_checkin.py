@@ -27,7 +27,7 @@ def config(**checkin):
                 "rewards": {"帆布袋": {"cost": 50, "stock": 3}, "贴纸": {"cost": 10, "stock": 1}}}
     settings.update(checkin)
     raw = {"bot": {"admins": ["admin1"], "skills": ["ping", "checkin"]},
-           "rooms": {"g2": {"admins": ["roomadmin"]}},
+           "rooms": {"g2": {"admins": ["roomadmin", "coadmin"]}, "g3": {"admins": ["otheradmin"]}},
            "skills": {"checkin": settings}}
     return replace(make_config(raw), governor=fast_governor())
 
@@ -268,13 +268,17 @@ async def test_redeem_without_an_item_lists_the_catalog(h):
     await give(h, "u1", 30)
     await h.say("u1", "/兑换", room=None, after_s=1)
     assert (await texts(h))[-1] == ("可兑换的奖品：\n1. 帆布袋 — 50 积分（剩 3 件）\n2. 贴纸 — 10 积分（剩 1 件）\n"
-                                    "你的积分：30。发送「/兑换 奖品名」兑换。")
+                                    "你的积分：30。发送「/兑换 编号」或「/兑换 奖品名」兑换。")
 
 
 async def test_redeem_takes_points_and_stock_and_records_it(h):
     await give(h, "u1", 120)
     await h.say("u1", "/兑换 帆布袋", room="g1", name="小李", after_s=1)
-    assert (await texts(h))[-1] == "@小李\u2005兑换成功！「帆布袋」-50 积分，剩余 70 分。工作人员会尽快联系你发放（兑换单号 1）。"
+    assert (await texts(h))[-1] == "@小李\u2005确认用 50 积分兑换「帆布袋」吗？回复「确认」兑换（5 分钟内有效）。"
+    assert await balance(h, "u1") == 120  # nothing spent before the confirmation
+    await h.say("u1", "确认", room="g1", name="小李", after_s=1)
+    # no operators configured: nobody would hear of it, so no person is promised
+    assert (await texts(h))[-1] == "@小李\u2005兑换成功！「帆布袋」-50 积分，剩余 70 分。请凭兑换单号 1 联系群管理员领取。"
     assert await balance(h, "u1") == 70
     assert (await query(h, select(RewardStock.stock).where(RewardStock.item == "帆布袋")))[0][0] == 2
     (r,) = [row[0] for row in await query(h, select(Redemption))]
@@ -289,6 +293,8 @@ async def test_redeem_takes_points_and_stock_and_records_it(h):
 async def test_redeem_by_catalog_number(h):
     await give(h, "u1", 10)
     await h.say("u1", "/redeem 2", room=None, after_s=1)
+    assert (await texts(h))[-1] == "确认用 10 积分兑换「贴纸」吗？回复「确认」兑换（5 分钟内有效）。"
+    await h.say("u1", "确认", room=None, after_s=1)
     assert (await texts(h))[-1].startswith("兑换成功！「贴纸」-10 积分，剩余 0 分")
 
 
@@ -296,6 +302,7 @@ async def test_redeem_refusals_change_nothing(h):
     await give(h, "u1", 40)
     await give(h, "u2", 100)
     await h.say("u2", "/兑换 贴纸", room=None, after_s=1)
+    await h.say("u2", "确认", room=None, after_s=1)
     await h.say("u1", "/兑换 帆布袋", room=None, after_s=1)  # 40 < 50
     await h.say("u1", "/兑换 贴纸", room=None, after_s=1)  # gone
     await h.say("u1", "/兑换 金条", room=None, after_s=1)  # no such thing
@@ -303,7 +310,7 @@ async def test_redeem_refusals_change_nothing(h):
     assert sent[-3] == "积分还不够哦：兑换「帆布袋」需要 50 分，你现在有 40 分。多多签到攒积分吧～"
     assert sent[-2] == "抱歉，「贴纸」已经兑完了，看看其他奖品吧（发送 /兑换 查看）。"
     assert sent[-1] == ("没有找到「金条」这个奖品，发送 /兑换 查看可兑换的奖品。\n"
-                        "用法：/兑换 奖品名（只发 /兑换 查看可兑换的奖品）")
+                        "用法：/兑换 奖品名或编号（只发 /兑换 查看可兑换的奖品）")
     assert await balance(h, "u1") == 40
     stock = dict(await query(h, select(RewardStock.item, RewardStock.stock)))
     assert stock == {"帆布袋": 3, "贴纸": 0}
@@ -316,8 +323,10 @@ async def test_racing_redemptions_of_the_last_one(h):
         await give(h, m, 25)
     when = h.clock.now() + timedelta(seconds=1)
     await h.clock.advance_to(when)
-    await asyncio.gather(*(h.app.dispatcher.handle(msg(m, "/兑换 贴纸", when)) for m in members))
-    sent = (await texts(h))[len(members):]
+    for m in members:  # each asks while one is left, then all confirm at once
+        await h.app.dispatcher.handle(msg(m, "/兑换 贴纸", when))
+    await asyncio.gather(*(h.app.dispatcher.handle(msg(m, "确认", when)) for m in members))
+    sent = (await texts(h))[2 * len(members):]
     assert sum(t.startswith("兑换成功") for t in sent) == 1
     assert sum(t == "抱歉，「贴纸」已经兑完了，看看其他奖品吧（发送 /兑换 查看）。" for t in sent) == 7
     assert (await query(h, select(RewardStock.stock).where(RewardStock.item == "贴纸")))[0][0] == 0
@@ -331,10 +340,13 @@ async def test_racing_redemptions_never_overdraw_points(h):
     await give(h, "u1", 120)  # enough for two bags, not three
     when = h.clock.now() + timedelta(seconds=1)
     await h.clock.advance_to(when)
-    await asyncio.gather(*(h.app.dispatcher.handle(msg("u1", "/兑换 帆布袋", when)) for _ in range(3)))
-    sent = (await texts(h))[1:]
-    assert sum(t.startswith("兑换成功") for t in sent) == 2
-    assert sum(t.startswith("积分还不够哦") for t in sent) == 1
+    chats = ("g1", "g2", None)  # one request waits per chat: the same member confirms in three at once
+    for room in chats:
+        await h.app.dispatcher.handle(msg("u1", "/兑换 帆布袋", when, room))
+    await asyncio.gather(*(h.app.dispatcher.handle(msg("u1", "确认", when, room)) for room in chats))
+    sent = (await texts(h))[4:]
+    assert sum("兑换成功" in t for t in sent) == 2  # in a group with the member's @-mention first
+    assert sum("积分还不够哦" in t for t in sent) == 1
     assert await balance(h, "u1") == 20
     assert (await query(h, select(RewardStock.stock).where(RewardStock.item == "帆布袋")))[0][0] == 1
     assert len(await query(h, select(Redemption.id))) == 2
@@ -345,6 +357,7 @@ async def test_stock_survives_a_restart(db_url):
     async with Harness(config(), db_url) as h:
         await give(h, "u1", 50)
         await h.say("u1", "/兑换 帆布袋", room=None, after_s=1)
+        await h.say("u1", "确认", room=None, after_s=1)
         await h.settle()
     # restarted with a bigger configured stock and a new item: redeemed stock stays used, the new item is seeded
     rewards = {"帆布袋": {"cost": 50, "stock": 10}, "贴纸": {"cost": 10, "stock": 1}, "水杯": {"cost": 80, "stock": 4}}
@@ -415,6 +428,22 @@ async def test_room_admin_adjusts_only_members_of_the_room_and_never_himself(h):
     # a global admin is not limited to a room
     await h.say("admin1", "/points add u1 7", room="g2", after_s=1)
     assert await balance(h, "u1") == 7
+
+
+async def test_room_admins_never_adjust_an_admins_points(h):
+    """Wallets are shared by every room: two room admins topping each other up would mint points; only global
+    admins adjust an admin's points."""
+    for who in ("coadmin", "otheradmin", "u1"):
+        await h.say(who, "大家好", room="g2")
+    await h.say("roomadmin", "/points add coadmin 500", room="g2", after_s=1)
+    await h.say("roomadmin", "/points add otheradmin 500", room="g2", after_s=1)  # an admin of another room
+    await h.say("roomadmin", "/points add u1 5", room="g2", after_s=1)
+    replies = [t.split("\u2005", 1)[1] for t in await texts(h)]
+    assert replies[:2] == ["管理员的积分只能由总管理员调整哦。"] * 2
+    assert replies[2].startswith("已为 ")
+    assert [await balance(h, m) for m in ("coadmin", "otheradmin", "u1")] == [0, 0, 5]
+    await h.say("admin1", "/points add coadmin 7", room="g2", after_s=1)  # a global admin may
+    assert await balance(h, "coadmin") == 7
 
 
 @pytest.mark.parametrize("text, answer", [

@@ -1,10 +1,11 @@
 import pytest
 from sqlalchemy import select
 
+from bot.capabilities import Capabilities
 from bot.commands import CommandRouter
 from bot.skill import Skill
 from storage.models import Activity
-from tests import dispatch_skill as probe
+from tests.support import dispatch_skill as probe
 from tests.support import Harness, make_config
 
 
@@ -12,7 +13,7 @@ from tests.support import Harness, make_config
 async def h(db_url):
     probe.reset()
     cfg = make_config({
-        "bot": {"admins": ["admin1"], "skills": ["ping", "tests.dispatch_skill"]},
+        "bot": {"admins": ["admin1"], "skills": ["ping", "tests.support.dispatch_skill"]},
         "rooms": {"g2": {"admins": ["roomadmin"]}},
     })
     async with Harness(cfg, db_url) as harness:
@@ -57,6 +58,19 @@ async def test_help_lists_only_what_the_asker_may_use(h):
     assert "/ping" in member_help and "/secret" not in member_help and "/echo" not in member_help
     assert "/secret" in admin_help and "（管理员）" in admin_help
     assert "/save" not in admin_help  # hidden commands stay hidden
+
+
+async def test_help_tells_admins_what_the_account_can_do(h):
+    h.app.services.capabilities = Capabilities(image=True, kick=False)  # as a transport learns it at login
+    await h.say("u1", "/help", room="g2")
+    await h.say("roomadmin", "/help", room="g2", after_s=5)
+    await h.say("admin1", "/help", room=None, after_s=5)
+    member_help, room_admin_help, admin_help = await replies(h)
+    assert "能力" not in member_help and "不支持" not in member_help
+    for text in (room_admin_help, admin_help):
+        last = text.splitlines()[-1]
+        assert last.startswith("能力：文字、@提醒、群内发言、图片 / 不支持：")
+        assert "踢人" in last.split("不支持：")[1] and "图片" not in last.split("不支持：")[1]
 
 
 async def test_help_for_one_command(h):
@@ -113,3 +127,23 @@ def test_a_name_can_only_be_taken_once():
     router.add_skill(a)
     with pytest.raises(ValueError, match="already taken"):
         router.add_skill(b)
+
+
+async def test_admins_of_a_room_for_skills_that_degrade(h):
+    from bot.context import Context
+    from bot.events import MessageReceived, Person
+
+    def ctx_in(room):
+        return Context(h.app.services, event=MessageReceived(at=h.clock.now(), sender=Person("u1", "小李"),
+                                                             text="x", room_id=room))
+
+    assert ctx_in("g2").admins_of() == ("roomadmin",)  # the room's own admins
+    assert ctx_in("g1").admins_of() == ("admin1",)  # none named for the room: the global admins
+    assert ctx_in(None).admins_of("g2") == ("roomadmin",)  # a job names the room
+
+
+def test_every_capability_has_a_label_for_admins_and_operators():
+    from dataclasses import fields
+
+    from bot.capabilities import LABELS
+    assert list(LABELS) == [f.name for f in fields(Capabilities)]  # /help and the 账号状态 page read them in order

@@ -1,11 +1,15 @@
 import io
+import logging
+import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from bot.clock import VirtualClock
 from bot.events import MembersJoined, MembersLeft, MessageReceived, OutgoingMessage
-from bot.transports.console import ConsoleTransport
+from bot.transports.console import ConsoleLogNote, ConsoleTransport
 from tests.support import START, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,3 +91,58 @@ def test_run_without_a_terminal_or_an_endpoint_says_what_to_set(tmp_path):
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "WECHATY_PUPPET_SERVICE_ENDPOINT" in run.stderr and "BOT_BRIDGE_URL" in run.stderr
+
+
+def test_logs_go_to_a_file_and_a_wait_shows_the_bot_typing(tmp_path):
+    """A real console: log lines (INFO and the start-up warning's details) stay out of the chat, in bot.log next
+    to the database; a reply held in a coalescing window shows 「（小助手正在输入…）」 first."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n'
+                      "[skills.checkin]\ncoalesce_window_s = 4\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_LOG_FILE", "BOT_LOTTERY_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "console", "--config", str(config)], cwd=ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def read_until(marker: str) -> list[str]:
+        seen = []
+        while not any(marker in line for line in seen):
+            seen.append(lines.get(timeout=60))
+        return seen
+
+    try:
+        start = read_until("控制台模式")
+        proc.stdin.write("签到\n")
+        proc.stdin.flush()
+        chat = read_until("签到成功")
+        proc.stdin.write(":quit\n")
+        proc.stdin.flush()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    log_file = tmp_path / "bot.log"
+    assert start[0] == f"（日志写在 {log_file}，这里只提示警告）\n"
+    # the missing lottery key is a warning: one short note, its details in the file
+    assert any(line.startswith("（警告：lottery: the environment variable BOT_LOTTERY_KEY") for line in start)
+    assert chat[-2:] == ["（小助手正在输入…）\n", "[群 会员福利群（演示）] 小助手: 签到成功 ✅\n"]
+    printed = "".join(start + chat)
+    assert " INFO " not in printed and "Traceback" not in printed and " INFO " not in err
+    logged = log_file.read_text(encoding="utf-8")
+    assert "INFO bot: bot started" in logged and "WARNING skills.lottery" in logged
+
+
+def test_a_logged_error_is_one_line_in_the_chat_with_its_traceback_in_the_file(tmp_path):
+    c, out = console()
+    logger = logging.getLogger("test.console.note")
+    handler = ConsoleLogNote(c, "data/bot.log")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("磁盘满了\n第二行")
+        except RuntimeError:
+            logger.exception("skill faq failed on an event: %s", "RuntimeError")
+        logger.info("not shown")
+    finally:
+        logger.removeHandler(handler)
+    assert out.getvalue() == "（错误：skill faq failed on an event: RuntimeError — 详见 data/bot.log）\n"

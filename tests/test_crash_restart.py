@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from skills.checkin.models import Checkin
 from skills.lottery.models import Lottery
-from tests.db_checks import messages_balances_ledger, read
+from tests.support.db_checks import messages_balances_ledger, read
 
 pytestmark = pytest.mark.all_backends  # the storage contract: SQLite and PostgreSQL alike
 

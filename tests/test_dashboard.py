@@ -16,7 +16,7 @@ from skills.tiers import run_pass
 from storage.models import Activity
 from skills.lottery.models import Lottery
 from tests.support import Harness
-from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, serve, tiers_config
+from tests.support.tiers_support import TODAY_NOON, Seeder, ago, seed_population, serve, tiers_config
 
 pytestmark = pytest.mark.all_backends  # the tiers' SQL runs on SQLite and PostgreSQL alike
 

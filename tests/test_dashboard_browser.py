@@ -14,12 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.models import Activity
 from tests.support import Harness
 from tests.test_dashboard import TOKEN, seeded
-from tests.tiers_support import TODAY_NOON, ago, serve
+from tests.support.tiers_support import TODAY_NOON, ago, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -58,6 +58,9 @@ async def test_overview_in_chromium(db_url, monkeypatch):
     monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
     async with seeded(db_url) as h:
         messages, active = await expected_series(h)
+        async with h.app.services.sessions() as s:
+            sent_last_hour = (await s.execute(select(func.count()).select_from(Activity).where(
+                Activity.kind == "sent", Activity.at >= h.clock.now() - timedelta(hours=1)))).scalar_one()
         assert messages and active  # the check below compares something
         async with serve(h.app.services, h.app.skills) as base, playwright.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -83,5 +86,10 @@ async def test_overview_in_chromium(db_url, monkeypatch):
                 assert shot.stat().st_size > 10_000
                 await page.goto(base + "/dashboard/members?q=" + "核心")
                 assert "核心甲" in await page.content()
+                await page.click("nav >> text=账号状态")  # the core's account page, from the nav
+                await page.wait_for_selector("#capabilities")
+                assert page.url.endswith("/dashboard/account")
+                assert (await page.inner_text("#capabilities")).startswith("能力：文字、@提醒")
+                assert await page.inner_text("#sent-last-hour b") == str(sent_last_hour)
             finally:
                 await browser.close()

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from bot.app import BotApp
 from bot.clock import VirtualClock
 from bot.config import HttpSettings
+from bot.events import OutgoingMessage, Priority, ProactiveKind
+from bot.transports.base import RiskControlError, UncertainDeliveryError
 from bot.web import svg
 from bot.web.access_log import redact_line
 from bot.web.auth import LoginThrottle
@@ -200,3 +202,72 @@ def test_svg_escapes_every_text_it_writes():
         svg.funnel(evil, evil, [(evil, evil, 3)]),
         svg.empty(evil, evil, evil)))
     assert "<script" not in out and evil not in out and "&lt;script&gt;" in out
+
+
+async def test_the_account_page_over_http(db_url, monkeypatch):
+    """账号状态: online and since when, sends in the last hour, a back-off, drops by reason, held messages by why
+    they wait, the transport and its capabilities — each read back from the real page behind the login."""
+    monkeypatch.setenv("DASHBOARD_TOKEN", TOKEN)
+    config = replace(make_config(min_interval_s=1.0, room_min_gap_s=3600), http=HttpSettings(port=0))
+    clock = VirtualClock(START, config.tz)
+    transport = RecordingTransport(clock)
+    app = BotApp(config, clock, transport.send, db_url=db_url, rng=random.Random(0), web=True,
+                 transport_name="bridge")
+    await app.start()
+    base = f"http://127.0.0.1:{app.web.port}"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def page(client) -> str:
+        await app.activity.flush()
+        await app.outbox.flush()
+        async with client.get(base + "/dashboard/account", headers=bearer) as r:
+            assert r.status == 200
+            return await r.text()
+
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(base + "/dashboard/account") as r:
+                assert r.status == 401 and "账号状态" not in await r.text()
+            assert "本次启动后尚未登录" in await page(client)
+
+            app.logged_in("wxid_bot")
+            for text in ("一", "二"):
+                app.governor.submit(OutgoingMessage(text, room_id="g1"))
+            transport.fail_with = [UncertainDeliveryError("timeout (test)")]
+            app.governor.submit(OutgoingMessage("三", room_id="g2"))
+            await clock.advance(10)
+            assert len(transport.sent) == 2
+            html = await page(client)
+            assert "<b>在线</b>" in html and "自 2026-11-23 09:00 起" in html
+            assert '<div class="card" id="sent-last-hour"><b>2</b>' in html
+            assert "<tr><td>不确定是否送达</td><td>1</td></tr>" in html
+            assert "桥接（HTTP 提供方）" in html
+            assert "能力：文字、@提醒" in html and "不支持：图片、文件、链接卡片、踢人" in html
+
+            transport.fail_with = [RiskControlError("too fast (test)")]
+            app.governor.submit(OutgoingMessage("四", room_id="g1"))
+            await clock.advance(2)
+            html = await page(client)
+            assert '<div class="card" id="backoffs"><b>1</b>' in html and "退避中，至 2026-11-23 09:01（第 1 级）" in html
+            assert "<tr><td>风控退避</td><td>1</td></tr>" in html
+
+            await clock.advance(120)  # the back-off is over: "四" goes out
+            for text in ("六", "七"):  # two scheduled messages to one room: the second waits for the room's gap
+                app.governor.submit(OutgoingMessage(text, room_id="g3"), priority=Priority.SCHEDULED,
+                                    kind=ProactiveKind.LIGHT)
+            await clock.advance(10)
+            html = await page(client)
+            assert "<tr><td>群消息间隔</td><td>1</td></tr>" in html and "<tr><td>风控退避</td>" not in html
+
+            app.health.logged_out("kicked by the platform")
+            transport.offline = True
+            app.governor.submit(OutgoingMessage("五", room_id="g1"))
+            await clock.advance(2)
+            html = await page(client)
+            assert "<b>离线</b>" in html and "kicked by the platform" in html and "当前未退避" in html
+            assert "<tr><td>账号离线</td><td>2</td></tr>" in html  # first match: the account offline
+            assert '<div class="card" id="sent-last-hour"><b>4</b>' in html
+            async with client.get(base + "/dashboard", headers=bearer) as r:
+                assert 'href="/dashboard/account"' in await r.text()
+    finally:
+        await app.stop()

@@ -11,8 +11,8 @@ from sqlalchemy.engine import make_url
 
 from bot.commands import FAILED
 from bot.config import parse_config
-from tests.db_checks import messages_balances_ledger, read
-from tests.netfault import CuttableProxy
+from tests.support.db_checks import messages_balances_ledger, read
+from tests.support.netfault import CuttableProxy
 from tests.support import Harness, fast_governor
 
 

@@ -6,14 +6,14 @@ from sqlalchemy import select
 
 from bot.events import MessageReceived, Person
 from storage.models import MemberName
-from tests import dispatch_skill as probe
+from tests.support import dispatch_skill as probe
 from tests.support import Harness, make_config
 
 
 @pytest.fixture
 async def h(db_url):
     probe.reset()
-    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["ping", "tests.dispatch_skill"]}})
+    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["ping", "tests.support.dispatch_skill"]}})
     async with Harness(cfg, db_url) as harness:
         yield harness
 
@@ -115,3 +115,25 @@ async def test_live_submit_keeps_each_chat_in_order_and_chats_independent(h):
     firsts = [c for c in probe.calls if c.startswith("first:")]
     assert firsts.index("first:a1") < firsts.index("first:a2")
     assert firsts.index("first:b1") < firsts.index("first:b2")
+
+
+async def test_operators_are_told_1_on_1_and_in_their_room_once_committed(harness, db_url):
+    probe.reset()
+    cfg = make_config({"bot": {"admins": ["admin1"], "skills": ["tests.support.dispatch_skill"],
+                               "operators": ["op1", "op2"], "operators_room": "staff@chatroom"}})
+    h = await harness(cfg)
+    await h.say("u1", "ops:请处理兑换单 7")
+    await h.say("u1", "ops:回滚了!")  # the hook that decided it failed: nobody is told
+    await h.say("u1", "ops:后面的钩子失败#")  # a later hook failed: what this one decided still goes
+    await h.settle()
+    told = sorted((s.message.user_id or s.message.room_id, s.text) for s in h.sent)
+    assert told == [("op1", "后面的钩子失败#"), ("op1", "请处理兑换单 7"), ("op2", "后面的钩子失败#"),
+                    ("op2", "请处理兑换单 7"), ("staff@chatroom", "后面的钩子失败#"), ("staff@chatroom", "请处理兑换单 7")]
+    assert probe.calls.count("told:True") == 3
+
+
+async def test_with_no_operators_nobody_is_told_and_the_caller_knows(h):
+    await h.say("u1", "ops:请处理")
+    await h.settle()
+    assert "told:False" in probe.calls
+    assert h.sent == []

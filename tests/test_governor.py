@@ -1,6 +1,6 @@
 """The send governor on a virtual clock: pacing, priorities, quiet hours, caps, coalescing, back-off, retries.
 
-Most tests run the governor alone with its stores in memory (GovernorRig, tests/governor_memory.py: no
+Most tests run the governor alone with its stores in memory (GovernorRig, tests/support/governor_memory.py: no
 database, milliseconds each); the ones about what reaches the database, and what happens when it fails, run the
 real app (Harness) over a real SQLite file. Either way only the transport edge records or raises.
 Expected instants are computed from the settings (jitter_s=0 unless the test is about jitter).
@@ -18,7 +18,7 @@ from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor import SendOutcome, in_quiet_hours
 from bot.transports.base import FatalTransportError, RiskControlError, UncertainDeliveryError
 from storage.models import Activity, ProactiveCount
-from tests.governor_memory import GovernorRig
+from tests.support.governor_memory import GovernorRig
 from tests.support import START, TZ, Harness, make_config
 
 NEVER_QUIET = QuietHours(start=time(0, 0), end=time(0, 0))

@@ -4,7 +4,8 @@ messages still go one after another in order, and the account-wide rules (the ga
 
 The platform edge here is the recorder behind a gate per chat: a send to a held chat begins (``began``) and then
 waits until the test opens its gate; the governor, its stores (in memory) and the virtual clock are the real ones.
-Nothing sleeps: the tests wait for the edge's own events.
+Nothing sleeps: the tests run the clock in a task of its own (it waits for the sends under way) and wait for the
+edge's own events.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.events import OutgoingMessage
 from bot.transports.base import RiskControlError
-from tests.governor_memory import GovernorRig
+from tests.support.governor_memory import GovernorRig
 from tests.support import START, RecordingTransport, make_config
 
 NO_PACING = dict(min_interval_s=0.0, chat_switch_interval_s=0.0, per_chat_interval_s=0.0)
@@ -96,6 +97,7 @@ async def test_a_slow_send_holds_up_only_its_own_room():
         g.submit(room("a1", "g1"))
         g.submit(room("a2", "g1"))
         g.submit(room("b1", "g2"))
+        running = asyncio.create_task(h.clock.run_pending())  # until every send started now has ended
         await platform.ended("b1")  # g2's reply went while g1's first send hangs
         assert h.transport.texts() == ["b1"]
         g.submit(room("c1", "g3"))  # arrives while g1 still waits: goes at once too
@@ -104,6 +106,7 @@ async def test_a_slow_send_holds_up_only_its_own_room():
         assert platform.started == ["a1", "b1", "c1"]  # a2 waits behind a1: one send per room at a time
         assert g.in_flight == 1 and g.pending == 1
         platform.open("g1")
+        await running
         await h.settle()
         assert h.transport.texts() == ["b1", "c1", "a1", "a2"]
         assert platform.started == ["a1", "b1", "c1", "a2"]  # a2 began only after a1 was answered
@@ -117,9 +120,11 @@ async def test_a_rooms_messages_keep_their_order_behind_a_slow_one():
         for i in range(4):
             h.governor.submit(room(f"a{i}", "g1"))
             h.governor.submit(room(f"b{i}", "g2"))
+        running = asyncio.create_task(h.clock.run_pending())
         await platform.ended("b3")
         assert h.transport.texts() == ["b0", "b1", "b2", "b3"]
         platform.open("g1")
+        await running
         await h.settle()
         assert [t for t in h.transport.texts() if t.startswith("a")] == ["a0", "a1", "a2", "a3"]
         assert platform.started.index("a1") > platform.started.index("b3")  # each waited for the one before
@@ -131,11 +136,13 @@ async def test_the_gap_between_sends_counts_from_the_release_not_the_answer():
         platform.hold("g1")
         for room_id in ("g1", "g2", "g3"):
             h.governor.submit(room(room_id, room_id))
+        running = asyncio.create_task(h.clock.run_pending())
         await platform.began("g1")
         # g1 hangs; g2's chat is free and the account has room, yet it waits for the account's 2 s gap
         assert platform.started == ["g1"] and h.governor.in_flight == 1
         assert h.clock.next_due() == s(2)
         platform.open("g1")
+        await running
         await h.settle()
         assert [(x.text, x.at) for x in h.sent] == [("g1", s(0)), ("g2", s(2)), ("g3", s(4))]
 
@@ -147,11 +154,13 @@ async def test_sends_under_way_count_towards_the_per_minute_cap():
         platform.hold(*rooms)
         for room_id in rooms:
             h.governor.submit(room(room_id, room_id))
+        running = asyncio.create_task(h.clock.run_pending())
         await platform.began("g2")
         assert platform.started == ["g0", "g1", "g2"]  # none answered yet: still 3 this minute
         assert h.governor.in_flight == 3 and h.clock.next_due() == s(60)
         for room_id in rooms:
             platform.open(room_id)
+        await running
         await h.settle()
         assert [x.at for x in h.sent] == [s(0), s(0), s(0), s(60), s(60)]
 
@@ -162,6 +171,7 @@ async def test_at_most_max_in_flight_sends_at_once():
         platform.hold("g1", "g2", "g3")
         for room_id in ("g1", "g2", "g3", "g4"):
             h.governor.submit(room(room_id, room_id))
+        running = asyncio.create_task(h.clock.run_pending())
         await platform.began("g2")
         assert platform.started == ["g1", "g2"] and h.governor.in_flight == 2
         platform.open("g2")
@@ -169,6 +179,7 @@ async def test_at_most_max_in_flight_sends_at_once():
         assert platform.started == ["g1", "g2", "g3"] and h.transport.texts() == ["g2"]
         platform.open("g1")
         platform.open("g3")
+        await running
         await h.settle()
         assert sorted(h.transport.texts()) == ["g1", "g2", "g3", "g4"]
 
@@ -181,11 +192,13 @@ async def test_risk_control_with_sends_under_way_is_one_back_off():
         platform.fail["room:g3"].append(RiskControlError("slow down"))
         for room_id in ("g1", "g2", "g3"):
             h.governor.submit(room(room_id, room_id))
+        running = asyncio.create_task(h.clock.run_pending())
         await platform.began("g3")
         platform.open("g2")
         platform.open("g3")
         await platform.ended("g3")
         platform.open("g1")  # released before the push-back: its success does not end the back-off
+        await running
         await h.settle()
         failed = h.activity.rows("send_failed")
         assert [r.detail["backoff_s"] for r in failed] == [60, 60]  # the second is the same incident, no doubling

@@ -1,5 +1,5 @@
 """The governor's store protocols (bot/governor_stores.py): the database stores and the in-memory ones the governor
-tests use (tests/governor_memory.py) give the same answers.
+tests use (tests/support/governor_memory.py) give the same answers.
 
 Each test runs on the memory stores and on the real ones (bot.caps.CapStore and bot.activity.ActivityLog over a
 migrated SQLite file, and PostgreSQL where one is reachable), so a governor test passing on the memory stores
@@ -24,8 +24,8 @@ from bot.events import OutgoingMessage, ProactiveKind
 from bot.governor_stores import ActivityRecorder, GovernorCapStore
 from storage.db import create_engine, migrate, session_factory
 from storage.models import Activity
-from tests.backends import drop_postgres_database, postgres_or_skip
-from tests.governor_memory import MemoryActivity, MemoryCapStore
+from tests.support.backends import drop_postgres_database, postgres_or_skip
+from tests.support.governor_memory import MemoryActivity, MemoryCapStore
 from tests.support import START, fast_governor
 
 DAY = date(2026, 11, 23)

@@ -9,6 +9,8 @@ import pkgutil
 from dataclasses import replace
 from datetime import timedelta
 
+import re
+
 import pytest
 from sqlalchemy import String, cast, func, select
 
@@ -24,7 +26,7 @@ from skills.orders.models import MemberBinding, Order
 from skills.tiers import run_pass
 from skills.tiers.models import MemberDay, MemberTier, MemberWindow, TierOrder
 from skills.welcome.models import Welcome
-from storage.members import ERASED_NAME, pseudonym
+from storage.members import ERASED_NAME
 from storage.models import Activity, Member, MemberName, RoomMember, ScheduledJob
 from storage.models_gentle import MemberOptOut
 from storage.models_points import PointsBalance, PointsLedger
@@ -35,7 +37,6 @@ pytestmark = pytest.mark.all_backends
 
 M = "\u2005"
 ME, OTHER = "wxid_erase_me", "wxid_stays"
-STAND_IN = pseudonym(ME)
 
 
 def config(tmp_path):
@@ -54,6 +55,12 @@ async def h(harness, tmp_path):
 async def replies_to(h: Harness, user: str) -> list[str]:
     await h.settle()
     return [s.text for s in h.sent if s.message.user_id == user]
+
+
+async def stand_ins(h: Harness) -> list[str]:
+    """The pseudonyms erasures used, in order: each records itself under its own."""
+    await h.app.activity.flush()
+    return await all_rows(h, select(Activity.member_id).where(Activity.kind == "erasure").order_by(Activity.id))
 
 
 async def all_rows(h: Harness, stmt) -> list:
@@ -77,6 +84,7 @@ async def a_member_with_history(h: Harness) -> int:
     await h.say(OTHER, "签到", room="g1", name="老李", after_s=1)
     await h.say("boss", f"/points add {ME} 30 活动奖励", room=None, after_s=1)
     await h.say(ME, "/兑换 贴纸", room=None, after_s=1)
+    await h.say(ME, "确认", room=None, after_s=1)
     await h.say("boss", "/lottery start 保温杯 winners=1 duration=10m", room="g1", after_s=1)
     await h.say(ME, "抽奖", room="g1", name="小王", after_s=1)
     await h.say(OTHER, "抽奖", room="g1", name="老李", after_s=1)
@@ -143,6 +151,8 @@ async def test_erasure_deletes_or_pseudonymises_and_bookkeeping_still_adds_up(h,
     done = (await replies_to(h, ME))[-1]
     assert done.startswith("已删除你的数据（共处理 ") and "你的退订设置保留着" in done
     await h.app.activity.flush()
+    [STAND_IN] = [row for (row,) in await stand_ins(h)]
+    assert re.fullmatch(r"erased:[0-9a-f]{16}", STAND_IN)
 
     # the directory: gone
     for table, column in ((Member, Member.id), (MemberName, MemberName.member_id),
@@ -205,20 +215,23 @@ async def test_erasure_deletes_or_pseudonymises_and_bookkeeping_still_adds_up(h,
     assert await one(h, select(Member.name).where(Member.id == ME)) == "新名字"
 
 
-async def test_a_second_erasure_of_the_same_id_adds_to_the_pseudonym(h):
-    """Erased, back the same day, checks in again (the day's reference is free again), erased again: the ledger's
-    unique references and the pseudonym's balance row take it."""
+async def test_a_second_erasure_of_the_same_id_gets_a_pseudonym_of_its_own(h):
+    """Erased, back the same day, checks in again (the day's reference is free again), erased again: each erasure's
+    pseudonym keeps its own ledger and balance, and nothing links the two."""
     for _ in range(2):
         await h.say(ME, "签到", room=None, after_s=1)
         await h.say(ME, "/删除我的数据", room=None, after_s=1)
         await h.say(ME, "确认删除", room=None, after_s=1)
         await h.settle()
     assert (await replies_to(h, ME))[-1].startswith("已删除你的数据")
+    first, second = [row for (row,) in await stand_ins(h)]
+    assert first != second
     async with h.app.services.sessions() as s:
-        assert await balance(s, STAND_IN) == await ledger_sum(s, STAND_IN) == 10
+        for stand_in in (first, second):
+            assert await balance(s, stand_in) == await ledger_sum(s, stand_in) == 5
         refs = sorted((await s.execute(select(PointsLedger.ref_id))).scalars())
     day = h.clock.local(h.clock.now()).date().isoformat()
-    assert refs == [f"{STAND_IN}:{day}", f"{STAND_IN}:{day}~2"]
+    assert refs == sorted([f"{first}:{day}", f"{second}:{day}"])
 
 
 def test_every_skill_with_member_tables_declares_member_data():
@@ -236,7 +249,7 @@ def test_every_skill_with_member_tables_declares_member_data():
 
 async def test_a_failing_erasure_changes_nothing_and_says_so(tmp_path, db_url):
     cfg = config(tmp_path)
-    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.privacy_broken_skill")))
+    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.support.privacy_broken_skill")))
     async with Harness(cfg, db_url) as h:
         await h.say(ME, "签到", room="g1", name="小王")
         await h.say(ME, "/我的数据", room=None, after_s=1)
@@ -252,4 +265,5 @@ async def test_a_failing_erasure_changes_nothing_and_says_so(tmp_path, db_url):
         assert await one(h, select(Member.name).where(Member.id == ME)) == "小王"
         async with h.app.services.sessions() as s:
             assert await balance(s, ME) == await ledger_sum(s, ME) == 5
-        assert await one(h, select(func.count()).select_from(Activity).where(Activity.member_id == STAND_IN)) == 0
+        assert await one(h, select(func.count()).select_from(Activity).where(
+            Activity.member_id.like("erased:%"))) == 0

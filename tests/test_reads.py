@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from storage.db import create_engine, migrate, session_factory
 from storage.models import Member
 from storage.reads import run_read
-from tests.loop_lag import Ticker, until
+from tests.support.loop_lag import Ticker, until
 from tests.support import START
 
 pytestmark = pytest.mark.all_backends

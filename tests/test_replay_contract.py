@@ -111,14 +111,14 @@ def test_time_never_goes_backwards_and_until_runs_the_clock_on(tmp_path):
 def test_until_lets_scheduled_work_happen_at_its_own_time(tmp_path):
     lines = [json.dumps({"at": "2026-11-23T09:00:00+08:00", "kind": "message", "room": "g1", "user": "u1",
                          "text": "/remind 3600 喝水"})]
-    run = replay(tmp_path, lines, "--until", "2026-11-23T12:00:00+08:00", skills='["ping", "welcome", "tests.dispatch_skill"]')
+    run = replay(tmp_path, lines, "--until", "2026-11-23T12:00:00+08:00", skills='["ping", "welcome", "tests.support.dispatch_skill"]')
     assert run.returncode == 0, run.stderr
     assert [(a["at"], a["text"]) for a in actions(run)] == [
         ("2026-11-23T09:00:00+08:00", "@u1\u2005好的"),
         ("2026-11-23T10:00:00+08:00", "喝水"),
     ]
     # without --until the replay ends with its last event: the reminder is still pending, not sent
-    again = replay(tmp_path / "again", lines, skills='["ping", "welcome", "tests.dispatch_skill"]')
+    again = replay(tmp_path / "again", lines, skills='["ping", "welcome", "tests.support.dispatch_skill"]')
     assert [a["text"] for a in actions(again)] == ["@u1\u2005好的"]
 
 

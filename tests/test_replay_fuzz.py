@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from skills.checkin.models import RewardStock
 from skills.lottery.models import LotteryEntry
 from storage.models import Activity, Member
-from tests.db_checks import messages_balances_ledger, read
-from tests.replay_fuzz import CONFIG, script
+from tests.support.db_checks import messages_balances_ledger, read
+from tests.support.replay_fuzz import CONFIG, script
 from tests.test_replay_contract import ROOT
 
 pytestmark = pytest.mark.all_backends

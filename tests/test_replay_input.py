@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.models import Activity, Member
-from tests.db_checks import read
+from tests.support.db_checks import read
 from tests.test_replay_contract import ROOT, actions
 
 AT = "2026-11-23T09:00:00+08:00"

@@ -20,11 +20,12 @@ from sqlalchemy import select
 
 import skills
 from bot.commands import ONLY_GLOBAL, REFUSED
+from skills.checkin.models import Redemption
 from skills.lottery.models import Lottery
 from storage.models import RoomMember, ScheduledJob
 from storage.models_gentle import MemberOptOut
 from storage.models_points import PointsBalance, PointsLedger
-from tests.faq_support import write_kb
+from tests.support.faq_support import write_kb
 from tests.support import Harness, fast_governor, make_config
 
 M = "\u2005"
@@ -37,7 +38,7 @@ LEAKS = (OUT, OUT_NAME, "4321", "乙群暗号", "总部早安暗号", "乙群日
 @dataclass(frozen=True)
 class Reviewed:
     scope: str
-    tries: tuple[str, ...]  # {self}: the acting admin; {out}: g2's member; {lottery}: g2's open lottery
+    tries: tuple[str, ...]  # {self}: the acting admin; {out}: g2's member; {lottery}, {redemption}: g2's open ones
 
 
 # Every command, with the scope decided for it and what is tried with it. Keys are the commands' names.
@@ -53,13 +54,25 @@ REVIEWED: dict[str, Reviewed] = {
     "points": Reviewed("member", ("/积分",)),
     "rank": Reviewed("member", ("/排行",)),
     "redeem": Reviewed("member", ("/兑换",)),
+    "redeem pending": Reviewed("room", ("/兑换 待处理",)),
+    "redeem fulfil": Reviewed("room", ("/兑换 发放 {redemption}",)),
+    "redeem refuse": Reviewed("room", ("/兑换 拒绝 {redemption} 无效",)),
     "points add": Reviewed("room", ("/points add {self} 1000000", "/points add {out} 100",
                                     f"/积分 加 @{OUT_NAME}{M} 5", "/points add wxid_nobody 5")),
     "points sub": Reviewed("room", ("/points sub {out} 100", "/积分 扣 {self} 1")),
     "kb reload": Reviewed("global", ("/kb reload",)),
+    "member bind": Reviewed("global", ("/绑定会员 {out} SHOP-1", "/member bind {self} SHOP-2")),
     "kb test": Reviewed("room", ("/kb test 下单后多久发货",)),
     "kb misses": Reviewed("room", ("/kb misses",)),
     "kb add": Reviewed("global", ("/kb add 怎么付款 | 找群主私下转账即可",)),
+    # the operators' handoff commands: "member" for the router (operators are not admins), and the handler lets
+    # only global admins, bot.operators and the operators' room through (skills/faq/handoff.py)
+    "reply": Reviewed("member", ("/reply 1 你好", "/回复 #1 乙群暗号")),
+    "close": Reviewed("member", ("/close 1", "/关闭 1")),
+    "tickets": Reviewed("member", ("/tickets", "/工单")),
+    "kb link": Reviewed("global", ("/kb link 1 ship-when", "/知识库 关联 1 return-policy")),
+    "kb candidates": Reviewed("global", ("/kb candidates",)),
+    "kb accept": Reviewed("global", ("/kb accept 1", "/知识库 采纳 1")),
     "poll start": Reviewed("room", ("/poll start 本群问题 | 甲 | 乙",)),
     "poll close": Reviewed("room", ("/poll close",)),
     "poll vote": Reviewed("member", ("/poll vote 1", "/投票")),
@@ -97,6 +110,7 @@ def config(tmp_path: Path):
            "rooms": {"g1": {"admins": ["a1"], "tags": ["vip"]}, "g2": {"admins": ["a2"], "tags": ["vip"]}},
            "skills": {"faq": {"knowledge_dir": str(write_kb(tmp_path / "knowledge")), "reload_interval_s": 0},
                       "tiers": {"export_dir": str(tmp_path / "exports")},
+                      "checkin": {"rewards": {"保温杯": {"cost": 100, "stock": 5}}},
                       "schedule": {"items": {"配置早安": {"daily": "08:00", "targets": ["all"], "text": "早"}}}}}
     return replace(make_config(raw), governor=fast_governor())
 
@@ -122,10 +136,14 @@ async def setup_world(h: Harness) -> None:
     await h.say("boss", "/schedule pause 总部暂停", room=None, after_s=1)
     await h.say("a2", "/schedule add 二群通知 daily=23:00 乙群日程暗号", room="g2", after_s=1)
     await h.say("a2", "/lottery start 乙群奖品 winners=1 duration=2d", room="g2", after_s=1)
+    await h.say(OUT, "/兑换 保温杯", room="g2", name=OUT_NAME, after_s=1)
+    await h.say(OUT, "确认", room="g2", name=OUT_NAME, after_s=1)
     await h.say(OUT, "/退订", room=None, after_s=1)
     await h.settle()
     h.lottery = await scalar(h, select(Lottery.id).where(Lottery.room_id == "g2"))
     assert h.lottery is not None
+    h.redemption = await scalar(h, select(Redemption.id).where(Redemption.room_id == "g2"))
+    assert h.redemption is not None
 
 
 async def scalar(h: Harness, stmt):
@@ -166,14 +184,16 @@ async def outside(h: Harness, room: str | None, actor: str) -> dict:
     return {"balances": balances, "admin changes": admin_changes, "jobs": [j[:4] for j in theirs],
             "knowledge": knowledge, "exported outsiders": sorted(exported),
             "lotteries": await rows(h, select(Lottery.id, Lottery.status).where(Lottery.room_id != (room or ""))),
+            "redemptions": await rows(h, select(Redemption.id, Redemption.status)
+                                      .where(Redemption.room_id != (room or "")).order_by(Redemption.id)),
             "opt-outs": {m for (m,) in await rows(h, select(MemberOptOut.member_id)) if m != actor}}
 
 
-def tries(spec_name: str, actor: str, lottery: int) -> list[tuple[str, tuple[str, ...]]]:
+def tries(spec_name: str, actor: str, lottery: int, redemption: int) -> list[tuple[str, tuple[str, ...]]]:
     """(text, mention ids): an @-mention of g2's member carries their id, as WeChat sends it."""
     out = []
     for text in REVIEWED[spec_name].tries:
-        text = text.format(self=actor, out=OUT, lottery=lottery)
+        text = text.format(self=actor, out=OUT, lottery=lottery, redemption=redemption)
         out.append((text, (OUT,) if f"@{OUT_NAME}{M}" in text else ()))
     return out
 
@@ -204,7 +224,7 @@ async def test_no_command_reaches_outside_the_room(h, actor, room):
     assert {s.name for s in specs} == set(REVIEWED)
     admin_here = room is not None and h.app.config.is_admin(actor, room)
     for spec in specs:
-        for text, mentions in tries(spec.name, actor, h.lottery):
+        for text, mentions in tries(spec.name, actor, h.lottery, h.redemption):
             before = await outside(h, room, actor)
             start = len(h.sent)
             await h.say(actor, text, room=room, mention_ids=mentions, after_s=2)
@@ -222,7 +242,7 @@ async def test_the_walk_sees_what_a_global_admin_changes(h):
     """The check itself: the same commands from a global admin do reach other rooms, and ``outside`` says so."""
     for text, room in [(f"/points add {OUT} 1", "g1"), ("/kb add 怎么付款 | 找客服", "g1"),
                        ("/schedule pause 二群通知", "g2"), ("/schedule pause 早安", "g1"), ("/export members", "g1"),
-                       ("/lottery cancel", "g2")]:
+                       ("/lottery cancel", "g2"), ("/兑换 拒绝 1 无效", "g1")]:
         before = await outside(h, "g1", "a1")
         await h.say("boss", text, room=room, after_s=2)
         await h.settle()

@@ -28,7 +28,7 @@ from storage.models_points import PointsLedger
 from storage.points import change_points
 from storage.prepared import Prepared
 from storage.sqlite_inline import BusyStats, NestedSessionError, WalCheckpointer, untested_versions
-from tests.loop_lag import Ticker, until
+from tests.support.loop_lag import Ticker, until
 from tests.support import START
 
 

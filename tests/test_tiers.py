@@ -14,7 +14,7 @@ from skills.tiers import run_pass, settings_of
 from skills.tiers.models import MemberTier, TierChange, TierDaily, TierOrder, TierRun
 from skills.tiers.store import members_in_tier, quartile_scores, recompute
 from tests.support import Harness
-from tests.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
+from tests.support.tiers_support import TODAY_NOON, Seeder, ago, seed_population, tiers_config
 
 pytestmark = pytest.mark.all_backends  # the tiers' SQL runs on SQLite and PostgreSQL alike
 

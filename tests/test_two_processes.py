@@ -17,7 +17,7 @@ from sqlalchemy.exc import ProgrammingError
 from storage.db import create_engine
 from storage.models import AccountRoom
 from skills.lottery.models import Lottery
-from tests.db_checks import read
+from tests.support.db_checks import read
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """

@@ -55,6 +55,9 @@ async def test_the_last_release_upgrades_in_place(db_url):
         assert await scalar(engine, "SELECT count(*) FROM member_optouts") == 1
         assert await scalar(engine, "SELECT sum(balance) FROM points_balances") == \
             await scalar(engine, "SELECT sum(delta) FROM points_ledger")
+        # the check-in branch's later revision: redemptions have their handling columns (0101)
+        assert await scalar(engine, "SELECT count(*) FROM redemptions WHERE handled_at IS NULL AND handled_by IS NULL"
+                                    " AND reason IS NULL") == 0
         await migrate(engine)  # and again: nothing left to do
         if engine.dialect.name == "sqlite":  # off while tables were rebuilt, on again for the bot
             assert await scalar(engine, "PRAGMA foreign_keys") == 1

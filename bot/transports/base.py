@@ -31,6 +31,15 @@ class FatalTransportError(TransportError):
     governor holds every message and tries nothing more until the next login; the operators get one alert."""
 
 
+class RefusedError(TransportError):
+    """The platform refused this one message for good (WeCom: a monthly quota used up, the 微信客服 reply window
+    closed, no channel to the member): dropped with ``reason``, never retried."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
 class RiskControlError(TransportError):
     """The platform pushed back on sending too much ("操作过于频繁"): the governor backs off."""
 

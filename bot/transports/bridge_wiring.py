@@ -45,7 +45,7 @@ async def start_bridge_bot(config: Config, clock: Clock, url: str, token: str, s
     app: BotApp | None = None
     transport = BridgeTransport(url, token, timeout_s=timeout_s,
                                 is_offline=lambda: app is not None and app.health.offline)
-    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True,
+    app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, transport_name="bridge",
                  bridge=lambda a: BridgeInbox(secret, clock, a.services.sessions, route_events(a, transport)))
     app.health.silence_s = SILENCE_S  # providers send a heartbeat at least every 60 s
     await transport.start()

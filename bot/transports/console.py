@@ -1,12 +1,17 @@
 """Console: chat with the bot in a terminal, no WeChat account needed.
 
 You are a member of a simulated group; lines starting with ':' steer the simulation (``:help`` lists them).
+The chat stays readable: log lines go to a file (bot/__main__.py sets it up; warnings show as one short note), and
+while the bot is still working on an answer — handling it, or holding it for pacing or a coalescing window of up
+to a minute — 「（小助手正在输入…）」 is shown once, so a wait doesn't look like a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from bot.clean import clean_event, identifier, topic
@@ -25,6 +30,10 @@ HELP = """\
   :who               当前身份和会话     :quit           退出"""
 
 
+TYPING_AFTER_S = 1.5  # a wait longer than this gets the typing note (pacing alone is about a second)
+TYPING_POLL_S = 0.25
+
+
 class ConsoleTransport:
     def __init__(self, config: Config, clock: Clock, out: IO[str] | None = None) -> None:
         self.self_id = "bot"
@@ -35,15 +44,36 @@ class ConsoleTransport:
         self.room: str | None = "demo_room"
         self.topics: dict[str, str] = {"demo_room": "会员福利群（演示）"}
         self.names: dict[str, str] = {}
+        self._typing_shown = False  # shown since the bot last said something
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
 
+    def note(self, text: str) -> None:
+        """A line for the person at the keyboard that is not a chat message (a warning from the logs)."""
+        self._print(f"（{text}）")
+
+    async def show_typing(self, busy: Callable[[], bool]) -> None:
+        """Until cancelled: while ``busy()`` has been true for TYPING_AFTER_S, say the bot is typing — once per
+        wait (each message the bot sends starts a new one)."""
+        waited = 0.0
+        while True:
+            await asyncio.sleep(TYPING_POLL_S)  # real time: the terminal's own pace, nothing to synchronise
+            if not busy():
+                waited = 0.0
+                continue
+            waited += TYPING_POLL_S
+            if waited >= TYPING_AFTER_S and not self._typing_shown:
+                self._print(f"（{self._config.bot.name}正在输入…）")
+                self._typing_shown = True
+                waited = 0.0
+
     async def send(self, message: OutgoingMessage) -> str | None:
         where = f"[群 {self.topics.get(message.room_id, message.room_id)}]" if message.room_id else "[私聊]"
         who = "" if message.room_id else f" → {self.names.get(message.user_id, message.user_id)}"
         self._print(f"{where} {self._config.bot.name}{who}: {message.text}")
+        self._typing_shown = False  # the bot said something: a further wait is a new one
         return None
 
     async def start(self, sink: EventSink) -> None:
@@ -85,7 +115,8 @@ class ConsoleTransport:
             return f"你现在是「{self.me.name}」({self.me.id})"
         if word == "admin":
             if not self._config.bot.admins:
-                return "config.toml 的 bot.admins 里还没有管理员。"
+                return ('config.toml 的 [bot] admins 里还没有管理员：写成 admins = ["console_user"]（你现在的身份），'
+                        "重新启动后你就是管理员。")
             self.me = Person(self._config.bot.admins[0], "管理员")
             return f"你现在是管理员 {self.me.id}"
         if word == "room" and rest:
@@ -120,3 +151,21 @@ class ConsoleTransport:
                     self._print(result)
                 continue
             await sink(result)
+
+
+class ConsoleLogNote(logging.Handler):
+    """Warnings and errors in the console: one short line above the next input, never a traceback (that is in the
+    log file, named once at start)."""
+
+    def __init__(self, console: ConsoleTransport, log_file: str) -> None:
+        super().__init__(logging.WARNING)
+        self._console = console
+        self._log_file = log_file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            first = record.getMessage().splitlines()[0][:160] if record.getMessage() else record.levelname
+            level = "错误" if record.levelno >= logging.ERROR else "警告"
+            self._console.note(f"{level}：{first} — 详见 {self._log_file}")
+        except Exception:  # a log note must never break the chat
+            self.handleError(record)

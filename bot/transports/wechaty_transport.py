@@ -14,8 +14,8 @@ Connection and lifecycle
   restarting the bot must not restart the WeChat session. ``stop()`` only closes our connection; the gateway keeps the account logged in. The gateway replays
   the login to every new event stream, so ``start()`` returns once that login arrives.
 * If the event stream breaks (gateway restarted, network), we log it and reconnect on our own with exponential
-  back-off (1 s doubling up to ``max_backoff``), forever, until ``stop()``. Sends while disconnected raise
-  ``TransportError``. Events emitted by WeChat while we are disconnected are lost (the gateway does not queue
+  back-off (1 s doubling up to ``max_backoff``), forever, until ``stop()``. Sends while disconnected, or while the
+  account is logged out, raise ``NotConnectedError`` (the governor holds them until the next login). Events emitted by WeChat while we are disconnected are lost (the gateway does not queue
   them). A half-open TCP connection is not detected yet (no heartbeat timeout).
 
 Events
@@ -176,6 +176,8 @@ class WechatyTransport:
         conn = self._conn
         if conn is None:
             raise NotConnectedError("not connected to the Wechaty gateway")
+        if not self._logged_in.is_set():  # logged out (or not yet in): the governor holds it until the login
+            raise NotConnectedError("the WeChat account is not logged in on the gateway")
         try:
             response = await asyncio.wait_for(
                 conn.stub.message_send_text(

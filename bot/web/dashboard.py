@@ -2,7 +2,8 @@
 (autoescaping on), charts as server-side SVG.
 
 ``setup(app, services, skills)`` adds the routes to the bot's aiohttp application (bot/web/server.py mounts it, on
-``[http] host``/``port``). The core has the login, the layout, the scheduled jobs and the home page; every other
+``[http] host``/``port``). The core has the login, the layout, the scheduled jobs, the account's status
+(bot/web/account.py) and the home page; every other
 page is a skill's (``@skill.page``, ``@skill.panel``: bot/skill.py), its templates in ``skills/NAME/templates/``
 (loaded as ``NAME/…``), rendered inside the layout behind the login.
 
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, StrictUndefined
@@ -35,7 +36,11 @@ from bot.context import Services
 from bot.http import PageRequest, PageResult
 from bot.skill import PageSpec, PanelSpec, Skill
 from bot.web import access_log, auth, svg
-from storage import stats
+from bot.web.account import account_status
+from storage import stats, wecom
+
+if TYPE_CHECKING:
+    from bot.health import SessionHealth
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +59,24 @@ class _Dashboard:
     pages: list[PageSpec]
     panels: list[PanelSpec]
     throttle: auth.LoginThrottle
+    health: SessionHealth | None = None
 
 
 STATE = web.AppKey("dashboard", _Dashboard)
 
 
-def setup(app: web.Application, services: Services, skills: Sequence[Skill] = ()) -> None:
+def setup(app: web.Application, services: Services, skills: Sequence[Skill] = (),
+          health: SessionHealth | None = None) -> None:
     pages = [p for skill in skills for p in skill.pages]
     panels = [p for skill in skills for p in skill.panels]
     app[SERVICES] = services
-    app[STATE] = _Dashboard(_environment(services, skills), pages, panels, auth.LoginThrottle(services.clock.now))
+    app[STATE] = _Dashboard(_environment(services, skills), pages, panels, auth.LoginThrottle(services.clock.now),
+                            health)
     app[auth.SESSIONS] = auth.DashboardSessions(services.clock.now)
     app.router.add_get(BASE, _guarded(home))
     app.router.add_get(BASE + "/", _guarded(home))
     app.router.add_get(BASE + "/jobs", _guarded(jobs))
+    app.router.add_get(BASE + "/account", _guarded(account))
     for spec in pages:
         app.router.add_get(BASE + spec.path, _guarded(_skill_page(spec)))
     app.router.add_get(BASE + "/login", login_form)
@@ -179,7 +188,14 @@ async def home(request: web.Request, services: Services) -> tuple[str, str, int]
 async def jobs(request: web.Request, services: Services) -> tuple[str, str, int]:
     async with services.sessions() as s:
         rows = await stats.jobs_table(s)
-    return "定时消息", _render(request, "jobs.html", jobs=rows), 200
+        # WeCom: scheduled messages to customer groups are 企业群发 tasks waiting for their owner staff member
+        group_sends = await wecom.group_sends(s) if services.config.wecom.enabled else None
+    return "定时消息", _render(request, "jobs.html", jobs=rows, group_sends=group_sends), 200
+
+
+async def account(request: web.Request, services: Services) -> tuple[str, str, int]:
+    status = await account_status(services, request.app[STATE].health)
+    return "账号状态", _render(request, "account.html", s=status), 200
 
 
 # -- login --------------------------------------------------------------------------------------------------------------
@@ -264,7 +280,7 @@ text-align:left;font-size:14px}th{background:#eef1f5}.legend span{margin-right:1
 
 def _nav(request: web.Request) -> list[dict[str, Any]]:
     items = [("概览", BASE)] + [(p.title, BASE + p.path) for p in request.app[STATE].pages if p.nav] + [
-        ("定时消息", BASE + "/jobs")]
+        ("定时消息", BASE + "/jobs"), ("账号状态", BASE + "/account")]
     path = request.path.rstrip("/") or BASE
     return [{"title": t, "href": href, "active": path == href} for t, href in items]
 

@@ -9,7 +9,8 @@ raw body with the secret from ``[http] hmac_secret_env`` (neither set: 503); "da
 objects. Started by ``python -m bot run`` on ``[http] host``/``port`` (default 127.0.0.1:8080).
 
 One core route besides: ``POST /bridge/events``, the bridge provider's events, mounted while the bot runs on the
-bridge transport (its receiver checks the provider's signature; bot/transports/bridge_inbox.py).
+bridge transport (its receiver checks the provider's signature; bot/transports/bridge_inbox.py) — or, on WeCom,
+``GET``/``POST /wecom/callback``, WeCom's callback URL (signed and encrypted; bot/transports/wecom/callbacks.py).
 """
 
 from __future__ import annotations
@@ -151,6 +152,30 @@ def _mount_bridge(app: web.Application, receiver: BridgeReceiver) -> None:
     app.router.add_post("/bridge/events", events)
 
 
+def _mount_callbacks(app: web.Application, receiver) -> None:
+    """A platform's callback URL (WeCom: bot/transports/wecom/callbacks.py): GET to verify it, POST for events;
+    plain-text answers, as the platform expects."""
+    limit = receiver.max_body_bytes
+
+    async def verify(request: web.Request) -> web.Response:
+        answer = await receiver.verify(dict(request.query))
+        return web.Response(status=answer.status, text=answer.text)
+
+    async def events(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, text="body too large")
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                return web.Response(status=413, text="body too large")
+        answer = await receiver.receive(dict(request.query), bytes(body))
+        return web.Response(status=answer.status, text=answer.text)
+
+    app.router.add_get(receiver.callback_path, verify)
+    app.router.add_post(receiver.callback_path, events)
+
+
 _OK_BODY = {"ok": True}
 _OK_JSON = json.dumps(_OK_BODY).encode()
 
@@ -164,7 +189,7 @@ class _AccessLog(AccessLogger):
     more than the events (the inbox counts them; refusals are still logged)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if response.status == 200 and request.path == "/bridge/events":
+        if response.status == 200 and request.path in ("/bridge/events", "/wecom/callback"):
             return
         super().log(request, response, time)
 
@@ -181,12 +206,14 @@ def build_app(services: Services, settings: HttpSettings, skills: Sequence[Skill
         app[HEALTH] = health_of
     access_log.install()
     app.router.add_get("/health", health)
-    if bridge is not None:
+    if bridge is not None and hasattr(bridge, "callback_path"):
+        _mount_callbacks(app, bridge)
+    elif bridge is not None:
         _mount_bridge(app, bridge)
     for skill in skills:
         for route in skill.routes:
             _mount(app, services, route, settings)
-    dashboard.setup(app, services, skills)
+    dashboard.setup(app, services, skills, health_of)
     return app
 
 

@@ -1,5 +1,6 @@
 """Daily check-in and points: 签到 once per member per local day, streak bonuses, balance and rank, a room's
-leaderboard, a rewards catalog to redeem points, admin adjustments with audit, optional points for chatting.
+leaderboard, a rewards catalog to redeem points (skills/checkin/rewards.py: confirmed, operators told, handed out
+or refused by admins), admin adjustments with audit, optional points for chatting.
 
 Points move only through storage.points.change_points (ledger + balance, exactly-once per reference). Group
 confirmations are coalesced by the governor into one message per room and window, so a morning rush of 签到
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from bot.context import Context, Services
 from bot.events import MessageReceived, OutgoingMessage
@@ -19,7 +21,6 @@ from bot.skill import Skill, UsageError
 from skills.checkin import store
 from storage.members import in_room
 from storage.points import AlreadyRecorded, InsufficientPoints, change_points
-from storage.points import balance as points_balance
 
 MAX_ADJUST = 1_000_000  # one admin change; keeps a typo (or an int32 column) from blowing up
 
@@ -55,6 +56,8 @@ class CheckinSettings:
 class CheckinState:
     # (member, local date) → chat awards given today: saves a ledger query per chatter message once known
     activity_counts: dict[tuple[str, date], int] = field(default_factory=dict)
+    # (member, room or None) → the redemption they asked for, until they confirm it (skills/checkin/rewards.py)
+    confirming: dict[tuple[str, str | None], Any] = field(default_factory=dict)
 
 
 skill: Skill[CheckinSettings, CheckinState] = Skill("checkin", "签到与积分", settings=CheckinSettings,
@@ -169,53 +172,6 @@ async def rank(ctx: Context) -> None:
     ctx.reply("\n".join(lines), mention=False)
 
 
-# -- rewards -----------------------------------------------------------------------------------------------------
-
-@skill.command("redeem", aliases=("兑换",), usage="/兑换 奖品名（只发 /兑换 查看可兑换的奖品）",
-               help="用积分兑换奖品")
-async def redeem(ctx: Context) -> None:
-    settings = settings_of(ctx)
-    wanted = ctx.command.rest.strip() if ctx.command else ""
-    if not settings.rewards:
-        ctx.reply("目前还没有可兑换的奖品，敬请期待～")
-        return
-    if not wanted:
-        await catalog(ctx, settings)
-        return
-    names = list(settings.rewards)
-    item = next((n for n in names if n.lower() == wanted.lower()), None)
-    # ASCII digits only: ² and ³ are isdigit() too, and int() refuses them
-    if item is None and wanted.isascii() and wanted.isdigit() and len(wanted) <= 6 \
-            and 1 <= int(wanted) <= len(names):
-        item = names[int(wanted) - 1]  # the number shown in the catalog
-    if item is None:
-        raise UsageError(f"没有找到「{wanted[:20]}」这个奖品，发送 /兑换 查看可兑换的奖品。")
-    cost = settings.rewards[item].cost
-    try:
-        redemption, balance = await store.redeem(ctx.session, ctx.sender.id, item, cost, at=ctx.event.at,
-                                                 room_id=ctx.room_id, member_name=display_name(ctx))
-    except store.OutOfStock:
-        ctx.reply(f"抱歉，「{item}」已经兑完了，看看其他奖品吧（发送 /兑换 查看）。")
-        return
-    except InsufficientPoints as exc:
-        ctx.reply(f"积分还不够哦：兑换「{item}」需要 {cost} 分，你现在有 {exc.balance} 分。多多签到攒积分吧～")
-        return
-    ctx.record("redeem", {"item": item, "cost": cost, "redemption": redemption.id, "balance": balance})
-    ctx.reply(f"兑换成功！「{item}」-{cost} 积分，剩余 {balance} 分。工作人员会尽快联系你发放（兑换单号 {redemption.id}）。")
-
-
-async def catalog(ctx: Context, settings: CheckinSettings) -> None:
-    names = list(settings.rewards)
-    stock = await store.stock_of(ctx.session, names)
-    balance = await points_balance(ctx.session, ctx.sender.id)
-    lines = ["可兑换的奖品："]
-    for i, name in enumerate(names, start=1):
-        left = stock.get(name, 0)
-        lines.append(f"{i}. {name} — {settings.rewards[name].cost} 积分（{'剩 ' + str(left) + ' 件' if left else '已兑完'}）")
-    lines.append(f"你的积分：{balance}。发送「/兑换 奖品名」兑换。")
-    ctx.reply("\n".join(lines))
-
-
 # -- admin adjustments -------------------------------------------------------------------------------------------
 
 ADJUST_USAGE = "/points {op} @成员 数量 [原因]（或用成员的 wxid 代替 @）"
@@ -255,6 +211,10 @@ async def adjust(ctx: Context, sign: int) -> None:
         if member == actor:
             ctx.record("refused", {"command": ctx.spec.name, "reason": "own_points"})
             ctx.reply("不能调整自己的积分哦，如有需要请联系总管理员。")
+            return
+        if ctx.config.is_admin_anywhere(member):  # admins topping each other up is minting with one more step
+            ctx.record("refused", {"command": ctx.spec.name, "reason": "admin_points"})
+            ctx.reply("管理员的积分只能由总管理员调整哦。")
             return
         await ctx.services.activity.flush()  # a member who just spoke in the room is noted with the next batch
         if ctx.room_id is None or not await in_room(ctx.session, member, ctx.room_id):
@@ -321,6 +281,6 @@ async def activity_points(ctx: Context) -> None:
         counts.pop(key, None)
 
 
-from skills.checkin import privacy  # noqa: E402  (what the skill keeps about a member: /我的数据, /删除我的数据)
+from skills.checkin import pages, privacy, rewards  # noqa: E402,F401  (rewards and pages register on import)
 
 skill.member_data(privacy)

@@ -39,7 +39,8 @@ class RewardStock(Base):
 
 
 class Redemption(Base):
-    """A reward a member paid for; operators fulfil it (status pending → done)."""
+    """A reward a member paid for; an admin hands it out (pending → done) or refuses it (pending → refused, the
+    points returned). The conditional UPDATE on ``status = 'pending'`` decides which of two racing admins acts."""
 
     __tablename__ = "redemptions"
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -48,9 +49,10 @@ class Redemption(Base):
     room_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     item: Mapped[str] = mapped_column(String(64))
     cost: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | refused
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    fulfilled_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    handled_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the admin's id
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # why it was refused, told the member
 
     __table_args__ = (Index("ix_redemptions_status_at", "status", "at"),)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from skills.checkin.models import Checkin, Redemption
 from storage.members import ERASED_NAME
 
-STATUS_ZH = {"pending": "待发放", "done": "已发放", "cancelled": "已取消"}
+STATUS_ZH = {"pending": "待发放", "done": "已发放", "refused": "未发放（积分已退回）"}
 
 
 async def export(session: AsyncSession, member_id: str) -> dict[str, object]:
@@ -38,6 +38,6 @@ async def erase(session: AsyncSession, member_id: str, pseudonym: str) -> int:
     changed = (await session.execute(delete(checkins).where(checkins.c.member_id == member_id))).rowcount or 0
     changed += (await session.execute(update(redemptions).where(redemptions.c.member_id == member_id)
                                       .values(member_id=pseudonym, member_name=ERASED_NAME))).rowcount or 0
-    changed += (await session.execute(update(redemptions).where(redemptions.c.fulfilled_by == member_id)
-                                      .values(fulfilled_by=pseudonym))).rowcount or 0
+    changed += (await session.execute(update(redemptions).where(redemptions.c.handled_by == member_id)
+                                      .values(handled_by=pseudonym))).rowcount or 0
     return changed

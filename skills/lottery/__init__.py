@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import CliContext
-from bot.context import Context, Services, with_mentions
+from bot.context import Context, Services, acknowledge_batch, with_mentions
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import normalize, strip_mentions
 from bot.skill import Skill, UsageError
@@ -278,23 +278,8 @@ async def start(ctx: Context) -> None:
 
 def _render_entries(room_id: str, items: list[tuple[str, Person, int]]) -> OutgoingMessage | None:
     """One message for a window of entries: the new entrants, then those who had entered already."""
-    new: dict[str, Person] = {}
-    again: dict[str, Person] = {}
-    count = 0
-    for kind, person, n in items:
-        if kind == "new":
-            new[person.id] = person
-            count = max(count, n)
-        elif person.id not in new:
-            again[person.id] = person
-    parts = []
-    if new:
-        parts.append(with_mentions(list(new.values()), f"参与成功🎉 目前共 {count} 人参与，祝好运！"))
-    if again:
-        parts.append(with_mentions(list(again.values()), "已经参与过啦，每人一次，等开奖就好～"))
-    if not parts:
-        return None
-    return OutgoingMessage("\n".join(parts), room_id=room_id, mentions=(*new, *again))
+    return acknowledge_batch(room_id, items, done=lambda n: f"参与成功🎉 目前共 {n} 人参与，祝好运！",
+                             again="已经参与过啦，每人一次，等开奖就好～", again_in_window=False)
 
 
 @skill.on_message(priority=50)

@@ -34,10 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context, Services
 from bot.events import OutgoingMessage, Priority, ProactiveKind
-from bot.skill import Skill
+from bot.http import FieldError
+from bot.skill import Skill, UsageError
 from bot.timefmt import zh_datetime
 from skills.orders import store
-from skills.orders.input import OrderFieldError, OrderResult, OrderUpdate, parse_order
+from skills.orders.input import OrderFieldError, OrderResult, OrderUpdate, parse_binding, parse_order
+from storage import identity
 from skills.orders.models import Order
 
 log = logging.getLogger(__name__)
@@ -299,6 +301,43 @@ async def my_orders(ctx: Context) -> None:
             extra = f"，物流：{o.tracking}"
         lines.append(f"· {o.id} {_items(o)} ¥{_yuan(o.amount_cents):.2f} {STATUS_ZH[o.status]}{extra}")
     ctx.reply("\n".join(lines))
+
+
+# -- operators link identities -------------------------------------------------------------------------------------
+
+@skill.command("member bind", aliases=("绑定会员", "会员 绑定"),
+               usage="/绑定会员 客户ID（企业微信 external_userid 或 unionid） 会员号",
+               help="把企业微信客户和商城会员认作同一个人（积分合并到一个钱包）", scope="global")
+async def member_bind(ctx: Context) -> None:
+    """A global admin says a WeCom customer and a shop member are one person: the shop's member id then names the
+    customer's member; if both already are members of their own, the customer's ids and points move to the shop
+    member (storage/identity.py ``merge``: through the ledger, in this one transaction, exactly once)."""
+    if len(ctx.args) != 2:
+        raise UsageError("请写客户ID和会员号。")
+    try:
+        shop_id, customer_id = parse_binding(ctx.args[1], ctx.args[0])
+    except FieldError as exc:
+        raise UsageError(f"ID 写法不对（{exc}）。") from None
+    session = ctx.session
+    customer = (await identity.resolve(session, "external_userid", customer_id)
+                or await identity.resolve(session, "unionid", customer_id))
+    if customer is None:
+        ctx.reply(f"没有找到客户「{customer_id}」：请用企业微信客户的 external_userid 或 unionid"
+                  "（客户添加员工、或在微信客服留言后才有记录）。")
+        return
+    member = await identity.resolve(session, "shop", shop_id)
+    if member == customer:
+        ctx.reply(f"客户「{customer_id}」和会员号 {shop_id} 已经是同一位会员，无需再绑定。")
+        return
+    if member is None:
+        orders = await store.bind_member(session, shop_id, customer, ctx.now)
+        ctx.record("member_bind", {"shop": shop_id, "member": customer, "merged": None, "orders": orders})
+        ctx.reply(f"已绑定：会员号 {shop_id} → 客户「{customer_id}」" + (f"，{orders} 个订单已关联。" if orders else "。"))
+        return
+    merged = await identity.merge(session, customer, member, ctx.now, actor_id=ctx.sender.id)
+    ctx.record("member_bind", {"shop": shop_id, "member": member, "merged": customer, "points": merged.moved})
+    ctx.reply(f"已合并：客户「{customer_id}」和会员号 {shop_id} 是同一位会员，共用一个积分账户"
+              f"（转入 {merged.moved} 积分，现有 {merged.balance} 积分）。")
 
 
 from skills.orders import api, cli  # noqa: E402,F401  (their routes and subcommands register on `skill`)

@@ -18,7 +18,7 @@ from sqlalchemy.sql import Executable
 
 from skills.orders.input import OPEN_STATUSES
 from skills.orders.models import GroupBuy, MemberBinding, Order, OrderEvent, ReminderSent
-from storage import fast
+from storage import fast, identity
 from storage.models import RoomMember
 from storage.upsert import insert_for
 
@@ -109,6 +109,7 @@ async def bind_member(session: AsyncSession, external_id: str, wechat_id: str, a
     """Map the shop's member id to a WeChat id; orders waiting for it get it. Returns how many orders did."""
     await fast.execute(session, _for_dialect(session, _binding_upsert),
                        {"external_id": external_id, "wechat_id": wechat_id, "created_at": at})
+    await identity.bind(session, "shop", external_id, wechat_id, at)  # one member, one wallet (统一用户ID)
     result = await fast.execute(session, _BIND_WAITING, {"external_id": external_id, "wechat_id": wechat_id})
     return result.rowcount
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.context import Context, Services, with_mentions
+from bot.context import Context, Services, acknowledge_batch, with_mentions
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import strip_mentions
 from bot.skill import Skill, UsageError
@@ -128,24 +128,8 @@ async def start(ctx: Context) -> None:
 
 def _render_votes(room_id: str, items: list[tuple[str, Person, int]]) -> OutgoingMessage | None:
     """One message for a window of votes: who voted (and how many have), then who had voted already."""
-    new: dict[str, Person] = {}
-    again: dict[str, Person] = {}
-    count = 0
-    for kind, person, n in items:
-        if kind == "new":
-            new[person.id] = person
-            count = max(count, n)
-        else:
-            again[person.id] = person
-    parts = []
-    if new:
-        parts.append(with_mentions(list(new.values()), f"投票成功✅ 目前共 {count} 人投票。"))
-    if again:
-        parts.append(with_mentions(list(again.values()), "你已经投过票了，每人一票哦～"))
-    if not parts:
-        return None
-    mentions = tuple(dict.fromkeys([*new, *again]))
-    return OutgoingMessage("\n".join(parts), room_id=room_id, mentions=mentions)
+    return acknowledge_batch(room_id, items, done=lambda n: f"投票成功✅ 目前共 {n} 人投票。",
+                             again="你已经投过票了，每人一票哦～", again_in_window=True)
 
 
 async def _cast(ctx: Context, poll_id: int, option: int) -> None:

@@ -27,6 +27,7 @@ from bot.events import OutgoingMessage, ProactiveKind
 from bot.scheduler import ScheduleError
 from bot.skill import Skill, UsageError
 from bot.timefmt import zh_date, zh_datetime
+from storage import wecom as wecom_store
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,10 @@ async def list_(ctx: Context) -> None:
         nxt = f" · 下次 {_when(ctx.services, job.next_run_at)}" if job.status == "active" else ""
         lines.append(f"· {p.get('name', job.key)}{source}：{_describe(ctx.services, item)} · "
                      f"{STATUS_ZH.get(job.status, job.status)}{nxt}")
+    if ctx.config.wecom.enabled and ctx.is_global_admin:  # WeCom: group messages are tasks staff confirm
+        for owner, counts in (await wecom_store.group_send_counts(ctx.session)).items():
+            lines.append(f"· 企业群发（群主 {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
+                         f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}")
     ctx.reply("\n".join(lines))
 
 

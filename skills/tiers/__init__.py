@@ -100,7 +100,7 @@ async def startup(services: Services) -> None:
         await _load_lost(services, s)
 
 
-@skill.target("tier")
+@skill.target("tier", labels=TIER_NAMES)
 async def resolve_tier(services: Services, session: AsyncSession, arg: str) -> list[Recipient]:
     """Scheduled-message targets: ``tier:silent`` (1-on-1 to each member of the tier), ``tier:silent,lost``,
     ``tier:silent/<room id>`` (only those in that room). The governor's per-member caps and opt-out apply."""

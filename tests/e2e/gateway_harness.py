@@ -174,6 +174,10 @@ class MockGateway:
         """The bot's own WeChat account; logged in as soon as a client has started the puppet."""
         return await self._call("POST", "/login", {"id": bot_id, "name": name})
 
+    async def logout(self) -> dict[str, Any]:
+        """The platform logs the bot's account out (the gateway stays up)."""
+        return await self._call("POST", "/logout")
+
     async def create_contact(self, contact_id: str, name: str) -> dict[str, Any]:
         return (await self._call("POST", "/contacts", {"id": contact_id, "name": name}))["contacts"][0]
 

@@ -62,6 +62,7 @@ async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconne
         sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     logins: asyncio.Queue[float] = asyncio.Queue()
+    holding = asyncio.Event()
     log: list[str] = []
 
     async def read_log() -> None:
@@ -69,6 +70,8 @@ async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconne
             log.append(line.decode(errors="replace"))
             if "wechaty logged in as bot_self" in log[-1]:  # the transport, at every (re)login
                 logins.put_nowait(time.monotonic())
+            if "holding messages until it logs in again" in log[-1]:  # the governor, at the first refused send
+                holding.set()
 
     reader = asyncio.create_task(read_log())
     second = None
@@ -80,6 +83,8 @@ async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconne
         assert [s["text"].split("\u2005")[-1] for s in sent] == ["在的～"]
 
         await first.stop()  # the gateway dies inside the 3 s check-in window
+        # the confirmation falls due while it is down (a gateway back within the window would make this moot)
+        await asyncio.wait_for(holding.wait(), 30)
         second = MockGateway(token=first.token, puppet_port=first.puppet_port)
         await second.start()
         await populate(second)

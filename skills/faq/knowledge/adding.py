@@ -1,4 +1,6 @@
-"""One entry added from chat (``/kb add 问题 | 答案``), without ever leaving a file the loader can't read.
+"""Changes from chat, without ever leaving a file the loader can't read: one entry added (``/kb add 问题 | 答案``),
+or one more 相似问法 for an existing entry (``/kb link``, ``/kb accept``: a line under its heading in Markdown, its
+相似问法 cell in CSV, the rest of the file byte for byte as it was).
 
 The entry is cleaned and checked line by line (nothing that the Markdown format would read as a heading, a
 comment, a table or an entry's field line); then the file as it would be is built in memory and the whole
@@ -8,6 +10,8 @@ new entry is there is the file replaced, atomically: a temporary file beside it,
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import tempfile
@@ -15,8 +19,8 @@ import unicodedata
 from contextlib import suppress
 from pathlib import Path
 
-from skills.faq.knowledge.entries import Problem
-from skills.faq.knowledge.files import field_name, load_knowledge, read_text
+from skills.faq.knowledge.entries import Entry, Problem
+from skills.faq.knowledge.files import CSV_COLUMNS, field_name, load_knowledge, read_text
 
 MAX_QUESTION = 100  # characters
 MAX_ANSWER = 1000  # characters; longer answers belong in a file edited with care
@@ -111,3 +115,79 @@ def write_atomically(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
 
+
+
+# -- one more 相似问法 for an existing entry (/kb link, /kb accept) ----------------------------------------------------
+
+_SEPARATORS = re.compile(r"[；;|｜]")
+
+
+def check_similar(question: str) -> str:
+    """The cleaned question, fit to be one 相似问法, or Refused."""
+    question = " ".join(clean(question).split())
+    if not question:
+        raise Refused("这个问题是空的。")
+    if len(question) > MAX_QUESTION:
+        raise Refused(f"问题超过 {MAX_QUESTION} 个字，不适合做相似问法。")
+    if _SEPARATORS.search(question):
+        raise Refused("问题里有“；”或“|”：在知识库文件里它们用来分隔相似问法。")
+    return question
+
+
+def with_similar(text: str, name: str, line: int, question: str) -> str | None:
+    """The file's text with ``question`` as one more 相似问法 of the entry at ``line`` (its heading in a Markdown
+    file; the last line of its row in a CSV file). None when the file has no place for it (a CSV without a
+    相似问法 column, or the entry is not where its source says)."""
+    if name.lower().endswith(".md"):
+        lines = text.splitlines(keepends=True)
+        if not 1 <= line <= len(lines) or not lines[line - 1].startswith("## "):
+            return None
+        heading = lines[line - 1]
+        ending = heading[len(heading.rstrip("\r\n")):] or "\n"
+        if heading is lines[-1] and not heading.endswith(("\n", "\r")):
+            lines[line - 1] = heading + ending  # the heading was the file's last line, without a line break
+        # a line of its own right under the heading: the format allows several 相似问法 lines
+        lines.insert(line, f"相似问法：{question}{ending}")
+        return "".join(lines)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return None
+    columns = [CSV_COLUMNS.get(h.strip().lower()) for h in header]
+    if "similar" not in columns:
+        return None
+    start = reader.line_num + 1
+    for row in reader:
+        end = reader.line_num
+        if end == line:
+            at = columns.index("similar")
+            row[at] = f"{row[at].strip()}；{question}" if row[at].strip() else question
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow(row)
+            lines = text.splitlines(keepends=True)
+            ending = lines[end - 1][len(lines[end - 1].rstrip("\r\n")):]
+            return "".join(lines[:start - 1]) + out.getvalue() + ending + "".join(lines[end:])
+        start = end + 1
+    return None
+
+
+def prepare_similar(folder: Path, entry: Entry, question: str,
+                    max_file_bytes: int) -> tuple[str, str, list[Problem]]:
+    """(file name, its text with the new 相似问法, the problems of the whole knowledge base read with it). Nothing
+    is written; no problems: safe to write. CPU and disk: run it in a thread."""
+    name, _, line = entry.source.rpartition(":")
+    problems: list[Problem] = []
+    path = folder / name
+    text = read_text(path, name, problems, max_file_bytes) if name and path.is_file() else None
+    if text is None:
+        return name, "", problems or [Problem(name or entry.source, 0, "找不到这条问答所在的文件")]
+    content = with_similar(text, name, int(line or 0), question)
+    if content is None:
+        why = ("这个 CSV 文件没有“相似问法”列，请直接编辑文件" if name.lower().endswith(".csv")
+               else "文件刚刚改过，这条问答不在原来的位置了，请稍后再试")
+        return name, "", [Problem(name, int(line or 0), why)]
+    kb = load_knowledge(folder, max_file_bytes=max_file_bytes, overrides={name: content})
+    problems = list(kb.problems)
+    if not problems and not any(e.id == entry.id and question in e.similar for e in kb.entries):
+        problems.append(Problem(name, int(line or 0), f"写进文件后「{entry.question}」没有多出「{question}」这个问法"))
+    return name, content, problems

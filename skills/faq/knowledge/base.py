@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skills.faq.knowledge.calibrate import calibrate
 from skills.faq.knowledge.entries import Entry, Problem
 from skills.faq.knowledge.files import MAX_FILE_BYTES, load_knowledge, signature
 from skills.faq.knowledge.index import Hit, Index
@@ -47,6 +48,7 @@ def build(folder: Path, max_file_bytes: int = MAX_FILE_BYTES) -> tuple[Snapshot,
     started = time.perf_counter()
     kb = load_knowledge(folder, max_file_bytes=max_file_bytes)
     index = Index(kb.entries, Analyzer(kb.synonyms, kb.user_words))
+    calibrate(index)
     return Snapshot(index, tuple(kb.files), time.perf_counter() - started), kb.problems
 
 

@@ -29,6 +29,8 @@ def reset() -> None:
 async def second(ctx: Context) -> None:
     calls.append(f"second:{ctx.event.text}")
     sessions.append(ctx.session)
+    if ctx.event.text.startswith("ops:") and ctx.event.text.endswith("#"):
+        raise RuntimeError("a later hook failed")  # the first hook's note to the operators still goes
     if ctx.event.text in ("boom-second", "write-boom"):
         if ctx.event.text == "write-boom":
             ctx.session.add(MemberName(member_id=ctx.event.sender.id, name="write-by-second", first_seen=ctx.now))
@@ -47,6 +49,10 @@ async def first(ctx: Context) -> None:
         ctx.stop()
     if text == "boom-first":
         raise RuntimeError("first failed")
+    if text.startswith("ops:"):
+        calls.append(f"told:{ctx.notify_operators(text[4:])}")
+        if text.endswith("!"):  # the handler fails after deciding: the operators' note goes with its rollback
+            raise RuntimeError("failed after notifying")
     gate = gates.get(text)
     if gate is not None:
         await gate.wait()

@@ -45,9 +45,9 @@ def write_kb(folder: Path) -> Path:
 
 def faq_config(folder: Path, **faq):
     return make_config({
-        "bot": {"admins": ["admin1"], "skills": ["ping", "faq"]},
+        "bot": {"admins": ["admin1"], "skills": ["ping", "faq"], "operators": ["op1"]},
         "governor": {"min_interval_s": 1.0, "jitter_s": 0.0, "chat_switch_interval_s": 1.0, "warmup_s": 0.0},
-        "skills": {"faq": {"knowledge_dir": str(folder), "operators": ["op1"], **faq}},
+        "skills": {"faq": {"knowledge_dir": str(folder), **faq}},
     })
 
 

@@ -32,10 +32,11 @@ referral_days = 1
 ROOMS = ["g1", "g2", "g3"]
 USERS = [f"wxid_{i}" for i in range(30)]
 NAMES = ["小李", "阿王", "=SUM(A1)", "Ｚｏｅ", "😀 emoji", "", "名" * 40]
-TEXTS = ["签到", "/积分", "/rank", "/兑换", "/兑换 杯子", "/兑换 贴纸", "抽奖", "/lottery status", "/ping", "在吗",
+TEXTS = ["签到", "/积分", "/rank", "/兑换", "/兑换 杯子", "/兑换 贴纸", "/兑换 1", "确认", "抽奖", "/lottery status", "/ping", "在吗",
          "今天天气不错", "哈哈哈", "/help", "/orders", "我的订单", "@小助手 怎么退货", "/echo 你好"]
 ADMIN_TEXTS = ["/lottery start 耳机 winners=2 duration=30m keyword=抽奖 cost=1", "/lottery draw", "/lottery cancel",
-               "/积分 加 @wxid_1 5", "/points add wxid_2 3", "/stats", "/tier wxid_1", "/lottery status"]
+               "/积分 加 @wxid_1 5", "/points add wxid_2 3", "/stats", "/tier wxid_1", "/lottery status",
+               "/兑换 待处理", "/兑换 发放 1", "/兑换 拒绝 2 缺货"]
 HUGE = ["x" * 300, "名" * 3000, "a" * 200_000]
 JUNK_STRINGS = ["\u0000", "a\u0000b", "\ud800", "x\udfffy", "\r\n", "\u202e", "\ufeff", "' OR 1=1 --", "\\", "%s%n"]
 BAD_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-13-45T00:00:00+08:00",

@@ -1,5 +1,5 @@
 """The bot on the bridge for tests: the real app (SQLite file, skills, governor) on a virtual clock, its HTTP
-server on a loopback port, talking to tests/bridge_provider.py's provider over real HTTP; and an alert webhook
+server on a loopback port, talking to tests/support/bridge_provider.py's provider over real HTTP; and an alert webhook
 receiver, a real aiohttp server that records what it is sent."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.clock import VirtualClock
 from bot.config import parse_config
 from bot.transports.bridge_wiring import BridgeBot, start_bridge_bot
-from tests.bridge_provider import SECRET, EventPoster, MockProvider
+from tests.support.bridge_provider import SECRET, EventPoster, MockProvider
 from tests.support import START, fast_governor
 
 ROOM = "r1"
