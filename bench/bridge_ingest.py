@@ -2,11 +2,16 @@
 a provider's /send.
 
     python bench/bridge_ingest.py [--events 10000] [--rooms 50] [--concurrency 16] [--commands 0.1]
-                                  [--skills ping,welcome,checkin,lottery] [--seed 1]
+                                  [--skills ping,welcome,checkin,lottery] [--seed 1] [--send-ms 0]
+                                  [--max-in-flight N]
 
-The bot runs as its own process (`python -m bot run`, SQLite file, the skills given, every pacing interval of the
-governor set to zero and no per-minute cap, so what is measured is the bot, not its deliberate rhythm); this
-process is the provider: it posts the events (signed, ``--concurrency`` connections) and answers /send. A share
+The bot runs as its own process (`python -m bot run`, SQLite file, the skills given). How the governor's
+deliberate pacing is kept out of the latency: the run turns it off (every pacing interval zero, no per-minute
+cap, no warm-up, no lively-room hold), so the time from an event's 200 to its reply's /send is the bot's own work
+and queueing, nothing it waits for on purpose. This process is the provider: it posts the events (signed,
+``--concurrency`` connections) and answers /send, after ``--send-ms`` milliseconds (a provider that takes a while
+to reach the platform: what one slow /send does to the other rooms' replies; the governor has at most
+``--max-in-flight`` sends under way, its default unless given). A share
 ``--commands`` of the events are commands answered at once (/ping, 在吗, /积分, each from its own member, so each
 reply is matched to its event by its @-mention); of the rest, 5 % are check-ins (confirmed together per room after
 the check-in skill's window: sent, not timed) and the others chatter; every 500th event is a heartbeat.
@@ -52,7 +57,7 @@ per_chat_interval_s = 0
 max_per_minute = 0
 warmup_s = 0
 lively_messages = 0
-[http]
+{max_in_flight}[http]
 port = 0
 """
 
@@ -83,8 +88,10 @@ class Provider:
     """The provider's side the bot calls: answers /send at once and notes when each arrived and whom it mentioned.
     Runs as its own process (``--serve-provider``), so its answers don't wait behind the poster's work."""
 
-    def __init__(self) -> None:
+    def __init__(self, send_ms: float = 0.0) -> None:
         self.sends: list[tuple[float, list[str]]] = []
+        self.send_s = send_ms / 1000
+
 
     async def capabilities(self, request: web.Request) -> web.Response:
         return web.json_response({"send_text": True, "mention": True})
@@ -93,6 +100,8 @@ class Provider:
         now = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the poster's process
         body = await request.json()
         self.sends.append((now, body.get("mentions") or []))
+        if self.send_s:
+            await asyncio.sleep(self.send_s)  # the provider's own way to the platform (simulated)
         return web.json_response({"id": f"pm{len(self.sends)}"})
 
     async def count(self, request: web.Request) -> web.Response:
@@ -102,8 +111,8 @@ class Provider:
         return web.json_response({"sends": self.sends})
 
 
-async def serve_provider() -> None:
-    provider = Provider()
+async def serve_provider(send_ms: float) -> None:
+    provider = Provider(send_ms)
     app = web.Application()
     app.router.add_get("/capabilities", provider.capabilities)
     app.router.add_post("/send", provider.send)
@@ -171,6 +180,16 @@ async def replies(provider_url: str, expect: dict[str, int], deadline: float) ->
     return sent_at, others
 
 
+def profiler_args(out: str | None) -> list[str]:
+    """BENCH_PROFILE=out.prof: cProfile's stats; out.txt or out.html: pyinstrument's report (install it by hand,
+    it is no dependency of the project)."""
+    if not out:
+        return []
+    if out.endswith((".txt", ".html")):
+        return ["-m", "pyinstrument", "-r", "html" if out.endswith(".html") else "text", "-o", out]
+    return ["-m", "cProfile", "-o", out]
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -186,25 +205,29 @@ async def main() -> None:
     parser.add_argument("--commands", type=float, default=0.1)
     parser.add_argument("--skills", default="ping,welcome,checkin,lottery")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--send-ms", type=float, default=0.0, help="the provider answers /send after this long")
+    parser.add_argument("--max-in-flight", type=int, help="the governor's max_in_flight (default: the bot's)")
     parser.add_argument("--serve-provider", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_provider:
-        await serve_provider()
+        await serve_provider(args.send_ms)
         return
     events, expect = generate(args.events, args.rooms, args.commands, args.seed)
 
     provider = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve-provider", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        sys.executable, __file__, "--serve-provider", "--send-ms", str(args.send_ms), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     provider_url = f"http://127.0.0.1:{int(await provider.stdout.readline())}"
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         skills = json.dumps([s for s in args.skills.split(",") if s], ensure_ascii=False)
-        config.write_text(CONFIG.format(skills=skills, db=Path(tmp) / "bot.db"), encoding="utf-8")
+        in_flight = f"max_in_flight = {args.max_in_flight}\n" if args.max_in_flight else ""
+        config.write_text(CONFIG.format(skills=skills, db=Path(tmp) / "bot.db", max_in_flight=in_flight),
+                          encoding="utf-8")
         env = {**os.environ, "BOT_BRIDGE_URL": provider_url, "BOT_BRIDGE_TOKEN": TOKEN, "BOT_BRIDGE_SECRET": SECRET,
                "PYTHONUNBUFFERED": "1"}
         env.pop("WECHATY_PUPPET_SERVICE_ENDPOINT", None)
-        profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        profile = profiler_args(os.environ.get("BENCH_PROFILE"))
         bot = await asyncio.create_subprocess_exec(
             sys.executable, *profile, "-m", "bot", "--log-level", "INFO", "run", "--config", str(config), cwd=ROOT,
             env=env,
@@ -245,7 +268,8 @@ async def main() -> None:
     latencies = sorted((sent_at[i] - accepted_at[i]) * 1000 for i in sent_at)
     result = {
         "events": len(events), "rooms": args.rooms, "commands": len(expect), "skills": args.skills,
-        "concurrency": args.concurrency, "statuses": statuses,
+        "concurrency": args.concurrency, "send_ms": args.send_ms,
+        "max_in_flight": args.max_in_flight, "statuses": statuses,
         "accepted_per_s": round(len(events) / accepted), "handled_per_s": round(len(events) / handled),
         "replies": len(sent_at), "other_sends": others,
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,

@@ -5,7 +5,9 @@
 and awaits it fully before moving on, so a replay is deterministic and never waits for real time.
 
 Timers carry coroutine functions rather than bare callbacks, so the virtual clock can await the work a timer
-starts (a send, a database write) before it moves time further.
+starts (a send, a database write) before it moves time further. Work that runs beside the timers rather than
+inside one (the governor's sends, several under way at once) is ``spawn``-ed: a task of its own at once; the
+virtual clock awaits all of it before it runs the next timer, so what happens at each instant stays in order.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class Clock(ABC):
         except Exception as exc:  # a failing timer never stops the clock
             self.on_error(exc, {"timer": handle.name, "at": handle.when.isoformat()})
 
+    def spawn(self, callback: TimerCallback, name: str = "work") -> asyncio.Task:
+        """Run ``await callback()`` now, as a task of its own (its failure goes to ``on_error``); the clock
+        knows of it until it ends (see the module's docstring)."""
+        handle = TimerHandle(self.now(), name, callback)
+        task = asyncio.get_running_loop().create_task(self._run(handle), name=name)
+        self._track(task)
+        return task
+
+    @abstractmethod
+    def _track(self, task: asyncio.Task) -> None: ...
+
     async def aclose(self) -> None:
         """Cancel pending timers and wait for running ones."""
 
@@ -111,11 +124,17 @@ class RealClock(Clock):
         handle._native = loop.call_later(delay, fire)
         return handle
 
+    def _track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def aclose(self) -> None:
-        for handle in list(self._handles):
-            handle.cancel()
-        self._handles.clear()
-        if self._tasks:
+        while True:  # what the running ones start on their way out (a send's follow-up) is cancelled or awaited too
+            for handle in list(self._handles):
+                handle.cancel()
+            self._handles.clear()
+            if not self._tasks:
+                return
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
@@ -128,6 +147,7 @@ class VirtualClock(Clock):
         self._heap: list[tuple[datetime, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._target: datetime | None = None
+        self._work: set[asyncio.Task] = set()  # spawned, not finished: time waits for it
 
     @property
     def horizon(self) -> datetime:
@@ -141,23 +161,38 @@ class VirtualClock(Clock):
         heapq.heappush(self._heap, (handle.when, next(self._seq), handle))
         return handle
 
+    def _track(self, task: asyncio.Task) -> None:
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
     def next_due(self) -> datetime | None:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
     async def advance_to(self, target: datetime) -> None:
-        """Move to ``target``, running everything due on the way at its own instant. Never goes back."""
+        """Move to ``target``, running everything due on the way at its own instant. Never goes back. Spawned
+        work is awaited before each timer and before returning: time never moves on while it runs."""
         target = max(target.astimezone(UTC), self._now)
         outer, self._target = self._target, max(target, self._target or target)
         try:
-            while (due := self.next_due()) is not None and due <= target:
+            while True:
+                while work := self._others_work():
+                    await asyncio.wait(work)
+                due = self.next_due()
+                if due is None or due > target:
+                    break
                 _, _, handle = heapq.heappop(self._heap)
                 self._now = max(self._now, handle.when)
                 await self._run(handle)
             self._now = target
         finally:
             self._target = outer
+
+    def _others_work(self) -> set[asyncio.Task]:
+        """Spawned work under way, but not the task asking (spawned work that moves the clock would wait for
+        itself)."""
+        return self._work - {asyncio.current_task()} if self._work else self._work
 
     async def advance(self, seconds: float) -> None:
         await self.advance_to(self._now + timedelta(seconds=seconds))
@@ -168,3 +203,8 @@ class VirtualClock(Clock):
 
     async def aclose(self) -> None:
         self._heap.clear()
+        if self._work:  # the virtual world ends: work still under way (a send that never answers) is cancelled
+            work = list(self._work)
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)

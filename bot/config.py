@@ -194,6 +194,8 @@ class GovernorSettings:
     chat_switch_interval_s: float = 3.0  # when the next send goes to a different chat than the last
     per_chat_interval_s: float = 1.0  # between two sends to the same chat
     max_per_minute: int = 30  # overall; community practice says ≤ 40 (0: no limit)
+    # sends under way at once (one per chat): a slow call to the platform holds up only its own chat
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 8
     warmup_s: float = 600.0  # after login, pacing is slower...
     warmup_factor: Annotated[float, Field(ge=1.0)] = 2.0  # ...by this factor
     backoff_initial_s: Annotated[float, Field(ge=1.0)] = 60.0  # first pause after a risk-control error; doubles

@@ -6,6 +6,18 @@ must hold for every skill at once. Skills call ``submit`` (or ``coalesce``) and 
 Order of sending: by priority (reply, then transactional, then scheduled), then first come first served;
 messages deferred by quiet hours or a retry wait aside until their time. Everything waits on the injectable clock, never on real sleeps.
 
+Several sends may be under way at once, so one slow call to the platform holds up only its own chat: at most one
+per chat (a chat's messages go strictly in queue order, each after the one before has finished) and at most
+``max_in_flight`` for the account. The pacing (bot/pacing.py) counts a send from when it is released to the
+transport, so the gaps, the per-minute cap and the warm-up hold exactly as with one send at a time. The next
+message released is always the first in the queue whose chat is free: a chat with a send under way is passed
+over, never a message that merely waits for its pacing.
+
+Release policies, checked in order when a message is about to go (``_policies``; each a small method that says
+go, hold until an instant, or drop): staleness, quiet hours, for light and promotional messages the gentle rules
+below, then a channel's reply window (``ReplyWindow``, when a transport sets one). A new rule is one more method
+in that list.
+
 Gentleness for proactive (bot-initiated) messages, checked when a message is about to go, in this order:
 quiet hours (defer or drop, per kind) → opt-out (no light/promotional 1-on-1 message to a member who sent
 /退订) → daily caps per room and per member (drop) → the minimum gap between a room's proactive messages and a
@@ -35,12 +47,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import TypeAlias
 
 from bot.backoff import backoff_delay
 from bot.clock import Clock, TimerHandle
 from bot.config import GovernorSettings, KindPolicy
 from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor_stores import ActivityRecorder, GovernorCapStore, GovernorOutbox, OutboxEntry
+from bot.pacing import Pacing, Slot
 from bot.transports.base import (
     FatalTransportError,
     NotConnectedError,
@@ -84,6 +98,24 @@ class _Queued:
     @property
     def order(self) -> tuple[int, int]:
         return (int(self.priority), self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A release policy's answer: not now; back in the queue (with its outbox row) until ``until``."""
+
+    until: datetime
+    reason: str | None = None  # counted in SendGovernor.held ("gap", "lively"); None: not counted
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A release policy's answer: never; dropped and recorded with ``reason``."""
+
+    reason: str
+
+
+Verdict: TypeAlias = Hold | Drop | None  # None: this policy lets it go
 
 
 @dataclass(slots=True)
@@ -169,23 +201,24 @@ class SendGovernor:
         self._activity = activity
         self._outbox = outbox  # None: nothing survives a restart (the governor's own tests)
         self.account_id: str | None = None  # written on the rows it keeps (the app sets it at login)
-        self._rng = rng or random.Random()
         self._seq = itertools.count()
         self._ready: list[tuple[tuple[int, int], _Queued]] = []  # sorted by (priority, seq)
         self._deferred: list[tuple[datetime, int, _Queued]] = []  # heap by not_before
         self._buckets: dict[str, _Bucket] = {}
         self._timer: TimerHandle | None = None
         self._timer_at: datetime | None = None
+        self._drain_task: asyncio.Task | None = None  # a drain started at once, not through a timer
         self._draining = False
-        self._last_send_at: datetime | None = None
-        self._last_chat: str | None = None
-        self._chat_last: dict[str, datetime] = {}
-        self._recent: deque[datetime] = deque()  # send instants within the last minute
-        self._jitter = self._draw_jitter()
+        self._pacing = Pacing(rng or random.Random())
+        self._pacing.draw_jitter(settings)
+        self._in_flight: dict[str, _Queued] = {}  # chat key -> its message being sent now
+        self._released = 0  # sends released so far: tells a send released before a back-off from one after it
         self._login_at: datetime | None = None
         self._backoff_level = 0
         self._backoff_until: datetime | None = None
+        self._backoff_mark = 0  # sends released before the back-off began: their outcomes don't change it
         self._offline_since: datetime | None = None  # the transport said it is disconnected: hold until login
+        self._offline_mark = 0  # likewise for the offline state
         self._halted_since: datetime | None = None  # the platform refused our credentials: try nothing until login
         self._probe_at = self._clock.now()
         self._room_msgs: dict[str, deque[datetime]] = {}  # room -> its latest member messages' instants
@@ -389,9 +422,16 @@ class SendGovernor:
     @property
     def busy(self) -> bool:
         """True while something may still be sent without a quiet-hours wait (replay runs until this is False)."""
+        if self._in_flight:
+            return True
         if self._halted_since is not None:
             return False  # nothing goes out before an operator acts and the account logs in again
         return bool(self._ready or self._buckets or self._draining or any(e[2].retrying for e in self._deferred))
+
+    @property
+    def in_flight(self) -> int:
+        """Sends under way now (released to the transport, no answer yet)."""
+        return len(self._in_flight)
 
     @property
     def pending(self) -> int:
@@ -406,9 +446,6 @@ class SendGovernor:
         return candidate.astimezone(now.tzinfo)
 
     # -- internals ----------------------------------------------------------------------------------------------
-
-    def _draw_jitter(self) -> float:
-        return round(self._rng.uniform(0, self.settings.jitter_s), 3)  # milliseconds are plenty
 
     def _policy(self, kind: ProactiveKind | None) -> KindPolicy | None:
         return None if kind is None else getattr(self.settings, kind.value)
@@ -435,32 +472,31 @@ class SendGovernor:
         return 1.0
 
     def _earliest(self, item: _Queued, now: datetime) -> datetime:
-        s = self.settings
-        factor = self._factor(now)
         t = max(now, item.not_before)
         if self._backoff_until is not None:
             t = max(t, self._backoff_until)
         if self._offline_since is not None:  # no login since: only a probe now and then, in case none is reported
             t = max(t, self._probe_at)
-        chat = item.message.chat_key
-        if self._last_send_at is not None:
-            gap = s.min_interval_s + self._jitter
-            if chat != self._last_chat:
-                gap = max(gap, s.chat_switch_interval_s + self._jitter)
-            t = max(t, self._last_send_at + timedelta(seconds=gap * factor))
-        last_here = self._chat_last.get(chat)
-        if last_here is not None:
-            t = max(t, last_here + timedelta(seconds=s.per_chat_interval_s * factor))
-        if s.max_per_minute and len(self._recent) >= s.max_per_minute:
-            t = max(t, self._recent[-s.max_per_minute] + timedelta(seconds=60))
-        return t
+        return self._pacing.earliest(item.message.chat_key, t, self.settings, self._factor(now))
+
+    def _head(self) -> int | None:
+        """Where in the ready queue the next message to release is: strictly by priority, then first come first
+        served, passing over only chats with a send under way (skipping ahead to a chat whose pacing is cheaper
+        would let one busy room starve everyone else). None: nothing may start now."""
+        if len(self._in_flight) >= max(1, self.settings.max_in_flight):
+            return None
+        if self._in_flight and (self._backoff_until is not None or self._offline_since is not None):
+            return None  # after a push-back or while offline one send tries the water; the rest wait for it
+        busy = self._in_flight
+        for index, (_, item) in enumerate(self._ready):
+            if item.message.chat_key not in busy:
+                return index
+        return None
 
     def _pick(self, now: datetime) -> datetime | None:
-        """When the head of the ready queue may go. Strictly by priority, then first come first served:
-        skipping ahead to a cheaper chat would let one busy room starve everyone else."""
-        if not self._ready:
-            return None
-        return self._earliest(self._ready[0][1], now)
+        """When the next message to release may go."""
+        index = self._head()
+        return None if index is None else self._earliest(self._ready[index][1], now)
 
     def _schedule(self) -> None:
         if self._draining:
@@ -477,6 +513,14 @@ class SendGovernor:
         if not candidates:
             return
         when = min(candidates)
+        if when <= now and self._in_flight:
+            # at once, beside the sends under way (on the virtual clock a timer would wait until they end)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_at = None
+            if self._drain_task is None or self._drain_task.done():
+                self._drain_task = self._clock.spawn(self._drain, name="governor-drain")
+            return
         if self._timer is not None and not self._timer.cancelled:
             if self._timer_at is not None and self._timer_at <= when:
                 return
@@ -485,75 +529,130 @@ class SendGovernor:
         self._timer = self._clock.call_at(when, self._drain, name="governor-drain")
 
     async def _drain(self) -> None:
-        self._timer = None
-        self._timer_at = None
+        """Release every message that may go now, each to a send of its own (``_transmit``)."""
+        if self._timer is not None and self._timer.when <= self._clock.now():
+            self._timer = self._timer_at = None
         if self._draining:
             return
         self._draining = True
         try:
-            now = self._clock.now()
-            self._promote_deferred(now)
-            head_at = self._pick(now)
-            if head_at is not None and head_at <= now:
-                _, item = self._ready.pop(0)
-                await self._deliver(item, now)
+            while self._halted_since is None:
+                now = self._clock.now()
+                self._promote_deferred(now)
+                index = self._head()
+                if index is None or self._earliest(self._ready[index][1], now) > now:
+                    break
+                _, item = self._ready.pop(index)
+                await self._release(item, now)
         finally:
             self._draining = False
-            self._schedule()  # even if delivery raised: the rest of the queue must not stall
+            self._schedule()  # even if a release raised: the rest of the queue must not stall
 
-    async def _deliver(self, item: _Queued, now: datetime) -> None:
+    async def _release(self, item: _Queued, now: datetime) -> None:
+        """The policies, then (if it may go) its place in the rhythm and a send of its own."""
+        try:
+            verdict = await self._judge(item, now)
+        except Exception as exc:  # the cap store is unreachable: don't send blind, don't lose it either
+            self._retry_or_drop(item, now, exc, "caps", "cap_error")
+            return
+        if isinstance(verdict, Drop):
+            self._drop(item, verdict.reason)
+            return
+        if isinstance(verdict, Hold):
+            item.not_before = verdict.until
+            if verdict.reason is not None:
+                self.held[verdict.reason] = self.held.get(verdict.reason, 0) + 1
+            self._keep(item)
+            self._enqueue(item)
+            return
+        slot = self._pacing.reserve(item.message.chat_key, now, self.settings)
+        self._released += 1
+        number = self._released
+        self._in_flight[item.message.chat_key] = item
+
+        async def transmit() -> None:
+            try:
+                await self._transmit(item, now, slot, number)
+            finally:
+                self._in_flight.pop(item.message.chat_key, None)
+                self._schedule()  # its chat is free again; so is a place for the account
+
+        self._clock.spawn(transmit, name=f"send:{item.message.chat_key}")
+
+    # -- release policies: each says go (None), hold until, or drop ------------------------------------------------
+
+    @property
+    def _policies(self) -> tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...]:
+        return (self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
+
+    async def _judge(self, item: _Queued, now: datetime) -> Verdict:
+        for policy in self._policies:
+            verdict = await policy(item, now)
+            if verdict is not None:
+                return verdict
+        return None
+
+    async def _policy_fresh(self, item: _Queued, now: datetime) -> Verdict:
+        """Too late is worse than never (a reply after the conversation moved on): dropped as stale."""
         if item.expires_at is not None and now > item.expires_at:
-            self._drop(item, "stale")
-            return
-        if item.kind is not None:
-            policy = self._policy(item.kind)
-            if self._quiet(now):
-                # pacing pushed it into quiet hours: same rule as at submit time
-                if policy.quiet_hours == "drop":
-                    self._drop(item, "quiet_hours")
-                else:
-                    item.not_before = self.quiet_hours_end(now)
-                    self._keep(item)
-                    self._enqueue(item)
-                return
-            if item.kind != ProactiveKind.TRANSACTIONAL:
-                try:
-                    user_id = item.message.user_id
-                    if user_id is not None and await self._caps.opted_out(user_id):
-                        self._drop(item, "opted_out")
-                        return
-                    over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind,
-                                                     self.settings)
-                    hold = None if over else await self._hold_until(item, now)
-                except Exception as exc:  # the cap store is unreachable: don't send blind, don't lose it either
-                    self._retry_or_drop(item, now, exc, "caps", "cap_error")
-                    return
-                if over:
-                    self._drop(item, f"cap:{over}")
-                    return
-                if hold is not None:
-                    reason, item.not_before = hold
-                    self.held[reason] = self.held.get(reason, 0) + 1
-                    self._keep(item)
-                    self._enqueue(item)
-                    return
-        closed = self.reply_window.refuse(item.message, now, item.kind) if self.reply_window is not None else None
-        if closed:
-            self._drop(item, closed)
-            return
+            return Drop("stale")
+        return None
+
+    async def _policy_quiet_hours(self, item: _Queued, now: datetime) -> Verdict:
+        """Pacing pushed a proactive message into quiet hours: the same rule as at submit time."""
+        if item.kind is None or not self._quiet(now):
+            return None
+        if self._policy(item.kind).quiet_hours == "drop":
+            return Drop("quiet_hours")
+        return Hold(self.quiet_hours_end(now))
+
+    async def _policy_gentle(self, item: _Queued, now: datetime) -> Verdict:
+        """Light and promotional messages: opt-out, the daily caps, a room's gap and a lively room."""
+        if item.kind is None or item.kind == ProactiveKind.TRANSACTIONAL:
+            return None
+        user_id = item.message.user_id
+        if user_id is not None and await self._caps.opted_out(user_id):
+            return Drop("opted_out")
+        over = await self._caps.over_cap(self._clock.local(now).date(), item.message, item.kind, self.settings)
+        if over:
+            return Drop(f"cap:{over}")
+        hold = await self._hold_until(item, now)
+        return None if hold is None else Hold(hold[1], hold[0])
+
+    async def _policy_reply_window(self, item: _Queued, now: datetime) -> Verdict:
+        """A channel's reply window (WeCom 微信客服, ``ReplyWindow``): nothing outside it. Its count per customer is
+        safe with sends under way at once: a customer's messages share one chat, one send at a time."""
+        if self.reply_window is None:
+            return None
+        closed = self.reply_window.refuse(item.message, now, item.kind)
+        return Drop(closed) if closed else None
+
+    # -- one send ------------------------------------------------------------------------------------------------
+
+    async def _transmit(self, item: _Queued, now: datetime, slot: Slot, number: int) -> None:
+        """Send one released message (its outbox row marked ``sending`` first) and act on the outcome.
+        ``number``: its place in the order of releases (outcomes of sends released before a back-off or a
+        disconnection began belong to that same incident)."""
         if item.entry is not None and self._outbox is not None:
             try:  # committed before the transport is called: after a crash it is "uncertain", never resent
                 await self._outbox.sending(item.entry)
             except Exception as exc:
+                self._pacing.give_back(slot)
                 self._retry_or_drop(item, now, exc, "outbox", "outbox_error")
                 return
         try:
             platform_id = await self._send(item.message)
         except RiskControlError as exc:
-            self._backoff_level += 1
-            delay = backoff_delay(self._backoff_level, self.settings.backoff_initial_s, self.settings.backoff_max_s)
-            self._backoff_until = now + timedelta(seconds=delay)
-            log.warning("risk control from the platform (%s): pausing all sends for %.0f s", exc, delay)
+            self._pacing.give_back(slot)
+            if self._backoff_until is None or number > self._backoff_mark:  # not one already answered for
+                self._backoff_level += 1
+                delay = backoff_delay(self._backoff_level, self.settings.backoff_initial_s,
+                                      self.settings.backoff_max_s)
+                self._backoff_until = now + timedelta(seconds=delay)
+                self._backoff_mark = self._released
+                log.warning("risk control from the platform (%s): pausing all sends for %.0f s", exc, delay)
+            else:
+                delay = (self._backoff_until - now).total_seconds()
             self._activity.record(
                 "send_failed", **self._where(item), skill=item.skill,
                 detail={"reason": "risk_control", "error": str(exc)[:200], "backoff_s": delay},
@@ -563,6 +662,7 @@ class SendGovernor:
             self._keep_waiting()
             return
         except FatalTransportError as exc:  # a wrong token: retrying would only repeat the refusal
+            self._pacing.give_back(slot)
             if self._halted_since is None:
                 self._halted_since = now
                 log.error("sending stopped (%s): %d messages held until the next login", exc, self.pending + 1)
@@ -571,31 +671,38 @@ class SendGovernor:
             self._keep_waiting()
             return
         except NotConnectedError as exc:
+            self._pacing.give_back(slot)
             if self._offline_since is None:
                 self._offline_since = now
                 log.warning("transport disconnected (%s): holding messages until it logs in again", exc)
+            self._offline_mark = self._released
             self._probe_at = now + timedelta(seconds=OFFLINE_PROBE_S)
             self._unsent(item)
             self._enqueue_front(item)
             self._keep_waiting()
             return
         except RefusedError as exc:  # refused for good (a quota, a closed window): retrying would only repeat it
+            self._pacing.give_back(slot)
             self._unsent(item)
             self._drop(item, exc.reason)
             return
         except UncertainDeliveryError as exc:  # it may have arrived: a retry could send it twice
+            self._pacing.give_back(slot)
             log.error("send to %s may or may not have arrived (%s): not retried", item.message.chat_key, exc)
             self._activity.record("send_failed", **self._where(item), skill=item.skill,
                                   detail={"reason": "uncertain", "error": str(exc)[:200]})
             self._drop(item, "uncertain")
             return
         except Exception as exc:  # any other transport failure: retry a few times, then give up loudly
+            self._pacing.give_back(slot)
             self._unsent(item)
             self._retry_or_drop(item, now, exc, "transport", "transport_error")
             return
-        self._offline_since = None
-        self._backoff_level = 0
-        self._backoff_until = None
+        if number > self._offline_mark:  # a send released before the disconnection proves nothing about now
+            self._offline_since = None
+        if number > self._backoff_mark:  # likewise: only a send released after the push-back ends it
+            self._backoff_level = 0
+            self._backoff_until = None
         if self.reply_window is not None:
             self.reply_window.sent(item.message)
         self._after_send(item, now, platform_id)
@@ -650,15 +757,6 @@ class SendGovernor:
         bisect.insort(self._ready, (item.order, item), key=lambda e: e[0])
 
     def _after_send(self, item: _Queued, now: datetime, platform_id: str | None) -> None:
-        chat = item.message.chat_key
-        self._last_send_at = now
-        self._last_chat = chat
-        self._chat_last[chat] = now
-        self._recent.append(now)
-        cutoff = now - timedelta(seconds=60)
-        while self._recent and self._recent[0] <= cutoff:
-            self._recent.popleft()
-        self._jitter = self._draw_jitter()
         self.sent_count += 1
         detail = {"text": item.message.text, "priority": item.priority.name.lower()}
         if item.kind is not None:

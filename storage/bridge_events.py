@@ -1,4 +1,4 @@
-"""The bridge's accepted event ids (table ``bridge_events``): remember one, and prune the old ones."""
+"""The bridge's accepted event ids (table ``bridge_events``): remember one or a batch, and prune the old ones."""
 
 from __future__ import annotations
 
@@ -25,6 +25,42 @@ async def remember(session: AsyncSession, event_id: str, at: datetime) -> bool:
     """Note ``event_id`` as accepted at ``at``; False if it was accepted before (nothing changes then)."""
     statement = _REMEMBER[session.bind.dialect.name]
     return (await fast.execute(session, statement, {"event_id": event_id, "at": at})).rowcount == 1
+
+
+BATCH_ROWS = 64  # ids per statement; a batch's statement is compiled once per padded size (1, 2, 4, … 64)
+_BATCHES: dict[tuple[str, int], object] = {}
+
+
+def _remember_batch(dialect: str, n: int):
+    """``INSERT … VALUES (…) × n ON CONFLICT DO NOTHING RETURNING id``: the ids it returns are the new ones."""
+    statement = _BATCHES.get((dialect, n))
+    if statement is None:
+        make = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        rows = [{"id": bindparam(f"id{k}"), "received_at": bindparam(f"at{k}", type_=_T.c.received_at.type)}
+                for k in range(n)]
+        statement = _BATCHES[(dialect, n)] = (make(_T).values(rows).on_conflict_do_nothing(index_elements=["id"])
+                                              .returning(_T.c.id))
+    return statement
+
+
+async def remember_many(session: AsyncSession, event_ids: list[str], at: datetime) -> list[bool]:
+    """Note each of ``event_ids`` as accepted at ``at``, a few statements for the lot; for each, whether it is new
+    (an id accepted before, or earlier in the same list, is not)."""
+    dialect = session.bind.dialect.name
+    inserted: set[str] = set()
+    for start in range(0, len(event_ids), BATCH_ROWS):
+        chunk = event_ids[start:start + BATCH_ROWS]
+        size = 1 << (len(chunk) - 1).bit_length()  # padded with the last id again: a repeat changes nothing
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        params = {f"id{k}": event_id for k, event_id in enumerate(padded)}
+        params.update({f"at{k}": at for k in range(size)})
+        result = await fast.execute(session, _remember_batch(dialect, size), params)
+        inserted.update(row[0] for row in result.all())
+    new = []
+    for event_id in event_ids:
+        new.append(event_id in inserted)
+        inserted.discard(event_id)  # a second time in the same list is a duplicate
+    return new
 
 
 async def prune(session: AsyncSession, before: datetime) -> int:

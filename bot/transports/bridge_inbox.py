@@ -7,7 +7,7 @@ missing or wrong ``X-Bridge-Signature`` (``sha256=`` + hex HMAC-SHA256 with the 
 is not a JSON object; 422 ``{"error", "field"}`` for a bad or missing field (bridge_events.py); 200 ``{"ok": true}``
 once accepted — and for an id accepted before, which changes nothing. The id is committed (table ``bridge_events``)
 before the answer, so a provider's resend is recognised even after a restart; ids of concurrent requests share one
-transaction. Handling goes on after the answer: the event is only queued for the dispatcher here. Should the
+transaction and one multi-row insert (group commit: a 200 still means the id is committed). Handling goes on after the answer: the event is only queued for the dispatcher here. Should the
 database keep the answer past ``REMEMBER_WITHIN_S``, the event is refused with 503 (nothing changed: the provider
 sends it again).
 """
@@ -110,7 +110,8 @@ class BridgeInbox:
         except FieldError as exc:
             return HttpResponse.error(422, exc.message, field=exc.field)
         try:
-            new = await asyncio.wait_for(self._remember(event), REMEMBER_WITHIN_S)
+            async with asyncio.timeout(REMEMBER_WITHIN_S):  # cheaper than wait_for: no task of its own
+                new = await self._remember(event)
         except Exception as exc:  # the database is slow or down: not accepted, the provider resends
             log.error("bridge event %s not accepted in time: its id could not be recorded (%s)", event.kind,
                       type(exc).__name__)
@@ -136,20 +137,21 @@ class BridgeInbox:
 
     # -- accepted ids: one transaction for the ids of concurrent requests ----------------------------------------
 
-    async def _remember(self, event: BridgeEvent) -> bool:
+    def _remember(self, event: BridgeEvent) -> asyncio.Future:
+        """Whether ``event`` is new, once its id is committed (cancelling the wait leaves the write going)."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((event, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="bridge-event-ids")
-        return await future
+        return future
 
     async def _write(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
                 async with self._sessions() as session:
-                    now = self._clock.now()
-                    found = [await bridge_events.remember(session, event.id, now) for event, _ in batch]
+                    found = await bridge_events.remember_many(session, [event.id for event, _ in batch],
+                                                              self._clock.now())
                     await session.commit()
             except Exception as exc:
                 for _, future in batch:

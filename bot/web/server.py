@@ -16,6 +16,7 @@ bridge transport (its receiver checks the provider's signature; bot/transports/b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -133,13 +134,20 @@ def _mount_bridge(app: web.Application, receiver: BridgeReceiver) -> None:
     async def events(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > limit:
             return _json(too_large)
-        body = bytearray()
-        async for chunk in request.content.iter_any():  # chunked bodies have no length up front
-            body += chunk
-            if len(body) > limit:
-                return _json(too_large)
-        return _json(await receiver.receive(request.headers.get("X-Bridge-Timestamp"),
-                                            request.headers.get("X-Bridge-Signature"), bytes(body)))
+        if request.content_length is not None:
+            body = await request.read()  # at most content_length bytes: checked above
+        else:
+            chunks = bytearray()
+            async for chunk in request.content.iter_any():  # chunked bodies have no length up front
+                chunks += chunk
+                if len(chunks) > limit:
+                    return _json(too_large)
+            body = bytes(chunks)
+        answer = await receiver.receive(request.headers.get("X-Bridge-Timestamp"),
+                                        request.headers.get("X-Bridge-Signature"), body)
+        if answer.status == 200 and answer.body == _OK_BODY:  # the common answer, without encoding it each time
+            return web.Response(body=_OK_JSON, content_type="application/json")
+        return _json(answer)
 
     app.router.add_post("/bridge/events", events)
 
@@ -166,6 +174,10 @@ def _mount_callbacks(app: web.Application, receiver) -> None:
 
     app.router.add_get(receiver.callback_path, verify)
     app.router.add_post(receiver.callback_path, events)
+
+
+_OK_BODY = {"ok": True}
+_OK_JSON = json.dumps(_OK_BODY).encode()
 
 
 def _json(answer: HttpResponse) -> web.Response:

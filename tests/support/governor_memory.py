@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from bot.clock import VirtualClock
 from bot.config import Config, GovernorSettings
 from bot.events import OutgoingMessage, ProactiveKind
-from bot.governor import SendGovernor
+from bot.governor import SendFn, SendGovernor
 from tests.support import START, RecordingTransport, Sent
 
 
@@ -108,12 +109,16 @@ class GovernorRig:
     used the same way where the governor tests use it: ``async with``, ``clock``, ``transport``, ``sent``,
     ``settle()``."""
 
-    def __init__(self, config: Config, start: datetime = START, seed: int = 0) -> None:
+    def __init__(self, config: Config, start: datetime = START, seed: int = 0,
+                 edge: Callable[[RecordingTransport], SendFn] | None = None) -> None:
+        """``edge``: what the governor calls instead of the recorder's ``send``, given the recorder (a platform
+        whose sends take their time, say: tests/test_governor_concurrency.py)."""
         self.clock = VirtualClock(start, config.tz)
         self.transport = RecordingTransport(self.clock)
         self.caps = MemoryCapStore()
         self.activity = MemoryActivity(self.clock)
-        self.governor = SendGovernor(self.transport.send, self.clock, config.governor, self.caps, self.activity,
+        send = edge(self.transport) if edge is not None else self.transport.send
+        self.governor = SendGovernor(send, self.clock, config.governor, self.caps, self.activity,
                                      random.Random(seed))
 
     async def __aenter__(self) -> GovernorRig:
