@@ -19,6 +19,8 @@ from bot.transports.base import RiskControlError
 from tests.support.governor_memory import GovernorRig
 from tests.support import START, RecordingTransport, make_config
 
+# A guard, not synchronisation: a regression that never releases a send fails the test instead of hanging CI.
+GUARD_S = 30.0
 NO_PACING = dict(min_interval_s=0.0, chat_switch_interval_s=0.0, per_chat_interval_s=0.0)
 
 
@@ -51,16 +53,19 @@ class GatedPlatform:
         self.gates[f"room:{room_id}"].set()
 
     async def began(self, text: str) -> None:
-        await self._began[text].wait()
+        async with asyncio.timeout(GUARD_S):
+            await self._began[text].wait()
 
     async def ended(self, text: str) -> None:
-        await self._ended[text].wait()
+        async with asyncio.timeout(GUARD_S):
+            await self._ended[text].wait()
 
     async def sends_began(self, n: int) -> None:
         """Until ``n`` sends have begun in all (tries of one message count each)."""
-        while len(self.started) < n:
-            self._another.clear()
-            await self._another.wait()
+        async with asyncio.timeout(GUARD_S):
+            while len(self.started) < n:
+                self._another.clear()
+                await self._another.wait()
 
     async def send(self, message: OutgoingMessage) -> str | None:
         self.started.append(message.text)
