@@ -24,6 +24,7 @@ from bot.skill import HookSpec
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, dict], None]
+Done = Callable[[bool], None]
 
 
 class Dispatcher:
@@ -39,20 +40,22 @@ class Dispatcher:
         # stable sort: equal priorities keep the order skills were loaded in
         self._hooks = {k: sorted(v, key=lambda h: h.priority) for k, v in by_event.items()}
         self._error_hook = error_hook
-        self._queues: dict[str, deque[Event]] = {}
+        self._queues: dict[str, deque[tuple[Event, Done | None]]] = {}
         self._workers: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_concurrent_chats)
         self.handled = 0
 
     # -- live: ordered per chat -----------------------------------------------------------------------------------
 
-    def submit(self, event: Event) -> None:
+    def submit(self, event: Event, done: Done | None = None) -> None:
+        """Queue ``event``; ``done(handled)`` once its turn is over: True when the pipeline ran to its end (committed,
+        or rolled back and reported), False when it was cut off (the bot stopping under it: nothing committed)."""
         key = event.chat_key
         queue = self._queues.get(key)
         if queue is not None:
-            queue.append(event)  # a worker for this chat is running and will take it
+            queue.append((event, done))  # a worker for this chat is running and will take it
             return
-        self._queues[key] = deque([event])
+        self._queues[key] = deque([(event, done)])
         task = asyncio.get_running_loop().create_task(self._work(key), name=f"chat:{key}")
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
@@ -62,10 +65,20 @@ class Dispatcher:
         try:
             async with self._slots:
                 while queue:
-                    await self.handle(queue[0])
-                    queue.popleft()
+                    event, done = queue[0]
+                    handled = False
+                    try:
+                        await self.handle(event)
+                        handled = True
+                    finally:
+                        queue.popleft()
+                        if done is not None:
+                            done(handled)
         finally:
             self._queues.pop(key, None)
+            for _, done in queue:  # cut off before their turn
+                if done is not None:
+                    done(False)
 
     @property
     def busy(self) -> bool:

@@ -1,10 +1,11 @@
-"""The bridge's accepted event ids (table ``bridge_events``): remember one or a batch, and prune the old ones."""
+"""The bridge's accepted events (table ``bridge_events``): remember one or a batch (an event to hand on with its
+payload, unhandled until marked), mark them handled, list the ones accepted but not handled, and prune the old ones."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,24 +37,34 @@ def _remember_batch(dialect: str, n: int):
     statement = _BATCHES.get((dialect, n))
     if statement is None:
         make = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        rows = [{"id": bindparam(f"id{k}"), "received_at": bindparam(f"at{k}", type_=_T.c.received_at.type)}
+        rows = [{"id": bindparam(f"id{k}"), "received_at": bindparam(f"at{k}", type_=_T.c.received_at.type),
+                 "payload": bindparam(f"p{k}", type_=_T.c.payload.type),
+                 "handled_at": bindparam(f"h{k}", type_=_T.c.handled_at.type)}
                 for k in range(n)]
         statement = _BATCHES[(dialect, n)] = (make(_T).values(rows).on_conflict_do_nothing(index_elements=["id"])
                                               .returning(_T.c.id))
     return statement
 
 
-async def remember_many(session: AsyncSession, event_ids: list[str], at: datetime) -> list[bool]:
+async def remember_many(session: AsyncSession, event_ids: list[str], at: datetime,
+                        payloads: list[str | None] | None = None) -> list[bool]:
     """Note each of ``event_ids`` as accepted at ``at``, a few statements for the lot; for each, whether it is new
-    (an id accepted before, or earlier in the same list, is not)."""
+    (an id accepted before, or earlier in the same list, is not). An id with a payload (``payloads``, in the same
+    order) is pending until ``mark_handled``; one without is handled already."""
     dialect = session.bind.dialect.name
+    if payloads is None:
+        payloads = [None] * len(event_ids)
     inserted: set[str] = set()
     for start in range(0, len(event_ids), BATCH_ROWS):
         chunk = event_ids[start:start + BATCH_ROWS]
+        bodies = payloads[start:start + BATCH_ROWS]
         size = 1 << (len(chunk) - 1).bit_length()  # padded with the last id again: a repeat changes nothing
         padded = chunk + [chunk[-1]] * (size - len(chunk))
+        bodies = bodies + [bodies[-1]] * (size - len(bodies))
         params = {f"id{k}": event_id for k, event_id in enumerate(padded)}
         params.update({f"at{k}": at for k in range(size)})
+        params.update({f"p{k}": body for k, body in enumerate(bodies)})
+        params.update({f"h{k}": None if body is not None else at for k, body in enumerate(bodies)})
         result = await fast.execute(session, _remember_batch(dialect, size), params)
         inserted.update(row[0] for row in result.all())
     new = []
@@ -66,3 +77,28 @@ async def remember_many(session: AsyncSession, event_ids: list[str], at: datetim
 async def prune(session: AsyncSession, before: datetime) -> int:
     """Forget the ids accepted before ``before``; how many."""
     return (await fast.execute(session, _PRUNE, {"before": before})).rowcount
+
+
+_MARK = update(_T).where(_T.c.id.in_(bindparam("ids", expanding=True))).values(
+    handled_at=bindparam("at"), payload=None)
+_DROP = update(_T).where(_T.c.id.in_(bindparam("ids", expanding=True))).values(
+    handled_at=bindparam("at"), payload=None, dropped=bindparam("reason"))
+_PENDING = (select(_T.c.id, _T.c.received_at, _T.c.payload).where(_T.c.handled_at.is_(None))
+            .order_by(_T.c.received_at))
+
+
+async def mark_handled(session: AsyncSession, event_ids: list[str], at: datetime) -> None:
+    """The events ``event_ids`` were handled at ``at``: their payloads are not needed any more."""
+    for start in range(0, len(event_ids), 500):
+        await session.execute(_MARK, {"ids": event_ids[start:start + 500], "at": at})
+
+
+async def drop(session: AsyncSession, event_ids: list[str], at: datetime, reason: str) -> None:
+    """The events ``event_ids`` will not be handled, because of ``reason`` (≤ 64 characters)."""
+    for start in range(0, len(event_ids), 500):
+        await session.execute(_DROP, {"ids": event_ids[start:start + 500], "at": at, "reason": reason[:64]})
+
+
+async def pending(session: AsyncSession) -> list[tuple[str, datetime, str | None]]:
+    """The events accepted but neither handled nor dropped, oldest first: (id, received_at, payload)."""
+    return [tuple(row) for row in (await session.execute(_PENDING)).all()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.types import BigIntPK, UTCDateTime
@@ -129,13 +129,23 @@ class AccountRoom(Base):
 
 class BridgeEvent(Base):
     """The ids of the events a bridge provider posted and the bot accepted (bot/transports/bridge_inbox.py): a
-    provider that posts one again, even after a restart, gets 200 and changes nothing. Pruned after a few days."""
+    provider that posts one again, even after a restart, gets 200 and changes nothing. Pruned after a few days.
+    ``payload`` is the cleaned event (JSON, the contract's form) of a message, join or leave, kept until it is
+    handled (``handled_at``), so an event accepted before a crash is handled after the restart; ``dropped`` says
+    why one was not handled (``stale``: too old by then)."""
 
     __tablename__ = "bridge_events"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dropped: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (
+        Index("ix_bridge_events_pending", "received_at", sqlite_where=text("handled_at IS NULL"),
+              postgresql_where=text("handled_at IS NULL")),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class SessionIncident(Base):

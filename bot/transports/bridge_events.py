@@ -8,6 +8,7 @@ characters dropped, lone surrogates replaced, cut to their bounds. ``at`` is ISO
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -192,3 +193,26 @@ def clean_text(value: str, limit: int) -> str:
     value = _CONTROL.sub("", value)
     value = _SURROGATE.sub("\ufffd", value)
     return value[:limit]
+
+
+def to_payload(accepted: BridgeEvent) -> str | None:
+    """A message, join or leave as the contract's JSON object again, from its cleaned values (``parse_event`` of
+    it gives the same event): what is stored until it is handled. None for the session's events, which are
+    handled as they arrive."""
+    event = accepted.event
+    if event is None:
+        return None
+    raw: dict[str, Any] = {"id": accepted.id, "kind": accepted.kind, "at": accepted.at.isoformat()}
+    if isinstance(event, MessageReceived):
+        raw.update(user=event.sender.id, name=event.sender.name, text=event.text, type=event.type,
+                   mentions_bot=event.mentions_bot, mentions=list(event.mention_ids))
+        if event.room_id is not None:
+            raw.update(room=event.room_id, room_topic=event.room_topic)
+        if event.url is not None:
+            raw["url"] = event.url
+    elif isinstance(event, MembersJoined):
+        raw.update(room=event.room_id, room_topic=event.room_topic, inviter=event.inviter_id,
+                   users=[{"id": m.id, "name": m.name} for m in event.members])
+    elif isinstance(event, MembersLeft):
+        raw.update(room=event.room_id, room_topic=event.room_topic, users=list(event.member_ids))
+    return json.dumps(raw, ensure_ascii=False)

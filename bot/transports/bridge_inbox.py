@@ -7,9 +7,15 @@ missing or wrong ``X-Bridge-Signature`` (``sha256=`` + hex HMAC-SHA256 with the 
 is not a JSON object; 422 ``{"error", "field"}`` for a bad or missing field (bridge_events.py); 200 ``{"ok": true}``
 once accepted — and for an id accepted before, which changes nothing. The id is committed (table ``bridge_events``)
 before the answer, so a provider's resend is recognised even after a restart; ids of concurrent requests share one
-transaction and one multi-row insert (group commit: a 200 still means the id is committed). Handling goes on after the answer: the event is only queued for the dispatcher here. Should the
-database keep the answer past ``REMEMBER_WITHIN_S``, the event is refused with 503 (nothing changed: the provider
-sends it again).
+transaction and one multi-row insert (group commit: a 200 still means the id is committed). Handling goes on after
+the answer: the event is only queued for the dispatcher here. Should the database keep the answer past
+``REMEMBER_WITHIN_S``, the event is refused with 503 (nothing changed: the provider sends it again).
+
+At least once, handled once: a message, join or leave is committed with its cleaned payload, pending until the
+dispatcher has handled it; the handled marks are written in batches just after (``_mark``). At start, before any
+new event, the pending ones are handed on again, oldest first — or dropped (``dropped = 'stale'``) when accepted
+more than ``STALE_AFTER`` ago, an answer that late being worse than none. A crash between handling and its mark
+hands the event on once more (the skills' writes are keyed by the message id where it matters).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
 from bot.http import FieldError, HttpResponse
-from bot.transports.bridge_events import BridgeEvent, parse_event
+from bot.transports.bridge_events import BridgeEvent, parse_event, to_payload
 from storage import bridge_events
 
 log = logging.getLogger(__name__)
@@ -37,11 +43,15 @@ MAX_SKEW_S = 300
 REMEMBER_WITHIN_S = 1.5  # the contract's answer comes within 2 s
 KEEP_IDS = timedelta(days=3)  # a provider resends within minutes; the ids are kept a few days
 PRUNE_EVERY_S = 6 * 3600
+STALE_AFTER = timedelta(hours=1)  # an event still pending after this long at start is dropped, not handled
 _TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 OK = HttpResponse(200, {"ok": True})
 
-EventHandler = Callable[[BridgeEvent], None]
+Done = Callable[[bool], None]
+# (event, done, replayed): must call done(handled) once the event's turn is over; replayed when handed on again
+# after a restart (not news of the session)
+EventHandler = Callable[[BridgeEvent, Done, bool], None]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -51,7 +61,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class BridgeInbox:
-    """Receives the provider's events; ``on_event`` gets each accepted one (once) and must be quick."""
+    """Receives the provider's events; ``on_event`` gets each accepted one (once) and must be quick; it calls
+    ``done(handled)`` when the event's handling is over (at once for what it does not hand on)."""
 
     max_body_bytes = MAX_BODY_BYTES
 
@@ -66,6 +77,13 @@ class BridgeInbox:
         self._waiting: list[tuple[BridgeEvent, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
         self._prune_timer: TimerHandle | None = None
+        self._marks: list[str] = []  # handled, their marks not written yet
+        self._marker: asyncio.Task | None = None
+        self._open = 0  # handed on, not done yet
+        self._all_done = asyncio.Event()
+        self._all_done.set()
+        self.recovered = 0
+        self.dropped_stale = 0
         self.accepted = 0
         self.duplicates = 0
         self.refused: dict[int, int] = {}  # answers other than 200, by status
@@ -75,13 +93,51 @@ class BridgeInbox:
 
     async def start(self) -> None:
         await self.prune()
+        await self.recover()
 
     async def stop(self) -> None:
+        """After the HTTP server stopped: the last ids written, the events handed on handled (the dispatcher is
+        still running), their marks written."""
         if self._prune_timer is not None:
             self._prune_timer.cancel()
             self._prune_timer = None
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        await self._all_done.wait()
+        if self._marker is not None:
+            await asyncio.gather(self._marker, return_exceptions=True)
+
+    async def recover(self) -> None:
+        """Hand on again the events accepted but not handled (a crash, a stop under them), oldest first; drop the
+        ones accepted more than STALE_AFTER ago."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            rows = await bridge_events.pending(session)
+        if not rows:
+            return
+        fresh: list[tuple] = []
+        stale: list[str] = []
+        unreadable: list[str] = []
+        for event_id, received_at, payload in rows:
+            if received_at < now - STALE_AFTER:
+                stale.append(event_id)
+                continue
+            try:
+                fresh.append((received_at, parse_event(json.loads(payload or "null"))))
+            except (TypeError, ValueError, FieldError):  # written by an older or broken version: never handled
+                unreadable.append(event_id)
+        if stale or unreadable:
+            async with self._sessions() as session:
+                await bridge_events.drop(session, stale, now, "stale")
+                await bridge_events.drop(session, unreadable, now, "unreadable")
+                await session.commit()
+            self.dropped_stale += len(stale)
+        log.info("bridge events accepted but not handled before the restart: %d handed on, %d dropped as older "
+                 "than %s, %d unreadable dropped", len(fresh), len(stale), STALE_AFTER, len(unreadable))
+        fresh.sort(key=lambda row: (row[0], row[1].at))  # one group commit shares received_at: then their own time
+        for _, event in fresh:
+            self.recovered += 1
+            self._accept(event, replayed=True)
 
     # -- one request ----------------------------------------------------------------------------------------------
 
@@ -122,12 +178,47 @@ class BridgeInbox:
             self.duplicates += 1
         return OK
 
-    def _accept(self, event: BridgeEvent) -> None:
+    def _accept(self, event: BridgeEvent, replayed: bool = False) -> None:
         self.accepted += 1
+        if event.event is None:  # the session's events: handled here, at once (nothing pending in the table)
+            done: Done = _nothing
+        else:
+            done = self._done_with(event.id)
         try:
-            self._on_event(event)
+            self._on_event(event, done, replayed)
         except Exception:  # accepted already: a bug in handling must not turn into a resend
             log.exception("bridge event %s (%s) failed in handling", event.id, event.kind)
+            done(True)
+
+    def _done_with(self, event_id: str) -> Done:
+        self._open += 1
+        self._all_done.clear()
+        called = False
+
+        def done(handled: bool) -> None:
+            nonlocal called
+            if called:
+                return
+            called = True
+            self._open -= 1
+            if self._open == 0:
+                self._all_done.set()
+            if handled:
+                self._marks.append(event_id)
+                if self._marker is None or self._marker.done():
+                    self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
+        return done
+
+    async def _mark(self) -> None:
+        """The handled marks, in batches: those that came while one batch was written go in the next."""
+        while self._marks:
+            batch, self._marks = self._marks, []
+            try:
+                async with self._sessions() as session:
+                    await bridge_events.mark_handled(session, batch, self._clock.now())
+                    await session.commit()
+            except Exception as exc:  # they stay pending: handed on once more after a restart
+                log.warning("could not mark %d bridge events handled (%s)", len(batch), type(exc).__name__)
 
     def _signed(self, timestamp: str | None, signature: str | None, body: bytes) -> bool:
         if not timestamp or not signature or not _TIMESTAMP.fullmatch(timestamp):
@@ -151,7 +242,8 @@ class BridgeInbox:
             try:
                 async with self._sessions() as session:
                     found = await bridge_events.remember_many(session, [event.id for event, _ in batch],
-                                                              self._clock.now())
+                                                              self._clock.now(),
+                                                              [to_payload(event) for event, _ in batch])
                     await session.commit()
             except Exception as exc:
                 for _, future in batch:
@@ -176,3 +268,7 @@ class BridgeInbox:
             return
         if gone:
             log.info("forgot %d bridge event ids older than %s", gone, KEEP_IDS)
+
+
+def _nothing(handled: bool) -> None:
+    pass
