@@ -371,3 +371,62 @@ async def test_a_login_missed_during_a_restart_is_inferred_from_the_next_event(d
         await h.app.health.settle()
         assert not h.app.health.offline and [s["room"] for s in provider.sends] == [ROOM]
         assert alerts.events() == ["offline", "online"]
+
+
+# -- accepted, not handled: a stop or crash in between -----------------------------------------------------------
+
+async def stopped_under_an_accepted_event(db_url, provider, config) -> tuple[dict, object]:
+    """A link accepted (200), the bot stopped while its handling is under way: the probe skill holds it, the
+    handling is cut off (as a crash would: nothing of it committed), and the bot stops. The event and the time."""
+    entered = bridge_skill.hold()
+    try:
+        async with BridgeHarness(db_url, provider, config=config) as h:
+            event = h.event("message", user="u1", name="小李", text="活动页", type="link", url="https://x.cn/a",
+                            room=ROOM, room_topic="会员群")
+            assert await h.poster.post(event) == (200, {"ok": True})
+            await asyncio.wait_for(entered.wait(), 10)
+            workers = list(h.app.dispatcher._workers)
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            now = h.clock.now()
+    finally:
+        bridge_skill.release()
+    assert bridge_skill.seen == [] and sends_of(provider) == []
+    return event, now
+
+
+async def test_an_event_accepted_before_a_stop_is_handled_once_after_the_restart(db_url, provider, alerts):
+    bridge_skill.seen.clear()
+    config = bridge_config(skills=("ping", "tests.support.bridge_skill"))
+    event, now = await stopped_under_an_accepted_event(db_url, provider, config)
+    async with BridgeHarness(db_url, provider, config=config, start=now + timedelta(seconds=30)) as h:
+        await h.app.dispatcher.join()
+        assert h.app.bridge.recovered == 1
+        assert await h.post(event) == (200, {"ok": True})  # the provider's resend changes nothing
+        await h.settle()
+        assert [(e.message_id, e.text, e.url) for e in bridge_skill.seen] == [(event["id"], "活动页", "https://x.cn/a")]
+        assert [s["text"] for s in sends_of(provider)] == [f"@小李{MENTION_END}收到link：https://x.cn/a"]
+    async with BridgeHarness(db_url, provider, config=config, start=now + timedelta(seconds=60)) as h:
+        await h.app.dispatcher.join()
+        await h.settle()
+        assert h.app.bridge.recovered == 0  # marked handled: not handed on a second time
+    assert len(bridge_skill.seen) == 1 and len(sends_of(provider)) == 1
+
+
+async def test_an_event_accepted_two_hours_before_the_restart_is_dropped_as_stale(db_url, provider, alerts, caplog):
+    bridge_skill.seen.clear()
+    config = bridge_config(skills=("ping", "tests.support.bridge_skill"))
+    event, now = await stopped_under_an_accepted_event(db_url, provider, config)
+    caplog.set_level("INFO", logger="bot.transports.bridge_inbox")
+    async with BridgeHarness(db_url, provider, config=config, start=now + timedelta(hours=2)) as h:
+        await h.app.dispatcher.join()
+        await h.settle()
+        assert h.app.bridge.recovered == 0 and h.app.bridge.dropped_stale == 1
+    assert bridge_skill.seen == [] and sends_of(provider) == []
+    lines = [r.getMessage() for r in caplog.records if "not handled before the restart" in r.getMessage()]
+    assert lines == ["bridge events accepted but not handled before the restart: 0 handed on, 1 dropped as older "
+                     "than 1:00:00, 0 unreadable dropped"]
+    assert event["id"] not in lines[0] and "活动页" not in lines[0]  # counts only
+    async with BridgeHarness(db_url, provider, config=config, start=now + timedelta(hours=2, seconds=5)) as h:
+        assert h.app.bridge.dropped_stale == 0  # dropped once, for good

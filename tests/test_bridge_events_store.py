@@ -40,3 +40,20 @@ async def test_a_batch_tells_each_id_new_once(sessions):
     async with sessions() as session:
         assert await bridge_events.remember_many(session, ["b69", "new"], START) == [False, True]
         assert not await bridge_events.remember(session, "new", START)
+
+
+async def test_an_event_with_a_payload_is_pending_until_marked_handled_or_dropped(sessions):
+    async with sessions() as session:
+        found = await bridge_events.remember_many(session, ["p1", "life", "p2", "p3"], START,
+                                                  ['{"id": "p1"}', None, '{"id": "p2"}', '{"id": "p3"}'])
+        assert found == [True, True, True, True]
+        await session.commit()
+    async with sessions() as session:  # the session's events (no payload) are handled already
+        assert [(i, p) for i, _, p in await bridge_events.pending(session)] == [
+            ("p1", '{"id": "p1"}'), ("p2", '{"id": "p2"}'), ("p3", '{"id": "p3"}')]
+        await bridge_events.mark_handled(session, ["p1"], START + timedelta(seconds=1))
+        await bridge_events.drop(session, ["p3"], START + timedelta(seconds=2), "stale")
+        await session.commit()
+    async with sessions() as session:
+        assert [i for i, _, _ in await bridge_events.pending(session)] == ["p2"]
+        assert not await bridge_events.remember(session, "p1", START)  # handled, still known as accepted
