@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
@@ -13,13 +13,22 @@ from storage.types import UTCDateTime
 
 class WeComCallback(Base):
     """Keys of accepted WeCom callbacks (``msg:<MsgId>``, ``evt:<digest of the event>``, ``kf:<msgid>``): a
-    callback WeCom sends again, even after a restart, changes nothing. Pruned after a few days."""
+    callback WeCom sends again, even after a restart, changes nothing. Pruned after a few days. A 微信客服 message
+    keeps its cleaned ``payload`` until the dispatcher has handled it (``handled_at``; the other keys are handled
+    when noted), so one fetched before a crash is handled after the restart; ``dropped`` says why one was not."""
 
     __tablename__ = "wecom_callbacks"
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dropped: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (
+        Index("ix_wecom_callbacks_pending", "received_at", sqlite_where=text("handled_at IS NULL"),
+              postgresql_where=text("handled_at IS NULL")),
+        {"sqlite_with_rowid": False},
+    )
 
 
 class WeComToken(Base):

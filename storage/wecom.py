@@ -26,7 +26,8 @@ from storage.models_wecom import (
 from storage.upsert import insert_for
 
 _CALLBACKS = WeComCallback.__table__
-_REMEMBER = {d: insert_for(d, _CALLBACKS).values(key=bindparam("k"), received_at=bindparam("at"))
+_REMEMBER = {d: insert_for(d, _CALLBACKS).values(key=bindparam("k"), received_at=bindparam("at"),
+                                                  handled_at=bindparam("at"))
              .on_conflict_do_nothing(index_elements=["key"]) for d in ("sqlite", "postgresql")}
 _PRUNE = delete(_CALLBACKS).where(_CALLBACKS.c.received_at < bindparam("before"))
 _TOKENS = WeComToken.__table__
@@ -43,6 +44,40 @@ async def remember(session: AsyncSession, key: str, at: datetime) -> bool:
     """Note a callback's key; False if it was accepted before (nothing changes then)."""
     statement = _REMEMBER[session.bind.dialect.name]
     return (await fast.execute(session, statement, {"k": key, "at": at})).rowcount == 1
+
+
+_KEEP = update(_CALLBACKS).where(_CALLBACKS.c.key == bindparam("k")).values(payload=bindparam("p"), handled_at=None)
+_MARK = update(_CALLBACKS).where(_CALLBACKS.c.key.in_(bindparam("keys", expanding=True))).values(
+    handled_at=bindparam("at"), payload=None)
+_DROP = update(_CALLBACKS).where(_CALLBACKS.c.key.in_(bindparam("keys", expanding=True))).values(
+    handled_at=bindparam("at"), payload=None, dropped=bindparam("reason"))
+_PENDING = (select(_CALLBACKS.c.key, _CALLBACKS.c.received_at, _CALLBACKS.c.payload)
+            .where(_CALLBACKS.c.handled_at.is_(None), _CALLBACKS.c.key.startswith(bindparam("prefix")))
+            .order_by(_CALLBACKS.c.received_at, _CALLBACKS.c.key))
+
+
+async def keep_payload(session: AsyncSession, key: str, payload: str) -> None:
+    """The callback noted as ``key`` (this transaction) is to be handed on: pending, with ``payload``, until
+    ``mark_handled``."""
+    await session.execute(_KEEP, {"k": key, "p": payload})
+
+
+async def mark_handled(session: AsyncSession, keys: Sequence[str], at: datetime) -> None:
+    keys = list(keys)
+    for start in range(0, len(keys), 500):
+        await session.execute(_MARK, {"keys": keys[start:start + 500], "at": at})
+
+
+async def drop(session: AsyncSession, keys: Sequence[str], at: datetime, reason: str) -> None:
+    """Not to be handed on, because of ``reason`` (≤ 64 characters)."""
+    keys = list(keys)
+    for start in range(0, len(keys), 500):
+        await session.execute(_DROP, {"keys": keys[start:start + 500], "at": at, "reason": reason[:64]})
+
+
+async def pending(session: AsyncSession, prefix: str) -> list[tuple[str, datetime, str | None]]:
+    """The callbacks whose keys start with ``prefix`` kept to be handed on and not handled yet, oldest first."""
+    return [tuple(row) for row in (await session.execute(_PENDING, {"prefix": prefix})).all()]
 
 
 async def prune(session: AsyncSession, before: datetime) -> int:

@@ -6,11 +6,17 @@ A customer's member id is their canonical id (storage/identity.py): their ``exte
 ``unionid`` (asked once with ``kf/customer/batchget``) is linked to a member already — then the shop member's
 wallet and tier are theirs. Each message's ``msgid`` is committed with the cursor (``wecom_callbacks`` key
 ``kf:<msgid>``), so a page fetched twice (a crash before the cursor was saved) delivers nothing twice.
+
+At least once, handled once: the cleaned message is committed with its msgid and the cursor, pending until the
+dispatcher has handled it (the marks written in batches just after). ``recover`` — at start, once the API is up,
+before any sync — hands the pending ones on again, oldest first, or drops them (``dropped = 'stale'``) when fetched
+more than ``STALE_AFTER`` ago; callbacks arriving before that wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -38,10 +44,12 @@ ORIGIN_CUSTOMER = 3  # kf/sync_msg: 3 = sent by the WeChat customer (4 system, 5
 TYPES = {"text": "text", "image": "image", "link": "link", "miniprogram": "miniprogram", "file": "file"}
 MEMBERS_KEPT = 100_000
 MEMBER_TTL = timedelta(seconds=60)
+STALE_AFTER = timedelta(hours=1)  # a message still pending after this long at start is dropped, not answered
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
-Deliver = Callable[[MessageReceived], None]
+Done = Callable[[bool], None]
+Deliver = Callable[[MessageReceived, Done], None]  # calls done(handled) once the message's turn is over
 
 
 class KfInbox:
@@ -60,11 +68,20 @@ class KfInbox:
         # operator's /绑定会员 may move a customer to another member; another process may have done it)
         self._members: dict[str, tuple[str, datetime]] = {}
         self.delivered = 0
+        self._marks: list[str] = []  # handled, their marks not written yet
+        self._marker: asyncio.Task | None = None
+        self._ready = False  # until recover() ran: wake-ups wait (what was pending goes first)
+        self._held: dict[str, str] = {}
+        self.recovered = 0
+        self.dropped_stale = 0
 
     # -- in -----------------------------------------------------------------------------------------------------------
 
     def wake(self, open_kfid: str, token: str) -> None:
         """A ``kf_msg_or_event`` callback: fetch what is new for this 客服账号 (one sync at a time per account)."""
+        if not self._ready:
+            self._held[open_kfid] = token
+            return
         if open_kfid in self._running:
             self._again[open_kfid] = token
             return
@@ -98,6 +115,66 @@ class KfInbox:
                 return
             token = self._again.pop(open_kfid)
 
+    async def recover(self) -> int:
+        """Hand on again the messages fetched but not handled (a crash, a stop under them), oldest first; drop the
+        ones fetched more than STALE_AFTER ago. Then the wake-ups that waited. How many were handed on."""
+        now = self._clock.now()
+        try:
+            async with self._sessions() as session:
+                rows = await store.pending(session, "kf:")
+            fresh: list[tuple[datetime, str, MessageReceived]] = []
+            stale: list[str] = []
+            for key, received_at, payload in rows:
+                event = _from_payload(payload) if received_at >= now - STALE_AFTER else None
+                if event is None:
+                    stale.append(key)
+                else:
+                    fresh.append((received_at, key, event))
+            if stale:
+                async with self._sessions() as session:
+                    await store.drop(session, stale, now, "stale")
+                    await session.commit()
+            if rows:
+                log.info("微信客服 messages fetched but not handled before the restart: %d handed on, %d dropped as "
+                         "older than %s", len(fresh), len(stale), STALE_AFTER)
+            fresh.sort(key=lambda row: (row[0], row[2].at))
+            for _, key, event in fresh:
+                if self._window is not None:
+                    self._window.saw(event.sender.id, event.at)
+                self._deliver(event, self._done_with(key))
+            self.recovered += len(fresh)
+            self.dropped_stale += len(stale)
+            return len(fresh)
+        finally:
+            self._ready = True
+            held, self._held = self._held, {}
+            for open_kfid, token in held.items():
+                self.wake(open_kfid, token)
+
+    def _done_with(self, key: str) -> Done:
+        def done(handled: bool) -> None:
+            if not handled:
+                return  # cut off: still pending, handed on after the restart
+            self._marks.append(key)
+            if self._marker is None or self._marker.done():
+                self._marker = asyncio.get_running_loop().create_task(self._mark(), name="kf-marks")
+        return done
+
+    async def _mark(self) -> None:
+        while self._marks:
+            batch, self._marks = self._marks, []
+            try:
+                async with self._sessions() as session:
+                    await store.mark_handled(session, batch, self._clock.now())
+                    await session.commit()
+            except Exception as exc:  # they stay pending: handed on once more after a restart
+                log.warning("微信客服: could not mark %d messages handled (%s)", len(batch), type(exc).__name__)
+
+    async def flush_marks(self) -> None:
+        """At stop, once the dispatcher is idle: the last handled marks written."""
+        if self._marker is not None:
+            await asyncio.gather(self._marker, return_exceptions=True)
+
     async def _retry(self, open_kfid: str) -> None:
         self.wake(open_kfid, "")
 
@@ -120,7 +197,8 @@ class KfInbox:
             linked: list[tuple[str, tuple[str, datetime]]] = []
             async with self._sessions() as session:
                 for msgid, external_userid, at, text, kind in messages:
-                    if not await store.remember(session, f"kf:{msgid}"[:128], now):
+                    key = f"kf:{msgid}"[:128]
+                    if not await store.remember(session, key, now):
                         continue
                     cached = self._members.get(external_userid)
                     fresh = cached is not None and now - cached[1] < MEMBER_TTL
@@ -137,7 +215,8 @@ class KfInbox:
                     except FieldError as exc:
                         log.warning("微信客服 message %s skipped: %s", msgid, exc)
                         continue
-                    events.append(event)
+                    await store.keep_payload(session, key, _payload(event))
+                    events.append((key, event))
                     linked.append((external_userid, (member_id, looked_up)))
                 for external_userid, (member_id, at) in latest.items():
                     await store.note_customer(session, external_userid, open_kfid, member_id, at)
@@ -147,10 +226,10 @@ class KfInbox:
             if len(self._members) > MEMBERS_KEPT:
                 self._members.clear()  # a cache of the identity table: refilled from it
             self._members.update(linked)
-            for event in events:
+            for key, event in events:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
-                self._deliver(event)
+                self._deliver(event, self._done_with(key))
                 delivered += 1
             self.delivered += len(events)
             if not answer.get("has_more") or not isinstance(next_cursor, str) or not next_cursor:
@@ -219,6 +298,21 @@ class KfInbox:
         for member_id, last_in, sent in rows:
             self._window.restore(member_id, last_in, sent)
         return len(rows)
+
+
+def _payload(event: MessageReceived) -> str:
+    """What is kept of a cleaned message until it is handled."""
+    return json.dumps({"at": event.at.isoformat(), "member": event.sender.id, "text": event.text,
+                       "msgid": event.message_id, "type": event.type}, ensure_ascii=False)
+
+
+def _from_payload(payload: str | None) -> MessageReceived | None:
+    try:
+        raw = json.loads(payload or "null")
+        return MessageReceived(at=datetime.fromisoformat(raw["at"]), sender=Person(str(raw["member"])),
+                               text=str(raw["text"]), message_id=str(raw["msgid"]), type=str(raw["type"]))
+    except (TypeError, ValueError, KeyError):  # not ours to read: never handed on
+        return None
 
 
 def _list(value: object) -> list[dict]:

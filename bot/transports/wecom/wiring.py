@@ -125,6 +125,8 @@ class WeComBot:
             self.tags.stop()
             await self.kf.idle()
             await self.contacts.idle()
+            await self.app.dispatcher.join()
+            await self.kf.flush_marks()  # handled: not to be handed on again at the next start
             await self.app.stop()
         finally:
             await self.api.stop()
@@ -157,6 +159,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     api: WeComApi = parts["api"]
     await api.start()
     await parts["kf"].restore_windows()
+    await parts["kf"].recover()  # what was fetched and not handled before the restart, before anything new
     app.services.capabilities = CAPABILITIES
     if config.bot.operators_room:
         log.warning("[bot] operators_room is not used on WeCom (the bot can't speak in groups there): operators are "
