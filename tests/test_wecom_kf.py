@@ -5,6 +5,9 @@ message with their reason; an unreachable WeCom is retried with back-off and not
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +17,7 @@ from skills.orders import bind_member
 from storage import identity
 from storage.models import Activity
 from storage.points import balance, change_points, ledger_sum
+from tests.support import bridge_skill
 from tests.support.faq_support import write_kb
 from tests.support.wecom_mock import WeComMock
 from tests.support.wecom_support import WeComHarness, wecom_config
@@ -288,5 +292,71 @@ async def test_a_message_with_an_unstorable_customer_id_does_not_stick_the_inbox
             await h.settle()
             assert len(h.answers("wmGood")) == 2 and "积分" in h.answers("wmGood")[-1]
             assert {b["touser"] for b in mock.sent} == {"wmGood"}
+    finally:
+        await mock.stop()
+
+
+# -- fetched, not handled: a stop or crash in between ----------------------------------------------------------------
+
+async def stopped_under_a_kf_message(db_url, mock, config):
+    """A customer's message synced (its msgid and the cursor committed), the bot stopped while the dispatcher handles
+    it: the probe skill holds it, the handling is cut off (as a crash would: nothing of it committed)."""
+    entered = bridge_skill.hold()
+    try:
+        async with WeComHarness(db_url, mock, config) as h:
+            mock.customer_says("wmC1", "回声 你好")
+            status, _ = await h.callbacks.kf_event()
+            assert status == 200
+            await asyncio.wait_for(entered.wait(), 10)
+            await h.bot.kf.idle()
+            workers = list(h.app.dispatcher._workers)
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            now = h.clock.now()
+    finally:
+        bridge_skill.release()
+    assert bridge_skill.seen == [] and mock.sent == []
+    return now
+
+
+async def test_a_kf_message_fetched_before_a_stop_is_handled_once_after_the_restart(db_url):
+    mock = await WeComMock().start()
+    bridge_skill.seen.clear()
+    config = wecom_config(mock, skills=("ping", "tests.support.bridge_skill"))
+    try:
+        now = await stopped_under_a_kf_message(db_url, mock, config)
+        async with WeComHarness(db_url, mock, config, start=now + timedelta(seconds=30)) as h:
+            await h.settle()
+            assert h.bot.kf.recovered == 1
+            assert [(e.text, e.sender.id) for e in bridge_skill.seen] == [("回声 你好", "wmC1")]
+            status, _ = await h.callbacks.kf_event()  # WeCom says again: the cursor is past it
+            assert status == 200
+            await h.settle()
+            assert h.answers("wmC1") == ["收到：回声 你好"]
+        async with WeComHarness(db_url, mock, config, start=now + timedelta(seconds=60)) as h:
+            await h.settle()
+            assert h.bot.kf.recovered == 0  # marked handled: not handed on a second time
+        assert len(mock.sent) == 1 and len(bridge_skill.seen) == 1
+    finally:
+        await mock.stop()
+
+
+async def test_a_kf_message_fetched_two_hours_before_the_restart_is_dropped_as_stale(db_url, caplog):
+    mock = await WeComMock().start()
+    bridge_skill.seen.clear()
+    config = wecom_config(mock, skills=("ping", "tests.support.bridge_skill"))
+    try:
+        now = await stopped_under_a_kf_message(db_url, mock, config)
+        caplog.set_level("INFO", logger="bot.transports.wecom.kf")
+        async with WeComHarness(db_url, mock, config, start=now + timedelta(hours=2)) as h:
+            await h.settle()
+            assert h.bot.kf.recovered == 0 and h.bot.kf.dropped_stale == 1
+        assert bridge_skill.seen == [] and mock.sent == []
+        lines = [r.getMessage() for r in caplog.records if "not handled before the restart" in r.getMessage()]
+        assert lines == ["微信客服 messages fetched but not handled before the restart: 0 handed on, 1 dropped as "
+                         "older than 1:00:00"]
+        async with WeComHarness(db_url, mock, config, start=now + timedelta(hours=2, seconds=5)) as h:
+            assert h.bot.kf.dropped_stale == 0  # dropped once, for good
     finally:
         await mock.stop()

@@ -1,5 +1,5 @@
 """A skill for the bridge tests: notes every message, join and leave it sees, and answers non-text messages
-with their type and URL (so a test sees them arrive at a skill). ``hold()`` stops it at the next message, before
+with their type and URL, texts starting with 回声 with the text (so a test sees them arrive at a skill). ``hold()`` stops it at the next message, before
 it notes or answers anything (``entered`` is set then), until the test cuts the handling off: a bot stopped under
 an accepted event, deterministically."""
 
@@ -34,7 +34,9 @@ async def message(ctx: Context) -> None:
         entered.set()
         await asyncio.Event().wait()  # until cancelled
     seen.append(ctx.event)
-    if ctx.event.type != "text":
+    if ctx.event.text.startswith("回声"):  # a text answered (not a command: commands skip the hooks)
+        ctx.reply(f"收到：{ctx.event.text}")
+    elif ctx.event.type != "text":
         ctx.reply(f"收到{ctx.event.type}：{ctx.event.url or ctx.event.text}")
 
 
