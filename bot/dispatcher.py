@@ -13,18 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+
+from typing import TYPE_CHECKING
 
 from bot.commands import CommandRouter
 from bot.context import Context, Services
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived
 from bot.skill import HookSpec
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, dict], None]
-Done = Callable[[bool], None]
+Done = Callable[[bool, bool], None]  # (handled, marked)
+Mark = Callable[["AsyncSession"], Awaitable[None]]
 
 
 class Dispatcher:
@@ -40,22 +46,25 @@ class Dispatcher:
         # stable sort: equal priorities keep the order skills were loaded in
         self._hooks = {k: sorted(v, key=lambda h: h.priority) for k, v in by_event.items()}
         self._error_hook = error_hook
-        self._queues: dict[str, deque[tuple[Event, Done | None]]] = {}
+        self._queues: dict[str, deque[tuple[Event, Done | None, Mark | None]]] = {}
         self._workers: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_concurrent_chats)
         self.handled = 0
 
     # -- live: ordered per chat -----------------------------------------------------------------------------------
 
-    def submit(self, event: Event, done: Done | None = None) -> None:
-        """Queue ``event``; ``done(handled)`` once its turn is over: True when the pipeline ran to its end (committed,
-        or rolled back and reported), False when it was cut off (the bot stopping under it: nothing committed)."""
+    def submit(self, event: Event, done: Done | None = None, mark: Mark | None = None) -> None:
+        """Queue ``event``. ``mark(session)``, if given, runs in the event's transaction just before its commit (a
+        transport noting the event handled, atomically with what handling it changed). ``done(handled, marked)``
+        once its turn is over: handled when the pipeline ran to its end (committed, or rolled back and reported),
+        not when it was cut off (the bot stopping under it: nothing committed); marked when ``mark`` was committed
+        with it."""
         key = event.chat_key
         queue = self._queues.get(key)
         if queue is not None:
-            queue.append((event, done))  # a worker for this chat is running and will take it
+            queue.append((event, done, mark))  # a worker for this chat is running and will take it
             return
-        self._queues[key] = deque([(event, done)])
+        self._queues[key] = deque([(event, done, mark)])
         task = asyncio.get_running_loop().create_task(self._work(key), name=f"chat:{key}")
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
@@ -65,20 +74,20 @@ class Dispatcher:
         try:
             async with self._slots:
                 while queue:
-                    event, done = queue[0]
-                    handled = False
+                    event, done, mark = queue[0]
+                    handled = marked = False
                     try:
-                        await self.handle(event)
+                        marked = await self.handle(event, mark)
                         handled = True
                     finally:
                         queue.popleft()
                         if done is not None:
-                            done(handled)
+                            done(handled, marked)
         finally:
             self._queues.pop(key, None)
-            for _, done in queue:  # cut off before their turn
+            for _, done, _ in queue:  # cut off before their turn
                 if done is not None:
-                    done(False)
+                    done(False, False)
 
     @property
     def busy(self) -> bool:
@@ -92,8 +101,10 @@ class Dispatcher:
 
     # -- one event ------------------------------------------------------------------------------------------------
 
-    async def handle(self, event: Event) -> None:
+    async def handle(self, event: Event, mark: Mark | None = None) -> bool:
+        """Run the pipeline for ``event``; whether ``mark`` was committed with it."""
         self.handled += 1
+        marked = False
         ctx = Context(self.services, event=event)
         try:
             if event.room_id is not None:
@@ -109,7 +120,11 @@ class Dispatcher:
                 await self._joined(ctx, event)
             elif isinstance(event, MembersLeft):
                 await self._left(ctx, event)
+            if mark is not None:
+                ctx.skill = "core"
+                await mark(ctx.session)
             await ctx.commit()
+            marked = mark is not None
         except Exception as exc:
             await self._rollback(ctx)
             self._error_hook(exc, self._describe(event, ctx.skill))
@@ -119,6 +134,7 @@ class Dispatcher:
             except Exception as exc:  # the database went away mid-event: report, keep going
                 self._error_hook(exc, {"during": "close", **self._describe(event, ctx.skill)})
         await self.services.activity.flush_if_full()
+        return marked
 
     async def _rollback(self, ctx: Context) -> None:
         try:

@@ -12,10 +12,12 @@ the answer: the event is only queued for the dispatcher here. Should the databas
 ``REMEMBER_WITHIN_S``, the event is refused with 503 (nothing changed: the provider sends it again).
 
 At least once, handled once: a message, join or leave is committed with its cleaned payload, pending until the
-dispatcher has handled it; the handled marks are written in batches just after (``_mark``). At start, before any
+dispatcher has handled it: the mark is written in the transaction that handles the event (its replies committed
+with it), or, for an event whose handling failed and was rolled back or that was not dispatched, in batches just
+after (``_mark``). At start, before any
 new event, the pending ones are handed on again, oldest first — or dropped (``dropped = 'stale'``) when accepted
-more than ``STALE_AFTER`` ago, an answer that late being worse than none. A crash between handling and its mark
-hands the event on once more (the skills' writes are keyed by the message id where it matters).
+more than ``STALE_AFTER`` ago, an answer that late being worse than none. Only in that second case can a crash between
+handling and the mark hand the event on once more.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,10 +50,12 @@ _TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 OK = HttpResponse(200, {"ok": True})
 
-Done = Callable[[bool], None]
-# (event, done, replayed): must call done(handled) once the event's turn is over; replayed when handed on again
-# after a restart (not news of the session)
-EventHandler = Callable[[BridgeEvent, Done, bool], None]
+Done = Callable[[bool, bool], None]  # (handled, marked: noted handled in the event's own transaction)
+Mark = Callable[[AsyncSession], Awaitable[None]]
+# (event, done, mark, replayed): runs mark(session) in the transaction that handles the event, and calls
+# done(handled, marked) once the event's turn is over; replayed when handed on again after a restart (not news of
+# the session)
+EventHandler = Callable[[BridgeEvent, Done, Mark | None, bool], None]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -180,22 +184,28 @@ class BridgeInbox:
 
     def _accept(self, event: BridgeEvent, replayed: bool = False) -> None:
         self.accepted += 1
+        mark: Mark | None = None
         if event.event is None:  # the session's events: handled here, at once (nothing pending in the table)
             done: Done = _nothing
         else:
-            done = self._done_with(event.id)
+            done, mark = self._done_with(event.id), self._mark_in(event.id)
         try:
-            self._on_event(event, done, replayed)
+            self._on_event(event, done, mark, replayed)
         except Exception:  # accepted already: a bug in handling must not turn into a resend
             log.exception("bridge event %s (%s) failed in handling", event.id, event.kind)
-            done(True)
+            done(True, False)
+
+    def _mark_in(self, event_id: str) -> Mark:
+        async def mark(session: AsyncSession) -> None:
+            await bridge_events.mark_handled(session, [event_id], self._clock.now())
+        return mark
 
     def _done_with(self, event_id: str) -> Done:
         self._open += 1
         self._all_done.clear()
         called = False
 
-        def done(handled: bool) -> None:
+        def done(handled: bool, marked: bool) -> None:
             nonlocal called
             if called:
                 return
@@ -203,7 +213,7 @@ class BridgeInbox:
             self._open -= 1
             if self._open == 0:
                 self._all_done.set()
-            if handled:
+            if handled and not marked:  # rolled back (a skill failed, reported) or not dispatched: mark it apart
                 self._marks.append(event_id)
                 if self._marker is None or self._marker.done():
                     self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
@@ -270,5 +280,5 @@ class BridgeInbox:
             log.info("forgot %d bridge event ids older than %s", gone, KEEP_IDS)
 
 
-def _nothing(handled: bool) -> None:
+def _nothing(handled: bool, marked: bool) -> None:
     pass

@@ -15,7 +15,7 @@ from bot.events import MessageReceived
 from bot.health import SILENCE_S
 from bot.transports.bridge import TIMEOUT_S, BridgeTransport
 from bot.transports.bridge_events import BridgeEvent
-from bot.transports.bridge_inbox import BridgeInbox, Done, EventHandler
+from bot.transports.bridge_inbox import BridgeInbox, Done, EventHandler, Mark
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def route_events(app: BotApp, transport: BridgeTransport) -> EventHandler:
         if capabilities is not None:
             app.services.capabilities = capabilities
 
-    def on_event(accepted: BridgeEvent, done: Done, replayed: bool) -> None:
+    def on_event(accepted: BridgeEvent, done: Done, mark: Mark | None, replayed: bool) -> None:
         if not replayed:  # an event handed on again after a restart says nothing about the session now
             health.saw_event()
         event = accepted.event
@@ -81,11 +81,11 @@ def route_events(app: BotApp, transport: BridgeTransport) -> EventHandler:
             bot_id = app.services.bot_id
             if isinstance(event, MessageReceived) and bot_id is not None:
                 if event.sender.id == bot_id:
-                    done(True)
+                    done(True, False)
                     return  # our own message, echoed by the platform
                 if bot_id in event.mention_ids and not event.mentions_bot and event.room_id is not None:
                     event = replace(event, mentions_bot=True)
-            app.dispatcher.submit(event, done)
+            app.dispatcher.submit(event, done, mark)
             return
         life = accepted.lifecycle
         if life is None or life.kind == "heartbeat":

@@ -8,7 +8,7 @@ wallet and tier are theirs. Each message's ``msgid`` is committed with the curso
 ``kf:<msgid>``), so a page fetched twice (a crash before the cursor was saved) delivers nothing twice.
 
 At least once, handled once: the cleaned message is committed with its msgid and the cursor, pending until the
-dispatcher has handled it (the marks written in batches just after). ``recover`` — at start, once the API is up,
+dispatcher has handled it (marked in the transaction that handles it; one whose handling failed, apart just after). ``recover`` — at start, once the API is up,
 before any sync — hands the pending ones on again, oldest first, or drops them (``dropped = 'stale'``) when fetched
 more than ``STALE_AFTER`` ago; callbacks arriving before that wait for it.
 """
@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,8 +48,10 @@ STALE_AFTER = timedelta(hours=1)  # a message still pending after this long at s
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
-Done = Callable[[bool], None]
-Deliver = Callable[[MessageReceived, Done], None]  # calls done(handled) once the message's turn is over
+Done = Callable[[bool, bool], None]  # (handled, marked: noted handled in the message's own transaction)
+Mark = Callable[[AsyncSession], Awaitable[None]]
+# runs mark(session) in the transaction that handles the message; calls done(handled, marked) once its turn is over
+Deliver = Callable[[MessageReceived, Done, Mark], None]
 
 
 class KfInbox:
@@ -141,7 +143,7 @@ class KfInbox:
             for _, key, event in fresh:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
-                self._deliver(event, self._done_with(key))
+                self._deliver(event, self._done_with(key), self._mark_in(key))
             self.recovered += len(fresh)
             self.dropped_stale += len(stale)
             return len(fresh)
@@ -151,11 +153,16 @@ class KfInbox:
             for open_kfid, token in held.items():
                 self.wake(open_kfid, token)
 
+    def _mark_in(self, key: str) -> Mark:
+        async def mark(session: AsyncSession) -> None:
+            await store.mark_handled(session, [key], self._clock.now())
+        return mark
+
     def _done_with(self, key: str) -> Done:
-        def done(handled: bool) -> None:
-            if not handled:
-                return  # cut off: still pending, handed on after the restart
-            self._marks.append(key)
+        def done(handled: bool, marked: bool) -> None:
+            if not handled or marked:
+                return  # cut off: still pending, handed on after the restart; or marked with its handling
+            self._marks.append(key)  # handling failed and was rolled back (reported): marked apart
             if self._marker is None or self._marker.done():
                 self._marker = asyncio.get_running_loop().create_task(self._mark(), name="kf-marks")
         return done
@@ -229,7 +236,7 @@ class KfInbox:
             for key, event in events:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
-                self._deliver(event, self._done_with(key))
+                self._deliver(event, self._done_with(key), self._mark_in(key))
                 delivered += 1
             self.delivered += len(events)
             if not answer.get("has_more") or not isinstance(next_cursor, str) or not next_cursor:
