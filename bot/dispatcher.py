@@ -58,7 +58,7 @@ class Dispatcher:
         transport noting the event handled, atomically with what handling it changed). ``done(handled, marked)``
         once its turn is over: handled when the pipeline ran to its end (committed, or rolled back and reported),
         not when it was cut off (the bot stopping under it: nothing committed); marked when ``mark`` was committed
-        with it."""
+        with it (it runs only when the event opened a transaction of its own)."""
         key = event.chat_key
         queue = self._queues.get(key)
         if queue is not None:
@@ -120,11 +120,14 @@ class Dispatcher:
                 await self._joined(ctx, event)
             elif isinstance(event, MembersLeft):
                 await self._left(ctx, event)
-            if mark is not None:
+            # only into a transaction the event has anyway: one opened just for the mark would cost more than the
+            # event (the transport marks the others in batches; they committed nothing a second run could repeat)
+            marking = mark is not None and ctx.has_session
+            if marking:
                 ctx.skill = "core"
-                await mark(ctx.session)
+                await mark(ctx.session)  # type: ignore[misc]
             await ctx.commit()
-            marked = mark is not None
+            marked = marking
         except Exception as exc:
             await self._rollback(ctx)
             self._error_hook(exc, self._describe(event, ctx.skill))

@@ -62,8 +62,15 @@ async def keep_payload(session: AsyncSession, key: str, payload: str) -> None:
     await session.execute(_KEEP, {"k": key, "p": payload})
 
 
+_MARK_ONE = update(_CALLBACKS).where(_CALLBACKS.c.key == bindparam("k")).values(
+    handled_at=bindparam("at"), payload=None)
+
+
 async def mark_handled(session: AsyncSession, keys: Sequence[str], at: datetime) -> None:
     keys = list(keys)
+    if len(keys) == 1:  # in the message's own transaction: the compiled-once path
+        await fast.execute(session, _MARK_ONE, {"k": keys[0], "at": at})
+        return
     for start in range(0, len(keys), 500):
         await session.execute(_MARK, {"keys": keys[start:start + 500], "at": at})
 
