@@ -79,8 +79,6 @@ async def prune(session: AsyncSession, before: datetime) -> int:
     return (await fast.execute(session, _PRUNE, {"before": before})).rowcount
 
 
-_MARK = update(_T).where(_T.c.id.in_(bindparam("ids", expanding=True))).values(
-    handled_at=bindparam("at"), payload=None)
 _DROP = update(_T).where(_T.c.id.in_(bindparam("ids", expanding=True))).values(
     handled_at=bindparam("at"), payload=None, dropped=bindparam("reason"))
 _PENDING = (select(_T.c.id, _T.c.received_at, _T.c.payload).where(_T.c.handled_at.is_(None))
@@ -90,13 +88,29 @@ _PENDING = (select(_T.c.id, _T.c.received_at, _T.c.payload).where(_T.c.handled_a
 _MARK_ONE = update(_T).where(_T.c.id == bindparam("event_id")).values(handled_at=bindparam("at"), payload=None)
 
 
+_MARKS: dict[int, object] = {}
+
+
+def _mark_batch(n: int):
+    """``UPDATE … WHERE id IN (n ids)``, built and compiled once per padded size."""
+    statement = _MARKS.get(n)
+    if statement is None:
+        statement = _MARKS[n] = update(_T).where(_T.c.id.in_([bindparam(f"id{k}") for k in range(n)])).values(
+            handled_at=bindparam("at"), payload=None)
+    return statement
+
+
 async def mark_handled(session: AsyncSession, event_ids: list[str], at: datetime) -> None:
     """The events ``event_ids`` were handled at ``at``: their payloads are not needed any more."""
     if len(event_ids) == 1:  # in the event's own transaction: the compiled-once path
         await fast.execute(session, _MARK_ONE, {"event_id": event_ids[0], "at": at})
         return
-    for start in range(0, len(event_ids), 500):
-        await session.execute(_MARK, {"ids": event_ids[start:start + 500], "at": at})
+    for start in range(0, len(event_ids), BATCH_ROWS):
+        chunk = event_ids[start:start + BATCH_ROWS]
+        size = 1 << (len(chunk) - 1).bit_length()  # padded with the last id again: marked twice, the same
+        params: dict = {f"id{k}": event_id for k, event_id in enumerate(chunk + [chunk[-1]] * (size - len(chunk)))}
+        params["at"] = at
+        await fast.execute(session, _mark_batch(size), params)
 
 
 async def drop(session: AsyncSession, event_ids: list[str], at: datetime, reason: str) -> None:

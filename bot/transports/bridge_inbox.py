@@ -213,11 +213,17 @@ class BridgeInbox:
             self._open -= 1
             if self._open == 0:
                 self._all_done.set()
-            if handled and not marked:  # rolled back (a skill failed, reported) or not dispatched: mark it apart
+            if handled and not marked:  # no transaction of its own, or rolled back (reported): marked apart
                 self._marks.append(event_id)
-                if self._marker is None or self._marker.done():
-                    self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
+                self._start_marker()
         return done
+
+    def _start_marker(self) -> None:
+        """Marks go with the next batch of ids when one is being written (one commit for both), else on their
+        own."""
+        writing = self._writer is not None and not self._writer.done()
+        if not writing and (self._marker is None or self._marker.done()):
+            self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
 
     async def _mark(self) -> None:
         """The handled marks, in batches: those that came while one batch was written go in the next."""
@@ -249,13 +255,17 @@ class BridgeInbox:
     async def _write(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            marks, self._marks = self._marks, []
             try:
                 async with self._sessions() as session:
-                    found = await bridge_events.remember_many(session, [event.id for event, _ in batch],
-                                                              self._clock.now(),
+                    now = self._clock.now()
+                    found = await bridge_events.remember_many(session, [event.id for event, _ in batch], now,
                                                               [to_payload(event) for event, _ in batch])
+                    if marks:
+                        await bridge_events.mark_handled(session, marks, now)
                     await session.commit()
             except Exception as exc:
+                self._marks[:0] = marks
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -265,6 +275,8 @@ class BridgeInbox:
                     future.set_result(new)
                 elif new:  # its request answered 503 meanwhile, yet the id is recorded: handle it now, once
                     self._accept(event)
+        if self._marks and (self._marker is None or self._marker.done()):  # came during the last commit
+            self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
 
     async def prune(self) -> None:
         """Forget ids older than KEEP_IDS; again every PRUNE_EVERY_S."""
