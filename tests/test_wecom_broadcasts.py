@@ -79,6 +79,8 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
             async with h.app.services.sessions() as s:
                 states = {row["owner"]: (row["status"], row["targets"]) for row in await store.group_sends(s)}
                 assert await store.quota_used(s, "2026-11", "group:wrVip1") == 1
+                # wrVip4 received nothing (WeCom reported it failed): its 群发 is given back
+                assert await store.quota_used(s, "2026-11", "group:wrVip4") == 0
             assert states == {"staff_li": ("sent", {"wrVip1": "sent", "wrVip4": "failed"}),
                               "staff_wu": ("waiting", {"wrVip2": "waiting"})}
             # the operators see each task's state per owner on the dashboard
@@ -93,14 +95,16 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
             listing = h.answers("admin1")[-1]
             assert "企业群发（群主 staff_li）：等待确认 0，已发送 1，失败 0" in listing
             assert "企业群发（群主 staff_wu）：等待确认 1，已发送 0，失败 0" in listing
-        # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota
+        # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota, but
+        # for wrVip4, whose 群发 was given back: it joins a new task
         async with WeComHarness(db_url, mock, broadcast_config(mock), start=h.clock.now()) as h2:
             await h2.clock.advance(24 * 3600)
             await h2.settle()
             await h2.clock.advance(600)
-            assert len(mock.templates) == 2
+            assert len(mock.templates) == 3
+            assert list(mock.templates.values())[-1]["body"]["chat_id_list"] == ["wrVip4"]
             dropped = [d["reason"] for _, d in await activity(h2, "send_dropped")]
-            assert dropped.count("quota") == 1 + 4
+            assert dropped.count("quota") == 1 + 3
     finally:
         await mock.stop()
 
@@ -260,7 +264,7 @@ async def test_a_task_wecom_made_while_the_bot_stopped_is_uncertain_never_made_a
             assert sorted(r for r, d in await activity(h2, "send_dropped") if d["reason"] == "uncertain") == [
                 "wrVip1", "wrVip2"]
             async with h2.app.services.sessions() as s:
-                assert await store.group_send_counts(s) == {"staff_li": {"uncertain": 1}}
+                assert await store.group_send_counts(s) == {("staff_li", "group"): {"uncertain": 1}}
                 [task] = await store.group_sends(s)
             assert task["status"] == "uncertain" and task["targets"] == {"wrVip1": "uncertain",
                                                                            "wrVip2": "uncertain"}
@@ -290,6 +294,6 @@ async def test_wecom_unreachable_while_making_a_task_leaves_its_groups_queued_th
             await h.settle()
             assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1"]]
             async with h.app.services.sessions() as s:
-                assert await store.group_send_counts(s) == {"staff_li": {"waiting": 1}}
+                assert await store.group_send_counts(s) == {("staff_li", "group"): {"waiting": 1}}
     finally:
         await mock.stop()

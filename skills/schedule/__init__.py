@@ -361,9 +361,11 @@ async def list_(ctx: Context) -> None:
         lines.append(f"· {p.get('name', job.key)}{source}：{_describe(ctx.services, item)} · "
                      f"{STATUS_ZH.get(job.status, job.status)}{nxt}")
     if ctx.config.wecom.enabled and ctx.is_global_admin:  # WeCom: group messages are tasks staff confirm
-        for owner, counts in (await wecom_store.group_send_counts(ctx.session)).items():
-            lines.append(f"· 企业群发（群主 {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
+        for (owner, chat_type), counts in (await wecom_store.group_send_counts(ctx.session)).items():
+            who = "群主" if chat_type == "group" else "员工"  # a 1-on-1 task is the staff member's, not a 群主's
+            lines.append(f"· 企业群发（{who} {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
                          f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}"
+                         + (f"，已过期（员工未确认） {counts['expired']}" if counts.get("expired") else "")
                          + (f"，不确定是否已创建 {counts['uncertain']}（不会自动重建，请员工在企业微信里查看）"
                             if counts.get("uncertain") else ""))
     ctx.reply("\n".join(lines))
