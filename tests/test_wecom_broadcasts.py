@@ -297,3 +297,64 @@ async def test_wecom_unreachable_while_making_a_task_leaves_its_groups_queued_th
                 assert await store.group_send_counts(s) == {("staff_li", "group"): {"waiting": 1}}
     finally:
         await mock.stop()
+
+
+async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires(db_url, monkeypatch):
+    """WeCom limits what a group or customer *receives* a month: a task WeCom refuses (45009) gives its groups'
+    群发 back; a 1-on-1 task its staff member never confirms is polled ``task_poll_days``, then ``expired``
+    (polled no more, its customers' 群发 given back), shown 已过期（员工未确认） under 员工, not 群主."""
+    monkeypatch.setenv("DASHBOARD_TOKEN", "wecom-dash")
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li")})
+    mock.customers.update({"wmS": Customer("wmS", "沉默客户")})
+    config = wecom_config(mock, skills=("ping", "schedule"), monthly_quota=1, task_poll_days=1)
+    result = "externalcontact/get_groupmsg_send_result"
+    try:
+        async with WeComHarness(db_url, mock, config) as h:
+            month = h.clock.local_now().strftime("%Y-%m")
+
+            async def used(target: str) -> int:
+                async with h.app.services.sessions() as s:
+                    return await store.quota_used(s, month, target)
+
+            mock.fail_next("externalcontact/add_msg_template", 45009)
+            await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id="wrVip1"))
+            assert await used("group:wrVip1") == 1  # counted when queued: a second task can't pass the check
+            await h.clock.advance(61)
+            await h.settle()
+            assert mock.templates == {}
+            assert [(r, d["reason"]) for r, d in await activity(h, "send_dropped")] == [("wrVip1", "quota")]
+            assert await used("group:wrVip1") == 0  # the task was never made: nothing was sent
+            # a 1-on-1 task staff_li never confirms
+            await h.callbacks.contact_added("wmS", "staff_li", "")
+            await h.settle()
+            await h.bot.groups.send(OutgoingMessage("新品上市，会员专享价", user_id="wmS"))
+            await h.clock.advance(61)
+            await h.settle()
+            [msgid] = mock.templates
+            assert await used("customer:wmS") == 1
+            await h.customer("admin1", "/schedule list")
+            await h.settle()
+            assert "企业群发（员工 staff_li）：等待确认 1，已发送 0，失败 0" in h.answers("admin1")[-1]
+            await h.clock.advance(23 * 3600)
+            assert mock.count(result) >= 100  # asked about every 10 minutes for the day
+            await h.clock.advance(3600)  # a day old: expired
+            await h.settle()
+            polls = mock.count(result)
+            await h.clock.advance(3 * 3600)
+            assert mock.count(result) == polls  # polled no more
+            assert await used("customer:wmS") == 0
+            async with h.app.services.sessions() as s:
+                [task] = [t for t in await store.group_sends(s) if t["msgid"] == msgid]
+                assert (task["status"], task["targets"]) == ("expired", {"wmS": "expired"})
+                assert await store.waiting_group_sends(s) == []
+            assert [d["status"] for _, d in await activity(h, "group_send_result")] == ["expired"]
+            page = await dashboard_jobs(h)
+            assert any("staff_li" in r and "wmS（已过期（员工未确认））" in r for r in page.split("<tr>"))
+            await h.customer("admin1", "/schedule list")
+            await h.settle()
+            listing = h.answers("admin1")[-1]
+            assert "企业群发（员工 staff_li）：等待确认 0，已发送 0，失败 0，已过期（员工未确认） 1" in listing
+            assert "群主 staff_li" not in listing
+    finally:
+        await mock.stop()
