@@ -306,7 +306,7 @@ async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires
     monkeypatch.setenv("DASHBOARD_TOKEN", "wecom-dash")
     mock = await WeComMock().start()
     mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li")})
-    mock.customers.update({"wmS": Customer("wmS", "沉默客户")})
+    mock.customers.update({"wmS": Customer("wmS", "沉默客户"), "wmX": Customer("wmX", "已删除的客户")})
     config = wecom_config(mock, skills=("ping", "schedule"), monthly_quota=1, task_poll_days=1)
     result = "externalcontact/get_groupmsg_send_result"
     try:
@@ -325,6 +325,18 @@ async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires
             assert mock.templates == {}
             assert [(r, d["reason"]) for r, d in await activity(h, "send_dropped")] == [("wrVip1", "quota")]
             assert await used("group:wrVip1") == 0  # the task was never made: nothing was sent
+            # a customer WeCom puts in the task's fail_list gets nothing either
+            await h.callbacks.contact_added("wmX", "staff_li", "")
+            await h.settle()
+            mock.unsendable.add("wmX")
+            await h.bot.groups.send(OutgoingMessage("限时秒杀", user_id="wmX"))
+            await h.clock.advance(61)
+            await h.settle()
+            assert await used("customer:wmX") == 0
+            async with h.app.services.sessions() as s:  # nothing in it waits for staff: failed, never polled
+                assert [(t["status"], t["targets"]) for t in await store.group_sends(s)] == [
+                    ("failed", {"wmX": "failed"})]
+            mock.templates.clear()
             # a 1-on-1 task staff_li never confirms
             await h.callbacks.contact_added("wmS", "staff_li", "")
             await h.settle()
@@ -335,7 +347,7 @@ async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires
             assert await used("customer:wmS") == 1
             await h.customer("admin1", "/schedule list")
             await h.settle()
-            assert "企业群发（员工 staff_li）：等待确认 1，已发送 0，失败 0" in h.answers("admin1")[-1]
+            assert "企业群发（员工 staff_li）：等待确认 1，已发送 0，失败 1" in h.answers("admin1")[-1]
             await h.clock.advance(23 * 3600)
             assert mock.count(result) >= 100  # asked about every 10 minutes for the day
             await h.clock.advance(3600)  # a day old: expired
@@ -354,7 +366,7 @@ async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires
             await h.customer("admin1", "/schedule list")
             await h.settle()
             listing = h.answers("admin1")[-1]
-            assert "企业群发（员工 staff_li）：等待确认 0，已发送 0，失败 0，已过期（员工未确认） 1" in listing
+            assert "企业群发（员工 staff_li）：等待确认 0，已发送 0，失败 1，已过期（员工未确认） 1" in listing
             assert "群主 staff_li" not in listing
     finally:
         await mock.stop()

@@ -223,11 +223,14 @@ class GroupSends:
             await store.task_made(session, [i for i, t in rows if t not in refused], msgid, "waiting", now)
             await store.task_made(session, [i for i, t in rows if t in refused], msgid, "failed", now)
             await store.give_back_quota(session, self._month, ids=[i for i, t in rows if t in refused])
+            if all(t in refused for t in targets):  # nothing for staff to confirm: never waits (nor is polled)
+                await store.finish_group_send(session, msgid, "failed", now)
             await session.commit()
         self._activity.record("group_send_task", room_id=targets[0] if chat_type == "group" and len(targets) == 1
                               else None, detail={"msgid": msgid, "owner": owner, "chat_type": chat_type,
                                                  "targets": len(targets), "refused": len(refused),
-                                                 "status": "waiting"}, at=now)
+                                                 "status": "failed" if all(t in refused for t in targets)
+                                                 else "waiting"}, at=now)
         return 1
 
     async def _not_made(self, rows: list[tuple[int, str]], chat_type: str, owner: str, reason: str,
