@@ -282,11 +282,14 @@ class WeComSettings:
     welcome: str = ""  # empty: no welcome unless a state or staff member has one
     welcome_by_state: dict[str, str] = field(default_factory=dict)
     welcome_by_staff: dict[str, str] = field(default_factory=dict)
-    # 企业群发 per target and calendar month (WeCom: a customer gets at most 4 a month from one corp)
+    # 企业群发 a target receives per calendar month (WeCom's receiving limit; counted when queued, given back when
+    # nothing was sent)
     monthly_quota: Annotated[int, _between(1, 31)] = 4
     # a broadcast's groups (customers) are gathered into one task per owner staff member until none has come for
     # this long (the governor paces them one by one)
     task_gather_s: Annotated[int, _between(1, 600)] = 60
+    # a task staff never confirm is polled this many days, then shown 已过期（员工未确认） (WeCom documents no expiry)
+    task_poll_days: Annotated[int, _between(1, 90)] = 7
     # tiers → corp tags the bot makes in this tag group (empty: tiers are not synced), named after the tiers;
     # tier_tags renames them (tier key → tag name, at most 30 characters): the tag is renamed, not made again
     tag_group: Annotated[str, AfterValidator(_tag_name)] = "会员等级"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -156,6 +156,28 @@ async def count_quota(session: AsyncSession, month: str, target: str) -> None:
     stmt = insert_for(session.bind.dialect.name, _QUOTA).values(month=month, target=target, sent=1)
     await session.execute(stmt.on_conflict_do_update(index_elements=["month", "target"],
                                                      set_={"sent": _QUOTA.c.sent + 1}))
+
+
+async def give_back_quota(session: AsyncSession, month_of: Callable[[datetime], str], *,
+                          ids: Sequence[int] = (), msgid: str | None = None,
+                          targets: Sequence[str] = ()) -> int:
+    """Targets that received nothing (their task was never made, WeCom reported them failed, or the task expired
+    unconfirmed): the 群发 counted for them when they were queued is given back, in the month they were queued in
+    (``month_of`` turns ``queued_at`` into "YYYY-MM"); the targets by row ``ids``, or by ``msgid`` and ``targets``.
+    How many were given back."""
+    stmt = select(_TARGETS.c.chat_type, _TARGETS.c.target, _TARGETS.c.queued_at)
+    if msgid is not None:
+        stmt = stmt.where(_TARGETS.c.msgid == msgid, _TARGETS.c.target.in_(list(targets)))
+    else:
+        stmt = stmt.where(_TARGETS.c.id.in_(list(ids)))
+    n = 0
+    for chat_type, target, queued_at in list(await session.execute(stmt)):
+        key = f"{'group' if chat_type == 'group' else 'customer'}:{target}"
+        result = await session.execute(update(_QUOTA).where(_QUOTA.c.month == month_of(queued_at),
+                                                            _QUOTA.c.target == key, _QUOTA.c.sent > 0)
+                                       .values(sent=_QUOTA.c.sent - 1))
+        n += result.rowcount or 0
+    return n
 
 
 def _external_ids(member_id: str):
@@ -368,14 +390,38 @@ async def mark(session: AsyncSession, external_userid: str, tag_id: str, at: dat
                                                            "marked_at": stmt.excluded.marked_at}))
 
 
-async def group_send_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
-    """owner → {status: tasks} (the last 30 days' worth is what matters; tasks are few)."""
-    rows = await session.execute(select(_SENDS.c.owner, _SENDS.c.status, func.count())
-                                 .group_by(_SENDS.c.owner, _SENDS.c.status).order_by(_SENDS.c.owner))
-    out: dict[str, dict[str, int]] = {}
-    for owner, status, n in rows:
-        out.setdefault(owner, {})[status] = n
+async def group_send_counts(session: AsyncSession) -> dict[tuple[str, str], dict[str, int]]:
+    """(owner, chat type) → {status: tasks}: a group task's owner is the groups' 群主, a 1-on-1 task's the staff
+    member who has the customers (the last 30 days' worth is what matters; tasks are few)."""
+    rows = await session.execute(select(_SENDS.c.owner, _SENDS.c.chat_type, _SENDS.c.status, func.count())
+                                 .group_by(_SENDS.c.owner, _SENDS.c.chat_type, _SENDS.c.status))
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for owner, chat_type, status, n in rows:
+        out.setdefault((owner, chat_type), {})[status] = n
     for task in await uncertain_tasks(session):
-        counts = out.setdefault(task["owner"], {})
+        counts = out.setdefault((task["owner"], task["chat_type"]), {})
         counts["uncertain"] = counts.get("uncertain", 0) + 1
     return dict(sorted(out.items()))
+
+
+async def expire_group_sends(session: AsyncSession, before: datetime,
+                             at: datetime) -> list[tuple[str, str, str]]:
+    """Tasks still waiting that were made before ``before`` (staff never confirmed them): ``expired``, and so are
+    their targets still waiting; the (msgid, owner, chat_type) of each, for the activity store and the quota."""
+    rows = [tuple(r) for r in await session.execute(
+        select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_type).where(_SENDS.c.status == "waiting", _SENDS.c.created_at < before)
+        .order_by(_SENDS.c.created_at).limit(1000))]
+    for msgid, _, _ in rows:
+        await session.execute(update(_SENDS).where(_SENDS.c.msgid == msgid, _SENDS.c.status == "waiting")
+                              .values(status="expired", finished_at=at))
+    return rows
+
+
+async def expire_targets(session: AsyncSession, msgid: str, at: datetime) -> list[str]:
+    """The targets of task ``msgid`` still waiting become ``expired``; which they were."""
+    targets = [t for t in (await session.execute(select(_TARGETS.c.target).where(
+        _TARGETS.c.msgid == msgid, _TARGETS.c.status == "waiting"))).scalars()]
+    if targets:
+        await session.execute(update(_TARGETS).where(_TARGETS.c.msgid == msgid, _TARGETS.c.status == "waiting")
+                              .values(status="expired", finished_at=at))
+    return targets

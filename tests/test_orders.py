@@ -385,3 +385,48 @@ async def test_the_live_scheduler_picks_up_reminders_another_process_wrote(db_ur
         await h.clock.advance(40)
         await h.settle()
         assert len(dms(h)) == 1 and "EMS1" in dms(h)[0][1]
+
+
+def test_orders_bind_merges_the_member_the_shop_id_named_before_once(tmp_path):
+    """``orders bind`` rebinding a shop's member id to another WeChat id merges the old member into the new one
+    (storage/identity.py ``merge``, as /绑定会员 does): ids and points move through the ledger, in one transaction,
+    exactly once; nothing is left in a wallet no id names."""
+    import asyncio
+
+    from storage import identity
+    from storage.points import balance, change_points, ledger_sum
+
+    db = tmp_path / "bot.db"
+    config = tmp_path / "config.toml"
+    config.write_text('[bot]\nskills = ["orders"]\n', encoding="utf-8")
+
+    def bind(wechat_id: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot", "orders", "bind", "SHOP-1", wechat_id, "--config",
+                               str(config), "--db", str(db)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    first = bind("wxid_old")
+    assert first.returncode == 0, first.stderr
+    assert "SHOP-1 named no other member: nothing to merge" in first.stdout
+
+    async def state(give: dict[str, int] | None = None) -> dict:
+        async with Harness(cfg(), f"sqlite+aiosqlite:///{db}") as h:
+            async with h.app.services.sessions() as s:
+                for member, amount in (give or {}).items():
+                    await change_points(s, member, amount, reason="商城赠送", source="admin", at=h.clock.now(),
+                                        ref_id=f"gift-{member}")
+                await s.commit()
+                return {"balances": {m: (await balance(s, m), await ledger_sum(s, m)) for m in
+                                     ("wxid_old", "wxid_new")},
+                        "shop": await identity.resolve(s, "shop", "SHOP-1"),
+                        "old": await identity.resolve(s, "wechat", "wxid_old")}
+
+    asyncio.run(state({"wxid_old": 40, "wxid_new": 10}))
+    second = bind("wxid_new")
+    assert second.returncode == 0, second.stderr
+    assert "merged member wxid_old into wxid_new" in second.stdout
+    assert "40 points moved through the ledger, balance now 50" in second.stdout
+    after = asyncio.run(state())
+    assert after == {"balances": {"wxid_old": (0, 0), "wxid_new": (50, 50)}, "shop": "wxid_new", "old": "wxid_new"}
+    again = bind("wxid_new")  # idempotent: nothing moves twice
+    assert again.returncode == 0 and "nothing to merge" in again.stdout
+    assert asyncio.run(state()) == after

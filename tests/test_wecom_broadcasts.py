@@ -79,6 +79,8 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
             async with h.app.services.sessions() as s:
                 states = {row["owner"]: (row["status"], row["targets"]) for row in await store.group_sends(s)}
                 assert await store.quota_used(s, "2026-11", "group:wrVip1") == 1
+                # wrVip4 received nothing (WeCom reported it failed): its 群发 is given back
+                assert await store.quota_used(s, "2026-11", "group:wrVip4") == 0
             assert states == {"staff_li": ("sent", {"wrVip1": "sent", "wrVip4": "failed"}),
                               "staff_wu": ("waiting", {"wrVip2": "waiting"})}
             # the operators see each task's state per owner on the dashboard
@@ -93,14 +95,16 @@ async def test_scheduled_message_to_vip_groups_becomes_per_owner_tasks_with_resu
             listing = h.answers("admin1")[-1]
             assert "企业群发（群主 staff_li）：等待确认 0，已发送 1，失败 0" in listing
             assert "企业群发（群主 staff_wu）：等待确认 1，已发送 0，失败 0" in listing
-        # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota
+        # the next day, after a restart: the month's quota (1 here) is used up, persisted: dropped with quota, but
+        # for wrVip4, whose 群发 was given back: it joins a new task
         async with WeComHarness(db_url, mock, broadcast_config(mock), start=h.clock.now()) as h2:
             await h2.clock.advance(24 * 3600)
             await h2.settle()
             await h2.clock.advance(600)
-            assert len(mock.templates) == 2
+            assert len(mock.templates) == 3
+            assert list(mock.templates.values())[-1]["body"]["chat_id_list"] == ["wrVip4"]
             dropped = [d["reason"] for _, d in await activity(h2, "send_dropped")]
-            assert dropped.count("quota") == 1 + 4
+            assert dropped.count("quota") == 1 + 3
     finally:
         await mock.stop()
 
@@ -260,7 +264,7 @@ async def test_a_task_wecom_made_while_the_bot_stopped_is_uncertain_never_made_a
             assert sorted(r for r, d in await activity(h2, "send_dropped") if d["reason"] == "uncertain") == [
                 "wrVip1", "wrVip2"]
             async with h2.app.services.sessions() as s:
-                assert await store.group_send_counts(s) == {"staff_li": {"uncertain": 1}}
+                assert await store.group_send_counts(s) == {("staff_li", "group"): {"uncertain": 1}}
                 [task] = await store.group_sends(s)
             assert task["status"] == "uncertain" and task["targets"] == {"wrVip1": "uncertain",
                                                                            "wrVip2": "uncertain"}
@@ -290,6 +294,79 @@ async def test_wecom_unreachable_while_making_a_task_leaves_its_groups_queued_th
             await h.settle()
             assert [t["body"]["chat_id_list"] for t in mock.templates.values()] == [["wrVip1"]]
             async with h.app.services.sessions() as s:
-                assert await store.group_send_counts(s) == {"staff_li": {"waiting": 1}}
+                assert await store.group_send_counts(s) == {("staff_li", "group"): {"waiting": 1}}
+    finally:
+        await mock.stop()
+
+
+async def test_nothing_sent_gives_the_quota_back_and_an_unconfirmed_task_expires(db_url, monkeypatch):
+    """WeCom limits what a group or customer *receives* a month: a task WeCom refuses (45009) gives its groups'
+    群发 back; a 1-on-1 task its staff member never confirms is polled ``task_poll_days``, then ``expired``
+    (polled no more, its customers' 群发 given back), shown 已过期（员工未确认） under 员工, not 群主."""
+    monkeypatch.setenv("DASHBOARD_TOKEN", "wecom-dash")
+    mock = await WeComMock().start()
+    mock.groups.update({"wrVip1": Group("wrVip1", "VIP 一群", "staff_li")})
+    mock.customers.update({"wmS": Customer("wmS", "沉默客户"), "wmX": Customer("wmX", "已删除的客户")})
+    config = wecom_config(mock, skills=("ping", "schedule"), monthly_quota=1, task_poll_days=1)
+    result = "externalcontact/get_groupmsg_send_result"
+    try:
+        async with WeComHarness(db_url, mock, config) as h:
+            month = h.clock.local_now().strftime("%Y-%m")
+
+            async def used(target: str) -> int:
+                async with h.app.services.sessions() as s:
+                    return await store.quota_used(s, month, target)
+
+            mock.fail_next("externalcontact/add_msg_template", 45009)
+            await h.bot.groups.send(OutgoingMessage("周末团购开团啦～", room_id="wrVip1"))
+            assert await used("group:wrVip1") == 1  # counted when queued: a second task can't pass the check
+            await h.clock.advance(61)
+            await h.settle()
+            assert mock.templates == {}
+            assert [(r, d["reason"]) for r, d in await activity(h, "send_dropped")] == [("wrVip1", "quota")]
+            assert await used("group:wrVip1") == 0  # the task was never made: nothing was sent
+            # a customer WeCom puts in the task's fail_list gets nothing either
+            await h.callbacks.contact_added("wmX", "staff_li", "")
+            await h.settle()
+            mock.unsendable.add("wmX")
+            await h.bot.groups.send(OutgoingMessage("限时秒杀", user_id="wmX"))
+            await h.clock.advance(61)
+            await h.settle()
+            assert await used("customer:wmX") == 0
+            async with h.app.services.sessions() as s:  # nothing in it waits for staff: failed, never polled
+                assert [(t["status"], t["targets"]) for t in await store.group_sends(s)] == [
+                    ("failed", {"wmX": "failed"})]
+            mock.templates.clear()
+            # a 1-on-1 task staff_li never confirms
+            await h.callbacks.contact_added("wmS", "staff_li", "")
+            await h.settle()
+            await h.bot.groups.send(OutgoingMessage("新品上市，会员专享价", user_id="wmS"))
+            await h.clock.advance(61)
+            await h.settle()
+            [msgid] = mock.templates
+            assert await used("customer:wmS") == 1
+            await h.customer("admin1", "/schedule list")
+            await h.settle()
+            assert "企业群发（员工 staff_li）：等待确认 1，已发送 0，失败 1" in h.answers("admin1")[-1]
+            await h.clock.advance(23 * 3600)
+            assert mock.count(result) >= 100  # asked about every 10 minutes for the day
+            await h.clock.advance(3600)  # a day old: expired
+            await h.settle()
+            polls = mock.count(result)
+            await h.clock.advance(3 * 3600)
+            assert mock.count(result) == polls  # polled no more
+            assert await used("customer:wmS") == 0
+            async with h.app.services.sessions() as s:
+                [task] = [t for t in await store.group_sends(s) if t["msgid"] == msgid]
+                assert (task["status"], task["targets"]) == ("expired", {"wmS": "expired"})
+                assert await store.waiting_group_sends(s) == []
+            assert [d["status"] for _, d in await activity(h, "group_send_result")] == ["expired"]
+            page = await dashboard_jobs(h)
+            assert any("staff_li" in r and "wmS（已过期（员工未确认））" in r for r in page.split("<tr>"))
+            await h.customer("admin1", "/schedule list")
+            await h.settle()
+            listing = h.answers("admin1")[-1]
+            assert "企业群发（员工 staff_li）：等待确认 0，已发送 0，失败 1，已过期（员工未确认） 1" in listing
+            assert "群主 staff_li" not in listing
     finally:
         await mock.stop()

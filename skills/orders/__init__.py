@@ -176,10 +176,33 @@ async def _group_buy(services: Services, s: AsyncSession, gb_id: str, cutoff: da
                                       misfire_grace_s=_settings(services).cutoff_before_s // 2)
 
 
-async def bind_member(services: Services, external_id: str, wechat_id: str) -> int:
-    """Map the shop's member id to a WeChat id; orders waiting for it get it. Returns how many orders did."""
+@dataclass(frozen=True)
+class Binding:
+    member_id: str  # the member the shop's id now names (the WeChat id's)
+    orders: int  # waiting orders that got the WeChat id
+    merged_from: str | None  # the member the shop's id named before, merged into member_id (None: no merge)
+    merged: identity.Merged | None
+
+
+async def bind_shop_member(services: Services, external_id: str, wechat_id: str) -> Binding:
+    """``orders bind``: the shop's member id names the WeChat id's member; orders waiting for it get the WeChat id.
+    If it named another member before (a wallet of its own), that member's ids and points move to the WeChat id's
+    member through ``identity.merge`` (like /绑定会员): in this one transaction, balances equal to the ledger,
+    exactly once (binding again moves nothing)."""
     async with services.sessions() as s, s.begin():
-        return await store.bind_member(s, external_id, wechat_id, services.clock.now())
+        now = services.clock.now()
+        member = await identity.resolve(s, "wechat", wechat_id) or wechat_id
+        before = await identity.resolve(s, "shop", external_id)
+        merged = None
+        if before is not None and before != member:
+            merged = await identity.merge(s, before, member, now)
+        orders = await store.bind_member(s, external_id, wechat_id, now, member_id=member)
+    return Binding(member, orders, before if merged else None, merged)
+
+
+async def bind_member(services: Services, external_id: str, wechat_id: str) -> int:
+    """``bind_shop_member``; how many waiting orders got the WeChat id."""
+    return (await bind_shop_member(services, external_id, wechat_id)).orders
 
 
 # -- reminders ------------------------------------------------------------------------------------------------------

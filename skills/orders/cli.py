@@ -1,5 +1,6 @@
 """``python -m bot orders import FILE.csv`` and ``orders bind EXTERNAL_ID WXID``: written to the database; the
-running bot picks up the reminders within a minute."""
+running bot picks up the reminders within a minute. ``bind`` merges the member the shop's id named before into the
+WeChat id's member (ids and points, through the ledger: storage/identity.py ``merge``), as /绑定会员 does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from bot.cli import CliContext
 from bot.http import FieldError
-from skills.orders import bind_member, skill
+from skills.orders import bind_shop_member, skill
 from skills.orders.csv_import import import_csv
 from skills.orders.input import parse_binding
 
@@ -36,8 +37,14 @@ async def orders_cli(cli: CliContext) -> int:
             return 2
     async with cli.services() as services:
         if action == "bind":
-            n = await bind_member(services, external_id, wechat_id)
-            print(f"bound {external_id} -> {wechat_id}; {n} waiting orders now have the WeChat id")
+            done = await bind_shop_member(services, external_id, wechat_id)
+            print(f"bound {external_id} -> {wechat_id}; {done.orders} waiting orders now have the WeChat id")
+            if done.merged is not None:
+                print(f"merged member {done.merged_from} into {done.member_id} (the same person, one wallet): "
+                      f"{done.merged.moved} points moved through the ledger, balance now {done.merged.balance}, "
+                      f"{done.merged.relinked} ids relinked; one transaction, binding again moves nothing")
+            else:
+                print(f"{external_id} named no other member: nothing to merge")
             return 0
         try:
             report = await import_csv(services, args[0])

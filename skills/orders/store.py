@@ -105,11 +105,13 @@ async def bound_wechat_id(session: AsyncSession, external_id: str) -> str | None
     return (await fast.execute(session, _BOUND, {"external_id": external_id})).scalar()
 
 
-async def bind_member(session: AsyncSession, external_id: str, wechat_id: str, at: datetime) -> int:
-    """Map the shop's member id to a WeChat id; orders waiting for it get it. Returns how many orders did."""
+async def bind_member(session: AsyncSession, external_id: str, wechat_id: str, at: datetime,
+                      member_id: str | None = None) -> int:
+    """Map the shop's member id to a WeChat id (the orders' recipient) and to ``member_id`` (the canonical member,
+    the WeChat id's own by default); orders waiting for it get the WeChat id. Returns how many orders did."""
     await fast.execute(session, _for_dialect(session, _binding_upsert),
                        {"external_id": external_id, "wechat_id": wechat_id, "created_at": at})
-    await identity.bind(session, "shop", external_id, wechat_id, at)  # one member, one wallet (统一用户ID)
+    await identity.bind(session, "shop", external_id, member_id or wechat_id, at)  # one member, one wallet
     result = await fast.execute(session, _BIND_WAITING, {"external_id": external_id, "wechat_id": wechat_id})
     return result.rowcount
 

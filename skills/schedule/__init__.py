@@ -346,8 +346,10 @@ async def list_(ctx: Context) -> None:
     jobs = await ctx.services.scheduler.jobs(HANDLER, ctx.session, ("active", "paused"))
     if not ctx.is_global_admin:  # a room's admin: the schedules of this room only
         jobs = [j for j in jobs if _only_room(j.payload, ctx.room_id)]
+    tasks = await _group_send_lines(ctx)
     if not jobs:
-        ctx.reply(("还没有定时消息。" if ctx.is_global_admin else "本群还没有定时消息。") + "用法：" + ADD_USAGE)
+        ctx.reply("\n".join([("还没有定时消息。" if ctx.is_global_admin else "本群还没有定时消息。") + "用法："
+                             + ADD_USAGE, *tasks]))
         return
     lines = ["定时消息："]
     for job in jobs:
@@ -360,13 +362,23 @@ async def list_(ctx: Context) -> None:
         nxt = f" · 下次 {_when(ctx.services, job.next_run_at)}" if job.status == "active" else ""
         lines.append(f"· {p.get('name', job.key)}{source}：{_describe(ctx.services, item)} · "
                      f"{STATUS_ZH.get(job.status, job.status)}{nxt}")
-    if ctx.config.wecom.enabled and ctx.is_global_admin:  # WeCom: group messages are tasks staff confirm
-        for owner, counts in (await wecom_store.group_send_counts(ctx.session)).items():
-            lines.append(f"· 企业群发（群主 {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
-                         f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}"
-                         + (f"，不确定是否已创建 {counts['uncertain']}（不会自动重建，请员工在企业微信里查看）"
-                            if counts.get("uncertain") else ""))
-    ctx.reply("\n".join(lines))
+    ctx.reply("\n".join(lines + tasks))
+
+
+async def _group_send_lines(ctx: Context) -> list[str]:
+    """WeCom: group messages (and campaigns to customers outside the 微信客服 window) are tasks staff confirm; a
+    global admin sees them per owner: 群主 for group tasks, 员工 for 1-on-1 tasks (a staff member, not a 群主)."""
+    if not (ctx.config.wecom.enabled and ctx.is_global_admin):
+        return []
+    lines = []
+    for (owner, chat_type), counts in (await wecom_store.group_send_counts(ctx.session)).items():
+        who = "群主" if chat_type == "group" else "员工"
+        lines.append(f"· 企业群发（{who} {owner}）：等待确认 {counts.get('waiting', 0)}，已发送 "
+                     f"{counts.get('sent', 0)}，失败 {counts.get('failed', 0)}"
+                     + (f"，已过期（员工未确认） {counts['expired']}" if counts.get("expired") else "")
+                     + (f"，不确定是否已创建 {counts['uncertain']}（不会自动重建，请员工在企业微信里查看）"
+                        if counts.get("uncertain") else ""))
+    return lines
 
 
 async def _find(ctx: Context, name: str):  # -> ScheduledJob | None

@@ -75,6 +75,7 @@ class WeComMock:
         self.templates: dict[str, dict] = {}
         self.monthly: dict[str, int] = defaultdict(int)
         self.monthly_limit = 4
+        self.unsendable: set[str] = set()  # targets add_msg_template puts in fail_list (无效或无法发送的)
         self.result_page = 1000  # get_groupmsg_send_result's page (smaller in tests: the cursor is followed)
         self.tags: list[dict] = []  # mark_tag calls accepted
         self.tag_groups: list[dict] = []  # the corp's tag library, as get_corp_tag_list answers it
@@ -259,13 +260,15 @@ class WeComMock:
         month = time.strftime("%Y-%m", time.gmtime(self.now()))
         if any(self.monthly[f"{month}:{t}"] >= self.monthly_limit for t in targets):
             return _answer(45009, "api freq out of limit")
+        failed = [t for t in targets if t in self.unsendable]
+        targets = [t for t in targets if t not in self.unsendable]
         for t in targets:
             self.monthly[f"{month}:{t}"] += 1
         msgid = "msg" + uuid.uuid4().hex[:16]
         key = "chat_id" if chat_type == "group" else "external_userid"
         self.templates[msgid] = {"body": body, "results": [
             {key: t, "userid": sender, "status": 0, "send_time": 0} for t in targets]}
-        return _answer(0, "ok", fail_list=[], msgid=msgid)
+        return _answer(0, "ok", fail_list=failed, msgid=msgid)
 
     async def _send_result(self, body: dict) -> web.Response:
         task = self.templates.get(body.get("msgid", ""))

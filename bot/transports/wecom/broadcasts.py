@@ -9,12 +9,16 @@ for ``[wecom] task_gather_s`` (at most ``GATHER_MAX_S`` after the first), the qu
 ``add_msg_template`` per (owner, chat type, text): ``chat_id_list`` with every group of that owner, or
 ``external_userid`` with every customer of that staff member. Staff confirm one task, not fifty.
 
-WeCom limits how many 群发 a target receives per month: counted here per (calendar month, group or customer),
-persisted (``wecom_quota``) when the target is queued, so a target over ``[wecom] monthly_quota`` is left out with
-``quota`` before WeCom is asked (WeCom's own 45009 for a task drops its targets with ``quota`` too). ``poll`` (every
-``POLL_S``) asks ``get_groupmsg_send_result`` for each waiting task (per msgid and owner, page by page with the
-cursor) and records each target's outcome in the activity store (``group_send_result``: sent or failed); the task
-is finished once every target is. The dashboard and ``/schedule list`` show the tasks per owner.
+WeCom limits how many 群发 a target *receives* per month: counted here per (calendar month, group or customer),
+persisted (``wecom_quota``) when the target is queued (so two tasks in flight can't both pass the check), and given
+back when the target received nothing after all: its task was never made (WeCom's 45009, refused, in
+``fail_list``), WeCom reported it failed (not a contact / group gone, or its receiving limit reached), or the task
+expired unconfirmed. A target over ``[wecom] monthly_quota`` is left out with ``quota`` before WeCom is asked.
+``poll`` (every ``POLL_S``) asks ``get_groupmsg_send_result`` for each waiting task (per msgid and owner, page by
+page with the cursor) and records each target's outcome in the activity store (``group_send_result``: sent or
+failed); the task is finished once every target is. A task staff leave unconfirmed for ``[wecom] task_poll_days``
+is polled no more: ``expired`` (WeCom documents no expiry of its own). The dashboard and ``/schedule list`` show
+the tasks per owner (群主 for group tasks, 员工 for 1-on-1 tasks).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ GATHER_MAX_S = 600.0
 RETRY_S = 120.0  # WeCom unreachable while making tasks: the queued targets wait this long, then are tried again
 MAX_TARGETS = 1000  # per task (WeCom takes up to 2,000 groups or 10,000 customers)
 MAX_PAGES = 100
+POLL_DAYS = 7  # [wecom] task_poll_days: an unconfirmed task is polled this long, then expired
 SENT = 1  # get_groupmsg_send_result status: 0 not yet, 1 sent, 2 not a friend, 3 already had a 群发 today
 FAILED = (2, 3)
 TARGET_KEY = {"group": "chat_id_list", "single": "external_userid"}
@@ -53,13 +58,15 @@ ROW_KEY = {"group": "chat_id", "single": "external_userid"}
 
 class GroupSends:
     def __init__(self, api: WeComApi, sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                 activity: ActivityLog, monthly_quota: int, *, gather_s: float = GATHER_S) -> None:
+                 activity: ActivityLog, monthly_quota: int, *, gather_s: float = GATHER_S,
+                 poll_days: int = POLL_DAYS) -> None:
         self._api = api
         self._sessions = sessions
         self._clock = clock
         self._activity = activity
         self._quota = monthly_quota
         self._gather = timedelta(seconds=gather_s)
+        self._poll_for = timedelta(days=poll_days)
         self._owners: dict[str, str] = {}  # chat_id → owner staff member
         self._timer: TimerHandle | None = None
         self._flush_timer: TimerHandle | None = None
@@ -94,6 +101,10 @@ class GroupSends:
                 timer.cancel()
         self._timer = self._flush_timer = None
 
+    def _month(self, at: datetime) -> str:
+        """The quota month of ``at`` (local calendar month)."""
+        return self._clock.local(at).strftime("%Y-%m")
+
     def knows_owner(self, chat_id: str, owner: str) -> None:
         self._owners[chat_id] = owner
 
@@ -115,7 +126,7 @@ class GroupSends:
         RefusedError("quota") once the target's month is used up, ("no_channel") for a member who is no WeCom
         customer of any staff member."""
         now = self._clock.now()
-        month = self._clock.local(now).strftime("%Y-%m")
+        month = self._month(now)
         staff: dict[str, str] = {}
         if message.room_id is not None:
             chat_type, target, quota_key = "group", message.room_id, f"group:{message.room_id}"
@@ -211,11 +222,15 @@ class GroupSends:
             await store.add_group_send(session, msgid, owner, chat_type, targets[0], text, now)
             await store.task_made(session, [i for i, t in rows if t not in refused], msgid, "waiting", now)
             await store.task_made(session, [i for i, t in rows if t in refused], msgid, "failed", now)
+            await store.give_back_quota(session, self._month, ids=[i for i, t in rows if t in refused])
+            if all(t in refused for t in targets):  # nothing for staff to confirm: never waits (nor is polled)
+                await store.finish_group_send(session, msgid, "failed", now)
             await session.commit()
         self._activity.record("group_send_task", room_id=targets[0] if chat_type == "group" and len(targets) == 1
                               else None, detail={"msgid": msgid, "owner": owner, "chat_type": chat_type,
                                                  "targets": len(targets), "refused": len(refused),
-                                                 "status": "waiting"}, at=now)
+                                                 "status": "failed" if all(t in refused for t in targets)
+                                                 else "waiting"}, at=now)
         return 1
 
     async def _not_made(self, rows: list[tuple[int, str]], chat_type: str, owner: str, reason: str,
@@ -223,6 +238,8 @@ class GroupSends:
         now = self._clock.now()
         async with self._sessions() as session:
             await store.task_made(session, [i for i, _ in rows], None, status, now)
+            if status != "uncertain":  # never made: nothing was sent (an uncertain task may have been)
+                await store.give_back_quota(session, self._month, ids=[i for i, _ in rows])
             await session.commit()
         for _, target in rows:
             self._activity.record("send_dropped", **await self._where(chat_type, target),
@@ -256,10 +273,10 @@ class GroupSends:
         return rows
 
     async def poll(self) -> int:
-        """Ask WeCom about every waiting task; how many finished."""
+        """Ask WeCom about every waiting task; how many finished (expired ones included)."""
+        finished = await self._expire()
         async with self._sessions() as session:
             waiting = await store.waiting_group_sends(session)
-        finished = 0
         for msgid, owner, chat_type, _ in waiting:
             key = ROW_KEY.get(chat_type, "chat_id")
             try:
@@ -275,6 +292,8 @@ class GroupSends:
             async with self._sessions() as session:
                 changed = [(t, s) for t, s in outcomes.items()
                            if await store.target_outcome(session, msgid, t, s, now)]
+                await store.give_back_quota(session, self._month, msgid=msgid,
+                                            targets=[t for t, s in changed if s == "failed"])
                 states = await store.task_targets(session, msgid)
                 status = None
                 if all(s != "waiting" for s in states.values()):
@@ -288,3 +307,23 @@ class GroupSends:
             if status is not None:
                 finished += 1
         return finished
+
+    async def _expire(self) -> int:
+        """Tasks staff left unconfirmed for ``task_poll_days`` (their last poll was the one before): ``expired``,
+        polled no more (WeCom documents no expiry of its own; without this they would be asked about every
+        ``POLL_S`` for ever, and crowd out newer tasks from the poll's 200); their targets' quota is given back."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            tasks = await store.expire_group_sends(session, now - self._poll_for, now)
+            expired = []
+            for msgid, owner, chat_type in tasks:
+                targets = await store.expire_targets(session, msgid, now)
+                await store.give_back_quota(session, self._month, msgid=msgid, targets=targets)
+                expired += [(msgid, owner, chat_type, t) for t in targets]
+            await session.commit()
+        for msgid, owner, chat_type, target in expired:
+            self._activity.record("group_send_result", **await self._where(chat_type, target),
+                                  detail={"msgid": msgid, "owner": owner, "status": "expired"}, at=now)
+        if tasks:
+            log.info("企业群发: %d tasks left unconfirmed for %s expired", len(tasks), self._poll_for)
+        return len(tasks)

@@ -145,7 +145,8 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         window = ReplyWindow(s.kf_reply_limit, timedelta(hours=s.kf_window_hours), group_sends=True)
         app.governor.reply_window = window
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
-        groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s)
+        groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s,
+                            poll_days=s.task_poll_days)
         contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
         staff = StaffMessages(api, s.agent_id, clock, app.dispatcher.submit)
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
