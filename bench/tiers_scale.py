@@ -140,7 +140,7 @@ async def measure(path: Path, requests: int) -> dict:
         nightly_s = time.perf_counter() - t0
         os.environ["DASHBOARD_TOKEN"] = TOKEN
         web_app = web.Application()
-        dashboard.setup(web_app, app.services)
+        dashboard.setup(web_app, app.services, app.skills)  # the overview is the tiers skill's panel
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
