@@ -42,7 +42,7 @@ from skills.faq.knowledge.index import Index  # noqa: E402
 from skills.faq.knowledge.local import LocalEmbedder  # noqa: E402
 from skills.faq.knowledge.text import Analyzer  # noqa: E402
 
-# beside the project folder (../shared), or beside the folder of worktrees (a worktree in /work/wt/NAME)
+# beside the project folder (../shared), or one level up (a git worktree kept in a folder of worktrees)
 DEFAULT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
                ROOT.parent / "shared") / "data" / "faq-eval" / "dev.jsonl"
 
