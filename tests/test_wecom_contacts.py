@@ -1,14 +1,20 @@
 """客户联系 over the mock WeCom API: a new contact welcomed with its welcome code (template by channel state, then by
 staff member), recorded like a join; removals recorded; customer-group changes fill the room directory and record
-joins (with the inviter) and leaves; the bot itself never speaks in those groups."""
+joins (with the inviter) and leaves; the bot itself never speaks in those groups. A callback accepted and cut off
+by a stop is handled once after the restart (its welcome code too late to use), or dropped when over an hour old."""
 
 from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot.transports.wecom.handled import payload
 from storage.models import Activity, Room, RoomMember
 from storage import wecom as store
+from tests.support import bridge_skill
 from tests.support.wecom_mock import Customer, Group, WeComMock
 from tests.support.wecom_support import WeComHarness, wecom_config
 
@@ -195,5 +201,81 @@ async def test_nicknames_from_wecom_are_cleaned_before_the_directory(db_url):
             assert names["wmOdd"] == "小王" and names["wmOdd2"] == "阿花" and "bad\x00id" not in names
             assert topic == "VIP群"
             assert [m for _, m, _ in await activity(h, "join")] == ["wmOdd2"]
+    finally:
+        await mock.stop()
+
+
+# -- accepted, not handled: a stop or crash in between ---------------------------------------------------------------
+
+async def test_a_group_join_accepted_before_a_stop_is_recorded_once_after_the_restart(db_url):
+    mock = await WeComMock().start()
+    bridge_skill.seen.clear()
+    config = wecom_config(mock, skills=("ping", "tests.support.bridge_skill"))
+    try:
+        async with WeComHarness(db_url, mock, config) as h:
+            now = int(h.clock.now().timestamp())
+            mock.groups["wrGroup1"] = Group("wrGroup1", "VIP 客户群", "staff_li", [
+                {"userid": "staff_li", "type": 1, "join_time": now - 86400, "join_scene": 1, "name": "小李"},
+                {"userid": "wmJoin", "type": 2, "join_time": now, "join_scene": 3, "name": "新客户",
+                 "invitor": {"userid": "staff_li"}}])
+            release = mock.hold_next("externalcontact/groupchat/get")
+            try:
+                assert (await h.callbacks.chat_changed("wrGroup1", "add_member", ["wmJoin"]))[0] == 200
+                # cut off as a crash would: accepted, not handled (groupchat/get's answer, if asked, held back)
+                tasks = list(h.bot.contacts._tasks)
+                assert len(tasks) == 1
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                release.set()
+            at = h.clock.now()
+        assert bridge_skill.seen == []
+        async with WeComHarness(db_url, mock, config, start=at + timedelta(seconds=30)) as h:
+            await h.settle()
+            assert h.bot.callbacks.recovered == 1
+            assert [(e.room_id, [p.id for p in e.members]) for e in bridge_skill.seen] == [("wrGroup1", ["wmJoin"])]
+            assert [(r, m) for r, m, _ in await activity(h, "join")] == [("wrGroup1", "wmJoin")]
+        async with WeComHarness(db_url, mock, config, start=at + timedelta(seconds=60)) as h:
+            await h.settle()
+            assert h.bot.callbacks.recovered == 0  # marked handled with the join: not handed on a second time
+            assert [(r, m) for r, m, _ in await activity(h, "join")] == [("wrGroup1", "wmJoin")]
+        assert len(bridge_skill.seen) == 1
+    finally:
+        await mock.stop()
+
+
+async def test_a_contact_event_accepted_two_hours_before_the_restart_is_dropped_and_a_late_code_not_used(db_url,
+                                                                                                       caplog):
+    mock = await WeComMock().start()
+    mock.customers["wmNew1"] = Customer("wmNew1", "小王")
+    try:
+        async with WeComHarness(db_url, mock, contacts_config(mock)) as h:
+            at = h.clock.now()
+            async with h.app.services.sessions() as s:  # as a crash just after the accept leaves them
+                for key, code in (("evt:old", "CODE-OLD"), ("evt:late", "CODE-LATE")):
+                    assert await store.remember(s, key, at)
+                    fields = {"MsgType": "event", "Event": "change_external_contact", "UserID": "staff_li",
+                              "ChangeType": "add_external_contact", "ExternalUserID": "wmNew1",
+                              "WelcomeCode": code, "CreateTime": str(int(at.timestamp()))}
+                    await store.keep_payload(s, key, payload(fields, {}))
+                await s.execute(store._CALLBACKS.update().where(store._CALLBACKS.c.key == "evt:old")
+                                .values(received_at=at - timedelta(hours=2)))
+                await s.commit()
+        caplog.set_level("INFO", logger="bot.transports.wecom.callbacks")
+        async with WeComHarness(db_url, mock, contacts_config(mock), start=at + timedelta(seconds=30)) as h:
+            await h.settle()
+            assert (h.bot.callbacks.recovered, h.bot.callbacks.dropped_stale) == (1, 1)
+            # handed on 30 s after it came: recorded, its welcome code (valid 20 s) not used
+            assert mock.welcomes == []
+            assert [(m, d["welcomed"], d.get("reason")) for _, m, d in await activity(h, "contact_added")] == [
+                ("wmNew1", False, "expired")]
+        lines = [r.getMessage() for r in caplog.records if "not handled before the restart" in r.getMessage()]
+        assert lines == ["WeCom callbacks received but not handled before the restart: 1 handed on, 1 dropped as "
+                         "older than 1:00:00"]
+        async with WeComHarness(db_url, mock, contacts_config(mock), start=at + timedelta(seconds=60)) as h:
+            await h.settle()
+            assert (h.bot.callbacks.recovered, h.bot.callbacks.dropped_stale) == (0, 0)
+            assert len(await activity(h, "contact_added")) == 1
     finally:
         await mock.stop()

@@ -2,11 +2,14 @@
 a handoff ticket's note reaches them though they never wrote to 微信客服 (the reply window is for customers), an
 unknown UserID is dropped with ``invalid_user``, ``[bot] operators_room`` makes no 企业群发 task; an operator's
 ``/reply`` and ``/close`` written to the app (its callback) reach the dispatcher and answer the customer through
-微信客服, the operator through the app; a note held across a restart stays a note to staff."""
+微信客服, the operator through the app; a note held across a restart stays a note to staff; a /reply accepted and
+cut off by a stop reaches the customer once after the restart."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +17,7 @@ from sqlalchemy import select
 from bot.context import Context
 from skills.faq.models import Ticket
 from storage.models import Activity, OutboxMessage
+from tests.support import bridge_skill
 from tests.support.faq_support import write_kb
 from tests.support.wecom_mock import WeComMock
 from tests.support.wecom_support import WeComHarness, wecom_config
@@ -105,3 +109,43 @@ async def test_a_held_note_to_staff_stays_one_after_a_restart(db_url, tmp_path):
     finally:
         await mock.stop()
 
+
+
+async def test_a_reply_accepted_before_a_stop_reaches_the_customer_once_after_the_restart(db_url, tmp_path):
+    mock = await WeComMock().start()
+    mock.staff = {"op_wang"}
+    bridge_skill.seen.clear()
+    cfg = config(mock, tmp_path, operators=("op_wang",), operators_room="")
+    cfg = replace(cfg, bot=replace(cfg.bot, skills=(*cfg.bot.skills, "tests.support.bridge_skill")))
+    try:
+        try:
+            async with WeComHarness(db_url, mock, cfg) as h:
+                await h.customer("wmC1", UNKNOWN)
+                await h.settle()
+                assert h.answers("wmC1") == [HANDOFF]
+                bridge_skill.seen.clear()
+                entered = bridge_skill.hold()
+                # op_wang's first message is held in handling; the /reply waits behind it (one chat, in order)
+                assert (await h.callbacks.staff_says("op_wang", "回声 在吗"))[0] == 200
+                await asyncio.wait_for(entered.wait(), 10)
+                assert (await h.callbacks.staff_says("op_wang", "/reply 1 云南保山的小粒咖啡～"))[0] == 200
+                workers = list(h.app.dispatcher._workers)  # cut off as a crash would: nothing of them committed
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                at = h.clock.now()
+        finally:
+            bridge_skill.release()
+        assert h.answers("wmC1") == [HANDOFF]
+        async with WeComHarness(db_url, mock, cfg, start=at + timedelta(seconds=30)) as h:
+            await h.settle()
+            assert h.bot.callbacks.recovered == 2
+            assert [e.text for e in bridge_skill.seen] == ["回声 在吗"]  # oldest first
+            assert h.answers("wmC1") == [HANDOFF, "【工作人员回复】云南保山的小粒咖啡～"]
+            assert sum(m.startswith("已回复 #1") for m in to_staff(mock, "op_wang")) == 1
+        async with WeComHarness(db_url, mock, cfg, start=at + timedelta(seconds=60)) as h:
+            await h.settle()
+            assert h.bot.callbacks.recovered == 0  # marked handled with the reply: not handed on a second time
+        assert h.answers("wmC1") == [HANDOFF, "【工作人员回复】云南保山的小粒咖啡～"]
+    finally:
+        await mock.stop()

@@ -11,6 +11,8 @@ id inside the ciphertext). Each refusal is logged (never the body), and nothing 
 A callback's key (``msg:<MsgId>`` for messages, ``evt:<digest of the decrypted event>`` for events, which have no
 id: WeCom's resend of an event is byte-identical) is committed to ``wecom_callbacks`` before the answer; a key seen
 before changes nothing, across restarts. The event is handed on (``on_callback``) after that, and must be quick.
+Customer-contact events and staff messages to the app are committed with their parsed fields (``payload``), pending
+until handled (handled.py); ``recover`` hands the pending ones on again at start, before any new callback.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
+from bot.transports.wecom import handled as kept_until_handled
 from bot.transports.wecom.crypto import CallbackCrypto, CryptoError
 from storage import wecom as store
 
@@ -58,6 +61,7 @@ class Callback:
     key: str
     fields: dict[str, str]
     items: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    received_at: datetime | None = None  # set when handed on again at start (received before the restart)
 
     def get(self, name: str) -> str:
         return self.fields.get(name, "")
@@ -111,8 +115,13 @@ class WeComCallbacks:
     max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, crypto: CallbackCrypto, clock: Clock, sessions: async_sessionmaker[AsyncSession],
-                 on_callback: CallbackHandler) -> None:
+                 on_callback: CallbackHandler, *, keep: bool = False) -> None:
         self._crypto = crypto
+        self._keep = keep  # customer-contact events and staff messages kept until handled (handled.py)
+        self._ready = not keep  # until recover() ran: new callbacks wait (what was pending goes first)
+        self._held: list[Callback] = []
+        self.recovered = 0
+        self.dropped_stale = 0
         self._clock = clock
         self._sessions = sessions
         self._on_callback = on_callback
@@ -189,6 +198,12 @@ class WeComCallbacks:
 
     def _accept(self, callback: Callback) -> None:
         self.accepted += 1
+        if not self._ready:
+            self._held.append(callback)
+            return
+        self._hand_on(callback)
+
+    def _hand_on(self, callback: Callback) -> None:
         try:
             self._on_callback(callback)
         except Exception:  # accepted already: a bug in handling must not turn into a resend
@@ -224,7 +239,12 @@ class WeComCallbacks:
             try:
                 async with self._sessions() as session:
                     now = self._clock.now()
-                    found = [await store.remember(session, c.key, now) for c, _ in batch]
+                    found = []
+                    for c, _ in batch:
+                        new = await store.remember(session, c.key, now)
+                        if new and self._keep and kept_until_handled.kept(c.fields):
+                            await store.keep_payload(session, c.key, kept_until_handled.payload(c.fields, c.items))
+                        found.append(new)
                     await session.commit()
             except Exception as exc:
                 for _, future in batch:
@@ -236,6 +256,41 @@ class WeComCallbacks:
                     future.set_result(new)
                 elif new:  # its request answered 503 meanwhile, yet the key is recorded: handle it now, once
                     self._accept(callback)
+
+    async def recover(self) -> int:
+        """Hand on again the kept callbacks not handled before the restart, oldest first; drop the ones received more
+        than STALE_AFTER ago. Then the callbacks that came meanwhile. How many were handed on."""
+        now = self._clock.now()
+        try:
+            async with self._sessions() as session:
+                rows = [r for prefix in ("msg:", "evt:") for r in await store.pending(session, prefix)]
+            fresh: list[Callback] = []
+            stale: list[str] = []
+            for key, received_at, raw in rows:
+                parsed = kept_until_handled.from_payload(raw) if received_at >= now - kept_until_handled.STALE_AFTER \
+                    else None
+                if parsed is None:
+                    stale.append(key)
+                else:
+                    fresh.append(Callback(key, parsed[0], parsed[1], received_at=received_at))
+            if stale:
+                async with self._sessions() as session:
+                    await store.drop(session, stale, now, "stale")
+                    await session.commit()
+            if rows:
+                log.info("WeCom callbacks received but not handled before the restart: %d handed on, %d dropped as "
+                         "older than %s", len(fresh), len(stale), kept_until_handled.STALE_AFTER)
+            fresh.sort(key=lambda c: (c.received_at, c.key))
+            for callback in fresh:
+                self._hand_on(callback)
+            self.recovered += len(fresh)
+            self.dropped_stale += len(stale)
+            return len(fresh)
+        finally:
+            self._ready = True
+            held, self._held = self._held, []
+            for callback in held:
+                self._hand_on(callback)
 
     async def prune(self) -> None:
         self._prune_timer = self._clock.call_later(PRUNE_EVERY_S, self.prune, name="wecom-prune")

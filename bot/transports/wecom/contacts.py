@@ -9,6 +9,10 @@
 - ``change_external_chat`` ``add_member`` / ``del_member`` → ``groupchat/get`` fills the room directory (the group's
   name, every member), and the joins (with their inviter) and leaves go to the dispatcher as for any group: the
   activity store records them. The bot cannot speak in these groups (bot/capabilities.py: ``room_send``).
+
+Each callback is kept until handled (handled.py): a dispatched join or leave is marked in the dispatcher's
+transaction, the others once their handling is over; one handed on again after a restart is handled the same way
+(its welcome code, 20 s old by then, is not used).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bot.http import FieldError
 from bot.transports.base import TransportError
 from bot.transports.wecom.api import WeComApi
 from bot.transports.wecom.callbacks import Callback
+from bot.transports.wecom.handled import HandledMarks
 from storage import identity
 from storage import wecom as store
 
@@ -58,8 +63,8 @@ def _id(value: object) -> str | None:
 
 class Contacts:
     def __init__(self, api: WeComApi, sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                 activity: ActivityLog, settings: WeComSettings, dispatch: Callable[[Event], None],
-                 owner_of: Callable[[str, str], None] | None = None) -> None:
+                 activity: ActivityLog, settings: WeComSettings, dispatch: Callable[..., None],
+                 owner_of: Callable[[str, str], None] | None = None, marks: HandledMarks | None = None) -> None:
         self._api = api
         self._sessions = sessions
         self._clock = clock
@@ -67,6 +72,7 @@ class Contacts:
         self._settings = settings
         self._dispatch = dispatch
         self._owner_of = owner_of  # groupchat/get tells a group's owner: broadcasts go through them
+        self._marks = marks  # dispatch(event, done, mark) when set: the dispatcher's submit
         self._tasks: set[asyncio.Task] = set()
         self.welcomed = 0
 
@@ -82,17 +88,20 @@ class Contacts:
 
     async def _handle(self, callback: Callback) -> None:
         event, change = callback.get("Event"), callback.get("ChangeType")
+        dispatched = False
         try:
             if event == "change_external_contact" and change == "add_external_contact":
                 await self.added(callback)
             elif event == "change_external_contact" and change in ("del_external_contact", "del_follow_user"):
                 await self.removed(callback)
             elif event == "change_external_chat":
-                await self.chat_changed(callback)
+                dispatched = await self.chat_changed(callback)
         except TransportError as exc:
             log.warning("WeCom %s/%s not fully handled: %s", event, change, exc)
         except Exception:
             log.exception("WeCom %s/%s failed in handling", event, change)
+        if not dispatched and self._marks is not None:  # over (a failure reported): not handed on again
+            self._marks.handled(callback.key)
 
     def _at(self, callback: Callback) -> datetime:
         created = callback.get("CreateTime")
@@ -159,10 +168,11 @@ class Contacts:
         self._activity.record("contact_removed", member_id=member_id, at=self._at(callback),
                               detail={"staff": callback.get("UserID")[:128], "by": by, "channel": "wecom"})
 
-    async def chat_changed(self, callback: Callback) -> None:
+    async def chat_changed(self, callback: Callback) -> bool:
+        """Whether a join or leave went to the dispatcher (which notes the callback handled)."""
         chat_id, detail = callback.get("ChatId"), callback.get("UpdateDetail")
         if not chat_id or len(chat_id) > 128:
-            return
+            return False
         at = self._at(callback)
         answer = await self._api.post(GROUP, {"chat_id": chat_id, "need_name": 1})
         group = answer.get("group_chat") or {}
@@ -198,6 +208,13 @@ class Contacts:
             event = MembersLeft(at=at, room_id=chat_id, member_ids=gone, room_topic=topic)
         if event is not None:
             try:
-                self._dispatch(clean_event(event))
+                event = clean_event(event)
             except FieldError as exc:
                 log.warning("WeCom group change skipped: %s", exc)
+                return False
+            if self._marks is None:
+                self._dispatch(event)
+            else:
+                self._dispatch(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
+            return True
+        return False

@@ -4,6 +4,9 @@ notes (``ctx.notify_operators``: handoff tickets, redemptions) and the bot's ans
 callback (``MsgType`` text) and reaches the dispatcher as a 1-on-1 message from that UserID, marked
 ``audience="staff"`` — so operators use ``/reply 12 文字`` and ``/close 12`` from their WeCom client.
 
+Each such message is kept until handled (handled.py): noted handled in the transaction that handles it (a /reply
+and its outbox row commit together), so a crash in between hands it on again after the restart, and only then.
+
 Staff are not customers: neither 微信客服's reply window nor 企业群发 applies. A UserID WeCom does not know, or
 outside the app's visible range (``invaliduser``, or errcode 81013 when every recipient is invalid), is dropped with
 ``invalid_user`` and logged: asking again would not change it.
@@ -22,6 +25,7 @@ from bot.http import FieldError
 from bot.transports.base import RefusedError
 from bot.transports.wecom.api import WeComApi, WeComApiError
 from bot.transports.wecom.callbacks import Callback
+from bot.transports.wecom.handled import HandledMarks
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,9 @@ def fit(text: str, limit: int = CONTENT_MAX_BYTES) -> str:
 
 class StaffMessages:
     def __init__(self, api: WeComApi, agent_id: int, clock: Clock,
-                 deliver: Callable[[MessageReceived], None]) -> None:
+                 deliver: Callable[..., None], marks: HandledMarks | None = None) -> None:
         self._api = api
+        self._marks = marks  # deliver(event, done, mark) when set: the dispatcher's submit
         self._agent_id = agent_id
         self._clock = clock
         self._deliver = deliver
@@ -72,7 +77,7 @@ class StaffMessages:
     def handle(self, callback: Callback) -> bool:
         """A staff member wrote to the app: a 1-on-1 message from their UserID. False if it was none to handle."""
         if callback.get("MsgType") != "text":
-            return False  # pictures, voice, location, ...: the commands are text
+            return False  # pictures, voice, location, ...: the commands are text (nothing kept for them)
         userid, text = callback.get("FromUserName"), callback.get("Content")
         try:
             sent = int(callback.get("CreateTime") or 0)
@@ -81,6 +86,11 @@ class StaffMessages:
                                                 message_id=callback.get("MsgId") or None, audience="staff"))
         except (FieldError, ValueError, OverflowError, OSError) as exc:
             log.warning("a staff member's message to the app skipped: %s", exc)
+            if self._marks is not None:
+                self._marks.handled(callback.key)
             return False
-        self._deliver(event)  # type: ignore[arg-type]
+        if self._marks is None:
+            self._deliver(event)
+        else:
+            self._deliver(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
         return True

@@ -30,6 +30,7 @@ from bot.transports.wecom.broadcasts import GroupSends
 from bot.transports.wecom.callbacks import Callback, WeComCallbacks
 from bot.transports.wecom.contacts import Contacts
 from bot.transports.wecom.crypto import CallbackCrypto
+from bot.transports.wecom.handled import HandledMarks
 from bot.transports.wecom.kf import KfInbox
 from bot.transports.wecom.staff import StaffMessages
 from bot.transports.wecom.tags import TagSync
@@ -106,6 +107,7 @@ class WeComBot:
     contacts: Contacts
     groups: GroupSends
     tags: TagSync
+    marks: HandledMarks
 
     @property
     def callbacks(self) -> WeComCallbacks:
@@ -127,6 +129,7 @@ class WeComBot:
             await self.contacts.idle()
             await self.app.dispatcher.join()
             await self.kf.flush_marks()  # handled: not to be handed on again at the next start
+            await self.marks.flush()
             await self.app.stop()
         finally:
             await self.api.stop()
@@ -147,12 +150,13 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
         groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s,
                             poll_days=s.task_poll_days)
-        contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner)
-        staff = StaffMessages(api, s.agent_id, clock, app.dispatcher.submit)
+        marks = HandledMarks(sessions, clock)
+        contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner, marks)
+        staff = StaffMessages(api, s.agent_id, clock, app.dispatcher.submit, marks)
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
         transport.staff = staff
-        parts.update(api=api, kf=kf, contacts=contacts, groups=groups)
-        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff))
+        parts.update(api=api, kf=kf, contacts=contacts, groups=groups, marks=marks)
+        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff), keep=True)
 
     app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom",
                  account_hint=self_id(config))
@@ -161,6 +165,8 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     await api.start()
     await parts["kf"].restore_windows()
     await parts["kf"].recover()  # what was fetched and not handled before the restart, before anything new
+    assert isinstance(app.bridge, WeComCallbacks)
+    await app.bridge.recover()  # contact events and staff messages received and not handled: the same
     app.services.capabilities = CAPABILITIES
     if config.bot.operators_room:
         log.warning("[bot] operators_room is not used on WeCom (the bot can't speak in groups there): operators are "
@@ -173,7 +179,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
     parts["groups"].start()
     tags = TagSync(api, app.services, clock, s.tier_tags, s.tag_sync_hours, s.tag_group, s.agent_id)
     tags.start()
-    return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags)
+    return WeComBot(app, api, transport, parts["kf"], parts["contacts"], parts["groups"], tags, parts["marks"])
 
 
 def self_id(config: Config) -> str:
