@@ -30,6 +30,8 @@ nothing lazy-loads.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import asyncio
 import threading
 import weakref
@@ -123,7 +125,9 @@ def _close(sync_engine: Engine, reader: _Reader) -> None:
     reader.close()
 
 
-class _Reader:
+class _Reader(ABC):
+    """Reads on worker threads of their own; each backend says how a thread reads and how the readers close."""
+
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(READ_THREADS, thread_name_prefix=name)
 
@@ -136,11 +140,11 @@ class _Reader:
             job.cancel()
             raise
 
-    def _call(self, job: _Job, fn: Callable[..., T], args: tuple) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def _call(self, job: _Job, fn: Callable[..., T], args: tuple) -> T: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 class _Job:

@@ -20,10 +20,12 @@ def lottery_key(monkeypatch) -> str:
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "all_backends: run this module's db_url tests on SQLite and PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: in an all_backends module, a test about SQLite alone")
 
 
 def pytest_generate_tests(metafunc) -> None:
-    if "db_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_backends"):
+    marked = metafunc.definition.get_closest_marker
+    if "db_url" in metafunc.fixturenames and marked("all_backends") and not marked("sqlite_only"):
         metafunc.parametrize("backend", ["sqlite", "postgresql"])
 
 

@@ -103,9 +103,7 @@ async def test_the_loop_keeps_turning_while_a_slow_read_runs(sessions, backend):
         assert ticker.worst > 0.8 * took
 
 
-async def test_in_memory_sqlite_reads_inline(backend):
-    if backend != "sqlite":
-        pytest.skip("about SQLite")
+async def test_in_memory_sqlite_reads_inline():
     engine = create_engine("sqlite+aiosqlite://")
     await migrate(engine)
     try:
@@ -118,9 +116,8 @@ async def test_in_memory_sqlite_reads_inline(backend):
         await engine.dispose()
 
 
-async def test_a_cancelled_read_is_interrupted_and_the_readers_close_with_the_engine(db_url, backend):
-    if backend != "sqlite":
-        pytest.skip("SQLite reads are interrupted; a PostgreSQL read finishes on its thread")
+@pytest.mark.sqlite_only  # SQLite reads are interrupted; a PostgreSQL read finishes on its thread
+async def test_a_cancelled_read_is_interrupted_and_the_readers_close_with_the_engine(db_url):
     before = reader_threads()
     engine = create_engine(db_url)
     await migrate(engine)
