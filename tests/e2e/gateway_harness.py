@@ -237,3 +237,48 @@ class MockGateway:
     async def fail_sends(self, message: str, count: int = 1) -> None:
         """Make the next ``count`` sends fail on the gateway with ``message``."""
         await self._call("POST", "/fail-sends", {"count": count, "message": message})
+
+
+# What the tests that run the whole bot (`python -m bot run`) on the gateway share.
+BOT_SELF, BOT_SELF_NAME = "bot_self", "小助手"
+
+
+async def populate(
+    gw: MockGateway,
+    contacts: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    rooms: dict[str, tuple[str, list[str]]],
+    *,
+    login: bool = True,
+) -> None:
+    """The bot's account logged in (unless ``login`` is False), ``contacts`` as (id, name) and ``rooms`` as
+    {room_id: (topic, member_ids)} created on the gateway."""
+    if login:
+        await gw.login(BOT_SELF, BOT_SELF_NAME)
+    for contact_id, name in contacts:
+        await gw.create_contact(contact_id, name)
+    for room_id, (topic, member_ids) in rooms.items():
+        await gw.create_room(room_id, topic, member_ids)
+
+
+async def populated_gateway(
+    contacts: list[tuple[str, str]] | tuple[tuple[str, str], ...], rooms: dict[str, tuple[str, list[str]]]
+) -> MockGateway:
+    """A started gateway with ``populate``'s account, contacts and rooms (the caller stops it)."""
+    ensure_gateway_installed()
+    gw = MockGateway()
+    await gw.start()
+    await populate(gw, contacts, rooms)
+    return gw
+
+
+def write_bot_config(directory: Path, template: str, **values: object) -> Path:
+    """``directory``/config.toml from a TOML ``template`` whose ``{db}`` is ``directory``/bot.db."""
+    config = directory / "config.toml"
+    config.write_text(template.format(db=directory / "bot.db", **values), encoding="utf-8")
+    return config
+
+
+def bot_env(gw: MockGateway, base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The bot process's environment: ``base`` (default: ours) pointed at ``gw``, unbuffered, plus ``extra``."""
+    return {**(os.environ if base is None else base), "WECHATY_PUPPET_SERVICE_ENDPOINT": gw.endpoint,
+            "WECHATY_PUPPET_SERVICE_TOKEN": gw.token, "PYTHONUNBUFFERED": "1", **extra}

@@ -5,7 +5,6 @@ arrives, an admin command works and a non-admin's is refused (and the refusal is
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import bot_env, node_missing_reason, populated_gateway, write_bot_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "fans@chatroom"
@@ -50,13 +49,8 @@ port = 0
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway():
-    ensure_gateway_installed()
-    gw = MockGateway()
-    await gw.start()
-    await gw.login("bot_self", "小助手")
-    for cid, name in (("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol")):
-        await gw.create_contact(cid, name)
-    await gw.create_room(ROOM, "会员福利群", ["alice", "bob"])
+    gw = await populated_gateway((("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol")),
+                                 {ROOM: ("会员福利群", ["alice", "bob"])})
     yield gw
     await gw.stop()
 
@@ -65,10 +59,8 @@ async def gateway():
 async def bot_process(gateway, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bot")
     db = tmp / "bot.db"
-    config = tmp / "config.toml"
-    config.write_text(CONFIG.format(db=db), encoding="utf-8")
-    env = {**os.environ, "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
-           "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token, "PYTHONUNBUFFERED": "1"}
+    config = write_bot_config(tmp, CONFIG)
+    env = bot_env(gateway)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

@@ -5,14 +5,14 @@ reconnect, exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import MockGateway, bot_env, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import populate as harness_populate, write_bot_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "fans@chatroom"
@@ -43,10 +43,7 @@ port = 0
 
 
 async def populate(gw: MockGateway) -> None:
-    await gw.login("bot_self", "小助手")
-    for cid, name in (("alice", "Alice"), ("bob", "Bob")):
-        await gw.create_contact(cid, name)
-    await gw.create_room(ROOM, "会员福利群", ["alice", "bob"])
+    await harness_populate(gw, (("alice", "Alice"), ("bob", "Bob")), {ROOM: ("会员福利群", ["alice", "bob"])})
 
 
 async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconnect(tmp_path):
@@ -54,10 +51,8 @@ async def test_message_due_while_the_gateway_is_down_goes_out_once_after_reconne
     first = MockGateway()
     await first.start()
     await populate(first)
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(db=tmp_path / "bot.db"), encoding="utf-8")
-    env = {**os.environ, "WECHATY_PUPPET_SERVICE_ENDPOINT": first.endpoint,
-           "WECHATY_PUPPET_SERVICE_TOKEN": first.token, "PYTHONUNBUFFERED": "1"}
+    config = write_bot_config(tmp_path, CONFIG)
+    env = bot_env(first)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

@@ -5,14 +5,13 @@ the member (1-on-1, or in the room with the member @-mentioned), /close closes i
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import bot_env, node_missing_reason, populated_gateway, write_bot_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM = "coffee@chatroom"
@@ -52,13 +51,7 @@ port = 0
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway():
-    ensure_gateway_installed()
-    gw = MockGateway()
-    await gw.start()
-    await gw.login("bot_self", "小助手")
-    for cid, name in (("alice", "Alice"), ("bob", "Bob")):
-        await gw.create_contact(cid, name)
-    await gw.create_room(ROOM, "咖啡爱好者", ["alice", "bob"])
+    gw = await populated_gateway((("alice", "Alice"), ("bob", "Bob")), {ROOM: ("咖啡爱好者", ["alice", "bob"])})
     yield gw
     await gw.stop()
 
@@ -66,10 +59,8 @@ async def gateway():
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def bot_process(gateway, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bot")
-    config = tmp / "config.toml"
-    config.write_text(CONFIG.format(db=tmp / "bot.db", knowledge=ROOT / "knowledge"), encoding="utf-8")
-    env = {**os.environ, "WECHATY_PUPPET_SERVICE_ENDPOINT": gateway.endpoint,
-           "WECHATY_PUPPET_SERVICE_TOKEN": gateway.token, "PYTHONUNBUFFERED": "1"}
+    config = write_bot_config(tmp, CONFIG, knowledge=ROOT / "knowledge")
+    env = bot_env(gateway)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.bridge_support import AlertReceiver
-from tests.e2e.gateway_harness import MockGateway, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import MockGateway, bot_env, ensure_gateway_installed, node_missing_reason
+from tests.e2e.gateway_harness import populate as harness_populate, write_bot_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("fans@chatroom", "vip@chatroom")
@@ -101,12 +102,8 @@ def outbox_rows(db: Path) -> list[tuple[str, str, str]]:
 
 
 async def populate(gw: MockGateway, *, login: bool = True) -> None:
-    if login:
-        await gw.login("bot_self", "小助手")
-    for cid, name in (("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol")):
-        await gw.create_contact(cid, name)
-    for room in ROOMS:
-        await gw.create_room(room, "会员群", ["alice", *MEMBERS])
+    await harness_populate(gw, (("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol")),
+                           {room: ("会员群", ["alice", *MEMBERS]) for room in ROOMS}, login=login)
 
 
 async def test_held_across_a_restart_during_the_outage_sent_once_with_one_alert_each_way(tmp_path):
@@ -115,11 +112,9 @@ async def test_held_across_a_restart_during_the_outage_sent_once_with_one_alert_
     await gw.start()
     alerts = await AlertReceiver().start()
     db = tmp_path / "bot.db"
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(db=db), encoding="utf-8")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BOT_BRIDGE_")},
-           "WECHATY_PUPPET_SERVICE_ENDPOINT": gw.endpoint, "WECHATY_PUPPET_SERVICE_TOKEN": gw.token,
-           "TEST_ALERT_WEBHOOK": alerts.url, "PYTHONUNBUFFERED": "1"}
+    config = write_bot_config(tmp_path, CONFIG)
+    env = bot_env(gw, {k: v for k, v in os.environ.items() if not k.startswith("BOT_BRIDGE_")},
+                  TEST_ALERT_WEBHOOK=alerts.url)
     first = second = None
     try:
         await populate(gw)
