@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from bot.context import Context
 from bot.events import MessageReceived, OutgoingMessage, Priority, ProactiveKind
 from bot.skill import UsageError
+from bot.timefmt import zh_datetime
 from skills.checkin import CheckinSettings, display_name, settings_of, skill, store
 from storage.points import InsufficientPoints
 from storage.points import balance as points_balance
@@ -147,8 +148,7 @@ def _room_scope(ctx: Context) -> str | None:
 
 
 def _stamp(ctx: Context, at: datetime) -> str:
-    t = ctx.services.clock.local(at)
-    return f"{t.month}月{t.day}日 {t:%H:%M}"
+    return zh_datetime(ctx.services.clock.local(at))
 
 
 @skill.command("redeem pending", aliases=("兑换 待处理",), usage="/兑换 待处理", scope="room",
