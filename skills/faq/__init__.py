@@ -135,7 +135,7 @@ class FaqState:
     asked: dict[tuple[str | None, str, str], datetime] = field(default_factory=dict)  # (room, entry, member) → when
     smalltalk: small_talk.SmallTalk | None = None
     smalltalk_problems: list[small_talk.Problem] = field(default_factory=list)
-    smalltalk_mtime: float | None = None
+    smalltalk_mtime: int | None = None  # smalltalk.mtime of the file when loaded
     checked_at: datetime | None = None  # the last look at the files for changes (clock time)...
     checked_wall: float = 0.0  # ...and wall time (time.monotonic)
     adding: asyncio.Lock = field(default_factory=asyncio.Lock)  # one /kb add at a time: read, check, replace

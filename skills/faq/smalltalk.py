@@ -212,7 +212,8 @@ def load(path: Path) -> tuple[SmallTalk, list[Problem]]:
     return parse(text)
 
 
-def mtime(path: Path) -> float | None:
+def mtime(path: Path) -> int | None:
+    """The file's modification time in nanoseconds (None: absent or unreadable), to see it changed."""
     try:
         return path.stat().st_mtime_ns
     except OSError:
