@@ -19,6 +19,7 @@ A view of pinyin bigrams for homophone typos was tried: it moved no figure on th
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -111,21 +112,15 @@ def everyday(norm: str) -> str:
     return norm
 
 
-_pinyin: dict[str, str] | None = None
-
-
+@functools.cache
 def pinyin_of() -> dict[str, str]:
     """Character → toneless pinyin for the GB 2312 characters (pinyin.txt), read once."""
-    global _pinyin
-    if _pinyin is None:
-        table: dict[str, str] = {}
-        path = Path(__file__).with_name("pinyin.txt")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line and not line.startswith("#"):
-                sound, _, chars = line.partition(" ")
-                table.update(dict.fromkeys(chars, sound))
-        _pinyin = table
-    return _pinyin
+    table: dict[str, str] = {}
+    for line in Path(__file__).with_name("pinyin.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            sound, _, chars = line.partition(" ")
+            table.update(dict.fromkeys(chars, sound))
+    return table
 
 
 class Lexicon:
