@@ -326,8 +326,7 @@ class SendGovernor:
     def keep_all(self) -> int:
         """At stop: give every message still waiting a row, so the next start sends it (or drops it as stale).
         Returns how many are waiting."""
-        for item in self._waiting():
-            self._keep(item)
+        self._keep_waiting()
         return self.pending
 
     def saw_message(self, room_id: str, at: datetime) -> None:
@@ -406,13 +405,12 @@ class SendGovernor:
         self._outbox.keep(item.entry)
 
     def _keep_waiting(self) -> None:
-        """Everything waits now (back-off, offline): every queued message gets its row."""
+        """Everything waits now (back-off, offline, stop): every queued message gets its row."""
         if self._outbox is not None:
-            for item in self._waiting():
+            for _, item in self._ready:
                 self._keep(item)
-
-    def _waiting(self) -> list[_Queued]:
-        return [e[1] for e in self._ready] + [e[2] for e in self._deferred]
+            for entry in self._deferred:
+                self._keep(entry[2])
 
     def _unsent(self, item: _Queued) -> None:
         """The transport said it sent nothing: the row goes back from sending to pending."""
