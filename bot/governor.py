@@ -226,6 +226,9 @@ class SendGovernor:
         self.dropped: dict[str, int] = {}
         self.held: dict[str, int] = {}  # deferrals by reason: "gap", "lively"
         self.reply_window: ReplyWindow | None = None  # a channel's reply-window policy (WeCom 微信客服)
+        # the release policies, in order (built once: _judge runs for every message released)
+        self._policies: tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...] = (
+            self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -578,10 +581,6 @@ class SendGovernor:
         self._clock.spawn(transmit, name=f"send:{item.message.chat_key}")
 
     # -- release policies: each says go (None), hold until, or drop ------------------------------------------------
-
-    @property
-    def _policies(self) -> tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...]:
-        return (self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
 
     async def _judge(self, item: _Queued, now: datetime) -> Verdict:
         for policy in self._policies:
