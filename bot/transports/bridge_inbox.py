@@ -221,8 +221,11 @@ class BridgeInbox:
     def _start_marker(self) -> None:
         """Marks go with the next batch of ids when one is being written (one commit for both), else on their
         own."""
-        writing = self._writer is not None and not self._writer.done()
-        if not writing and (self._marker is None or self._marker.done()):
+        if self._writer is None or self._writer.done():
+            self._mark_soon()
+
+    def _mark_soon(self) -> None:
+        if self._marker is None or self._marker.done():
             self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
 
     async def _mark(self) -> None:
@@ -275,8 +278,8 @@ class BridgeInbox:
                     future.set_result(new)
                 elif new:  # its request answered 503 meanwhile, yet the id is recorded: handle it now, once
                     self._accept(event)
-        if self._marks and (self._marker is None or self._marker.done()):  # came during the last commit
-            self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
+        if self._marks:  # came during the last commit
+            self._mark_soon()
 
     async def prune(self) -> None:
         """Forget ids older than KEEP_IDS; again every PRUNE_EVERY_S."""
