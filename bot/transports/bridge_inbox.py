@@ -28,13 +28,14 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
 from bot.http import FieldError, HttpResponse
+from bot.transports.base import Done, Mark
 from bot.transports.bridge_events import BridgeEvent, parse_event, to_payload
 from storage import bridge_events
 
@@ -50,8 +51,6 @@ _TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 OK = HttpResponse(200, {"ok": True})
 
-Done = Callable[[bool, bool], None]  # (handled, marked: noted handled in the event's own transaction)
-Mark = Callable[[AsyncSession], Awaitable[None]]
 # (event, done, mark, replayed): runs mark(session) in the transaction that handles the event, and calls
 # done(handled, marked) once the event's turn is over; replayed when handed on again after a restart (not news of
 # the session)
