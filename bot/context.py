@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.events import Event, MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.governor import SendGovernor
 from bot.governor_stores import OutboxEntry
-from bot.outbox import discard_staged, stage
+from bot.outbox import stage
 from bot.parser import ParsedCommand
 from storage.transactions import after_commit, discard_pending, has_pending
 
@@ -186,7 +186,6 @@ class Context:
 
     async def rollback(self) -> None:
         if self._session is not None:
-            discard_staged(self._session)
             discard_pending(self._session)
             await self._session.rollback()
 

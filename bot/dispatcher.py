@@ -13,24 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
-
-from typing import TYPE_CHECKING
 
 from bot.commands import CommandRouter
 from bot.context import Context, Services
 from bot.events import Event, MembersJoined, MembersLeft, MessageReceived
 from bot.skill import HookSpec
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+from bot.transports.base import Done, Mark
 
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, dict], None]
-Done = Callable[[bool, bool], None]  # (handled, marked)
-Mark = Callable[["AsyncSession"], Awaitable[None]]
 
 
 class Dispatcher:

@@ -226,6 +226,9 @@ class SendGovernor:
         self.dropped: dict[str, int] = {}
         self.held: dict[str, int] = {}  # deferrals by reason: "gap", "lively"
         self.reply_window: ReplyWindow | None = None  # a channel's reply-window policy (WeCom 微信客服)
+        # the release policies, in order (built once: _judge runs for every message released)
+        self._policies: tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...] = (
+            self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -326,8 +329,7 @@ class SendGovernor:
     def keep_all(self) -> int:
         """At stop: give every message still waiting a row, so the next start sends it (or drops it as stale).
         Returns how many are waiting."""
-        for item in self._waiting():
-            self._keep(item)
+        self._keep_waiting()
         return self.pending
 
     def saw_message(self, room_id: str, at: datetime) -> None:
@@ -406,13 +408,12 @@ class SendGovernor:
         self._outbox.keep(item.entry)
 
     def _keep_waiting(self) -> None:
-        """Everything waits now (back-off, offline): every queued message gets its row."""
+        """Everything waits now (back-off, offline, stop): every queued message gets its row."""
         if self._outbox is not None:
-            for item in self._waiting():
+            for _, item in self._ready:
                 self._keep(item)
-
-    def _waiting(self) -> list[_Queued]:
-        return [e[1] for e in self._ready] + [e[2] for e in self._deferred]
+            for entry in self._deferred:
+                self._keep(entry[2])
 
     def _unsent(self, item: _Queued) -> None:
         """The transport said it sent nothing: the row goes back from sending to pending."""
@@ -580,10 +581,6 @@ class SendGovernor:
         self._clock.spawn(transmit, name=f"send:{item.message.chat_key}")
 
     # -- release policies: each says go (None), hold until, or drop ------------------------------------------------
-
-    @property
-    def _policies(self) -> tuple[Callable[[_Queued, datetime], Awaitable[Verdict]], ...]:
-        return (self._policy_fresh, self._policy_quiet_hours, self._policy_gentle, self._policy_reply_window)
 
     async def _judge(self, item: _Queued, now: datetime) -> Verdict:
         for policy in self._policies:

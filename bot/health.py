@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts import Alert
 from bot.clock import Clock, TimerHandle
@@ -199,9 +199,7 @@ class SessionHealth:
                 log.error("could not record the session incident's %s: %s", "end" if ended else "alert",
                           type(exc).__name__)
 
-        task = asyncio.get_running_loop().create_task(write(), name="health-incident-row")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(write(), "health-incident-row")
 
     # -- what transports report -----------------------------------------------------------------------------------
 
@@ -221,9 +219,7 @@ class SessionHealth:
         self._back_online()
         if (self._shared and self._configured_account is None and self.account and self.account != known
                 and self._sessions is not None):
-            task = asyncio.get_running_loop().create_task(self._adopt(self.account), name="health-incident-adopt")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._adopt(self.account), "health-incident-adopt")
 
     def logged_out(self, reason: str = "") -> None:
         self._offline("logout", reason or "平台报告已退出登录")
@@ -361,7 +357,11 @@ class SessionHealth:
         log.warning("alert: %s", alert.text.replace("\n", " / "))
         if self._alert is None:
             return
-        task = asyncio.get_running_loop().create_task(self._alert(alert), name=f"alert:{alert.event}")
+        self._start(self._alert(alert), f"alert:{alert.event}")
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` as a task of its own, kept (``settle`` waits for it) until it ends."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

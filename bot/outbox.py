@@ -27,7 +27,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, event, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,7 @@ from bot.events import OutgoingMessage, Priority, ProactiveKind
 from bot.governor_stores import ActivityRecorder, OutboxEntry, OutboxStatus
 from storage.models import OutboxMessage
 from storage.prepared import Prepared
+from storage.transactions import held
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,7 @@ def _row(entry: OutboxEntry, status: str = "pending") -> dict:
 def stage(session: AsyncSession, entry: OutboxEntry) -> None:
     """Write ``entry``'s row in ``session``'s transaction, just before it commits (a rollback takes it away too).
     Its ``id`` is set by the time the session's after-commit work runs."""
-    sync = session.sync_session
-    staged = sync.info.get(_STAGED)
-    if staged is None:
-        staged = sync.info[_STAGED] = []
-        if not event.contains(sync, "before_commit", _write_staged):
-            event.listen(sync, "before_commit", _write_staged)
-            event.listen(sync, "after_rollback", _forget_staged)
-    staged.append(entry)
+    held(session, _STAGED, "before_commit", _write_staged).append(entry)
 
 
 def _write_staged(sync: Session) -> None:
@@ -89,15 +83,6 @@ def _write_staged(sync: Session) -> None:
     ids = conn.execute(_INSERT_MANY, [_row(e) for e in entries]).scalars().all()
     for entry, row_id in zip(entries, ids, strict=True):
         entry.id = row_id
-
-
-def _forget_staged(sync: Session) -> None:
-    sync.info.pop(_STAGED, None)
-
-
-def discard_staged(session: AsyncSession) -> None:
-    """Forget the rows staged in a session being rolled back (see ``storage.transactions.discard_pending``)."""
-    _forget_staged(session.sync_session)
 
 
 # -- the governor's side ---------------------------------------------------------------------------------------------

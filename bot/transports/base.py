@@ -6,11 +6,18 @@ The core never imports a concrete transport; the entry point picks one and hands
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.events import Event, OutgoingMessage
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 EventSink = Callable[[Event], Awaitable[None]]
+# An event kept by its transport until handled (bot.dispatcher.Dispatcher.submit): ``Mark`` notes it handled in the
+# transaction that handles it; ``Done(handled, marked)`` is called once its turn is over (marked: by that Mark).
+Done = Callable[[bool, bool], None]
+Mark = Callable[["AsyncSession"], Awaitable[None]]
 
 
 class TransportError(Exception):

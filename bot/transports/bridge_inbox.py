@@ -28,13 +28,14 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, TimerHandle
 from bot.http import FieldError, HttpResponse
+from bot.transports.base import Done, Mark
 from bot.transports.bridge_events import BridgeEvent, parse_event, to_payload
 from storage import bridge_events
 
@@ -50,8 +51,6 @@ _TIMESTAMP = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 OK = HttpResponse(200, {"ok": True})
 
-Done = Callable[[bool, bool], None]  # (handled, marked: noted handled in the event's own transaction)
-Mark = Callable[[AsyncSession], Awaitable[None]]
 # (event, done, mark, replayed): runs mark(session) in the transaction that handles the event, and calls
 # done(handled, marked) once the event's turn is over; replayed when handed on again after a restart (not news of
 # the session)
@@ -221,8 +220,11 @@ class BridgeInbox:
     def _start_marker(self) -> None:
         """Marks go with the next batch of ids when one is being written (one commit for both), else on their
         own."""
-        writing = self._writer is not None and not self._writer.done()
-        if not writing and (self._marker is None or self._marker.done()):
+        if self._writer is None or self._writer.done():
+            self._mark_soon()
+
+    def _mark_soon(self) -> None:
+        if self._marker is None or self._marker.done():
             self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
 
     async def _mark(self) -> None:
@@ -275,8 +277,8 @@ class BridgeInbox:
                     future.set_result(new)
                 elif new:  # its request answered 503 meanwhile, yet the id is recorded: handle it now, once
                     self._accept(event)
-        if self._marks and (self._marker is None or self._marker.done()):  # came during the last commit
-            self._marker = asyncio.get_running_loop().create_task(self._mark(), name="bridge-marks")
+        if self._marks:  # came during the last commit
+            self._mark_soon()
 
     async def prune(self) -> None:
         """Forget ids older than KEEP_IDS; again every PRUNE_EVERY_S."""

@@ -132,17 +132,9 @@ def _mount_bridge(app: web.Application, receiver: BridgeReceiver) -> None:
     too_large = HttpResponse.error(413, f"body larger than {limit} bytes")
 
     async def events(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > limit:
+        body = await _body(request, limit)
+        if body is None:
             return _json(too_large)
-        if request.content_length is not None:
-            body = await request.read()  # at most content_length bytes: checked above
-        else:
-            chunks = bytearray()
-            async for chunk in request.content.iter_any():  # chunked bodies have no length up front
-                chunks += chunk
-                if len(chunks) > limit:
-                    return _json(too_large)
-            body = bytes(chunks)
         answer = await receiver.receive(request.headers.get("X-Bridge-Timestamp"),
                                         request.headers.get("X-Bridge-Signature"), body)
         if answer.status == 200 and answer.body == _OK_BODY:  # the common answer, without encoding it each time
@@ -162,18 +154,28 @@ def _mount_callbacks(app: web.Application, receiver) -> None:
         return web.Response(status=answer.status, text=answer.text)
 
     async def events(request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > limit:
+        body = await _body(request, limit)
+        if body is None:
             return web.Response(status=413, text="body too large")
-        body = bytearray()
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                return web.Response(status=413, text="body too large")
-        answer = await receiver.receive(dict(request.query), bytes(body))
+        answer = await receiver.receive(dict(request.query), body)
         return web.Response(status=answer.status, text=answer.text)
 
     app.router.add_get(receiver.callback_path, verify)
     app.router.add_post(receiver.callback_path, events)
+
+
+async def _body(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None when it is larger than ``limit`` bytes (read no further than that)."""
+    if request.content_length is not None:
+        if request.content_length > limit:
+            return None
+        return await request.read()  # at most content_length bytes: checked above
+    body = bytearray()
+    async for chunk in request.content.iter_any():  # chunked bodies have no length up front
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 _OK_BODY = {"ok": True}

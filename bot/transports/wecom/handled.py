@@ -9,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.transports.base import Done, Mark
 from storage import wecom as store
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(hours=1)  # still pending after this long at start: dropped, not handled
 KEPT_EVENTS = frozenset({"change_external_contact", "change_external_chat"})
-
-Mark = Callable[[AsyncSession], Awaitable[None]]
 
 
 def kept(fields: dict[str, str]) -> bool:
@@ -60,7 +58,7 @@ class HandledMarks:
             await store.mark_handled(session, [key], self._clock.now())
         return mark
 
-    def done_with(self, key: str) -> Callable[[bool, bool], None]:
+    def done_with(self, key: str) -> Done:
         """The dispatcher's ``done``: marked apart when handled and not marked in its own transaction."""
         def done(handled: bool, marked: bool) -> None:
             if handled and not marked:

@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,7 +30,7 @@ from bot.clock import Clock
 from bot.events import MessageReceived, OutgoingMessage, Person
 from bot.governor import ReplyWindow
 from bot.http import FieldError
-from bot.transports.base import RefusedError, TransportError
+from bot.transports.base import Done, Mark, RefusedError, TransportError
 from bot.transports.wecom.api import WeComApi
 from storage import identity
 from storage import wecom as store
@@ -48,8 +48,6 @@ STALE_AFTER = timedelta(hours=1)  # a message still pending after this long at s
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
-Done = Callable[[bool, bool], None]  # (handled, marked: noted handled in the message's own transaction)
-Mark = Callable[[AsyncSession], Awaitable[None]]
 # runs mark(session) in the transaction that handles the message; calls done(handled, marked) once its turn is over
 Deliver = Callable[[MessageReceived, Done, Mark], None]
 
