@@ -96,8 +96,7 @@ def _environment(services: Services, skills: Sequence[Skill]) -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["local"] = lambda when: _local(services, when)
     env.globals.update(base=BASE, line_chart=_chart(svg.line_chart), bar_chart=_chart(svg.bar_chart),
-                       stacked_bars=_chart(svg.stacked_bars), funnel=_chart(svg.funnel), legend=_chart(svg.legend),
-                       empty_chart=_chart(svg.empty))
+                       stacked_bars=_chart(svg.stacked_bars), funnel=_chart(svg.funnel), legend=_chart(svg.legend))
     return env
 
 
