@@ -262,29 +262,18 @@ class WeComCallbacks:
         than STALE_AFTER ago. Then the callbacks that came meanwhile. How many were handed on."""
         now = self._clock.now()
         try:
-            async with self._sessions() as session:
-                rows = [r for prefix in ("msg:", "evt:") for r in await store.pending(session, prefix)]
-            fresh: list[Callback] = []
-            stale: list[str] = []
-            for key, received_at, raw in rows:
-                parsed = kept_until_handled.from_payload(raw) if received_at >= now - kept_until_handled.STALE_AFTER \
-                    else None
-                if parsed is None:
-                    stale.append(key)
-                else:
-                    fresh.append(Callback(key, parsed[0], parsed[1], received_at=received_at))
-            if stale:
-                async with self._sessions() as session:
-                    await store.drop(session, stale, now, "stale")
-                    await session.commit()
-            if rows:
+            kept, stale = await kept_until_handled.take_pending(self._sessions, now, ("msg:", "evt:"),
+                                                                kept_until_handled.from_payload)
+            fresh = [Callback(key, fields, items, received_at=received_at)
+                     for key, received_at, (fields, items) in kept]
+            if fresh or stale:
                 log.info("WeCom callbacks received but not handled before the restart: %d handed on, %d dropped as "
-                         "older than %s", len(fresh), len(stale), kept_until_handled.STALE_AFTER)
+                         "older than %s", len(fresh), stale, kept_until_handled.STALE_AFTER)
             fresh.sort(key=lambda c: (c.received_at, c.key))
             for callback in fresh:
                 self._hand_on(callback)
             self.recovered += len(fresh)
-            self.dropped_stale += len(stale)
+            self.dropped_stale += stale
             return len(fresh)
         finally:
             self._ready = True

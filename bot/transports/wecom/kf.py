@@ -32,7 +32,7 @@ from bot.governor import ReplyWindow
 from bot.http import FieldError
 from bot.transports.base import RefusedError, TransportError
 from bot.transports.wecom.api import WeComApi
-from bot.transports.wecom.handled import STALE_AFTER, HandledMarks, Mark
+from bot.transports.wecom.handled import STALE_AFTER, HandledMarks, Mark, take_pending
 from storage import identity
 from storage import wecom as store
 
@@ -120,30 +120,17 @@ class KfInbox:
         ones fetched more than STALE_AFTER ago. Then the wake-ups that waited. How many were handed on."""
         now = self._clock.now()
         try:
-            async with self._sessions() as session:
-                rows = await store.pending(session, "kf:")
-            fresh: list[tuple[datetime, str, MessageReceived]] = []
-            stale: list[str] = []
-            for key, received_at, payload in rows:
-                event = _from_payload(payload) if received_at >= now - STALE_AFTER else None
-                if event is None:
-                    stale.append(key)
-                else:
-                    fresh.append((received_at, key, event))
-            if stale:
-                async with self._sessions() as session:
-                    await store.drop(session, stale, now, "stale")
-                    await session.commit()
-            if rows:
+            fresh, stale = await take_pending(self._sessions, now, ("kf:",), _from_payload)
+            if fresh or stale:
                 log.info("微信客服 messages fetched but not handled before the restart: %d handed on, %d dropped as "
-                         "older than %s", len(fresh), len(stale), STALE_AFTER)
-            fresh.sort(key=lambda row: (row[0], row[2].at))
-            for _, key, event in fresh:
+                         "older than %s", len(fresh), stale, STALE_AFTER)
+            fresh.sort(key=lambda row: (row[1], row[2].at))
+            for key, _, event in fresh:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
                 self._deliver(event, self._marks.done_with(key), self._marks.mark_in(key))
             self.recovered += len(fresh)
-            self.dropped_stale += len(stale)
+            self.dropped_stale += stale
             return len(fresh)
         finally:
             self._ready = True
