@@ -241,10 +241,9 @@ class WeComCallbacks:
                     now = self._clock.now()
                     found = []
                     for c, _ in batch:
-                        new = await store.remember(session, c.key, now)
-                        if new and self._keep and kept_until_handled.kept(c.fields):
-                            await store.keep_payload(session, c.key, kept_until_handled.payload(c.fields, c.items))
-                        found.append(new)
+                        kept = self._keep and kept_until_handled.kept(c.fields)  # its payload goes in with its key
+                        payload = kept_until_handled.payload(c.fields, c.items) if kept else None
+                        found.append(await store.remember(session, c.key, now, payload))
                     await session.commit()
             except Exception as exc:
                 for _, future in batch:
