@@ -115,10 +115,10 @@ class WeComCallbacks:
     max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, crypto: CallbackCrypto, clock: Clock, sessions: async_sessionmaker[AsyncSession],
-                 on_callback: CallbackHandler, *, keep: bool = False) -> None:
+                 on_callback: CallbackHandler) -> None:
         self._crypto = crypto
-        self._keep = keep  # customer-contact events and staff messages kept until handled (handled.py)
-        self._ready = not keep  # until recover() ran: new callbacks wait (what was pending goes first)
+        # customer-contact events and staff messages are kept until handled (handled.py)
+        self._ready = False  # until recover() ran: new callbacks wait (what was pending goes first)
         self._held: list[Callback] = []
         self.recovered = 0
         self.dropped_stale = 0
@@ -241,8 +241,8 @@ class WeComCallbacks:
                     now = self._clock.now()
                     found = []
                     for c, _ in batch:
-                        kept = self._keep and kept_until_handled.kept(c.fields)  # its payload goes in with its key
-                        payload = kept_until_handled.payload(c.fields, c.items) if kept else None
+                        payload = (kept_until_handled.payload(c.fields, c.items) if kept_until_handled.kept(c.fields)
+                                   else None)  # a kept one's payload goes in with its key
                         found.append(await store.remember(session, c.key, now, payload))
                     await session.commit()
             except Exception as exc:

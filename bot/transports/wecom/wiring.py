@@ -155,7 +155,7 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
         transport.staff = staff
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups, marks=marks)
-        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff), keep=True)
+        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff))
 
     app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom",
                  account_hint=self_id(config))
