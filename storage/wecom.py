@@ -414,8 +414,9 @@ async def expire_group_sends(session: AsyncSession, before: datetime,
     rows = [tuple(r) for r in await session.execute(
         select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_type).where(_SENDS.c.status == "waiting", _SENDS.c.created_at < before)
         .order_by(_SENDS.c.created_at).limit(1000))]
-    for msgid, _, _ in rows:
-        await session.execute(update(_SENDS).where(_SENDS.c.msgid == msgid, _SENDS.c.status == "waiting")
+    if rows:
+        await session.execute(update(_SENDS).where(_SENDS.c.msgid.in_([r[0] for r in rows]),
+                                                   _SENDS.c.status == "waiting")
                               .values(status="expired", finished_at=at))
     return rows
 
