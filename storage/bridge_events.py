@@ -32,6 +32,11 @@ BATCH_ROWS = 64  # ids per statement; a batch's statement is compiled once per p
 _BATCHES: dict[tuple[str, int], object] = {}
 
 
+def _padded(items: list) -> list:
+    """``items`` (not empty) padded to the next power of two with its last one: few sizes, each compiled once."""
+    return items + [items[-1]] * ((1 << (len(items) - 1).bit_length()) - len(items))
+
+
 def _remember_batch(dialect: str, n: int):
     """``INSERT … VALUES (…) × n ON CONFLICT DO NOTHING RETURNING id``: the ids it returns are the new ones."""
     statement = _BATCHES.get((dialect, n))
@@ -56,11 +61,9 @@ async def remember_many(session: AsyncSession, event_ids: list[str], at: datetim
         payloads = [None] * len(event_ids)
     inserted: set[str] = set()
     for start in range(0, len(event_ids), BATCH_ROWS):
-        chunk = event_ids[start:start + BATCH_ROWS]
-        bodies = payloads[start:start + BATCH_ROWS]
-        size = 1 << (len(chunk) - 1).bit_length()  # padded with the last id again: a repeat changes nothing
-        padded = chunk + [chunk[-1]] * (size - len(chunk))
-        bodies = bodies + [bodies[-1]] * (size - len(bodies))
+        padded = _padded(event_ids[start:start + BATCH_ROWS])  # a repeat of the last id changes nothing
+        bodies = _padded(payloads[start:start + BATCH_ROWS])
+        size = len(padded)
         params = {f"id{k}": event_id for k, event_id in enumerate(padded)}
         params.update({f"at{k}": at for k in range(size)})
         params.update({f"p{k}": body for k, body in enumerate(bodies)})
@@ -106,11 +109,10 @@ async def mark_handled(session: AsyncSession, event_ids: list[str], at: datetime
         await fast.execute(session, _MARK_ONE, {"event_id": event_ids[0], "at": at})
         return
     for start in range(0, len(event_ids), BATCH_ROWS):
-        chunk = event_ids[start:start + BATCH_ROWS]
-        size = 1 << (len(chunk) - 1).bit_length()  # padded with the last id again: marked twice, the same
-        params: dict = {f"id{k}": event_id for k, event_id in enumerate(chunk + [chunk[-1]] * (size - len(chunk)))}
+        padded = _padded(event_ids[start:start + BATCH_ROWS])  # the last id again: marked twice, the same
+        params: dict = {f"id{k}": event_id for k, event_id in enumerate(padded)}
         params["at"] = at
-        await fast.execute(session, _mark_batch(size), params)
+        await fast.execute(session, _mark_batch(len(padded)), params)
 
 
 async def drop(session: AsyncSession, event_ids: list[str], at: datetime, reason: str) -> None:

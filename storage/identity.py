@@ -36,12 +36,17 @@ async def resolve(session: AsyncSession, kind: str, value: str) -> str | None:
 async def link(session: AsyncSession, kind: str, value: str, member_id: str, at: datetime) -> str:
     """Map (kind, value) to ``member_id`` unless it is mapped already; returns the member id it maps to (the first
     mapping wins: moving a wallet is an operator's decision, never a side effect of a callback)."""
+    await _add(session, kind, value, member_id, at)
+    return await resolve(session, kind, value) or member_id
+
+
+async def _add(session: AsyncSession, kind: str, value: str, member_id: str, at: datetime) -> None:
+    """Map (kind, value) to ``member_id`` unless it is mapped already."""
     if kind not in KINDS:
         raise ValueError(f"identity kind must be one of {', '.join(KINDS)}")
     stmt = insert_for(session.bind.dialect.name, _T).values(kind=kind, value=value, member_id=member_id,
                                                             created_at=at)
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["kind", "value"]))
-    return await resolve(session, kind, value) or member_id
 
 
 async def bind(session: AsyncSession, kind: str, value: str, member_id: str, at: datetime) -> None:
@@ -66,7 +71,7 @@ async def identify(session: AsyncSession, ids: Iterable[tuple[str, str | None]],
             break
     member_id = member_id or fallback
     for kind, value in pairs:
-        await link(session, kind, value, member_id, at)
+        await _add(session, kind, value, member_id, at)  # whom it maps to afterwards is not needed: no read back
     return member_id
 
 

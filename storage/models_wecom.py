@@ -13,8 +13,9 @@ from storage.types import UTCDateTime
 
 class WeComCallback(Base):
     """Keys of accepted WeCom callbacks (``msg:<MsgId>``, ``evt:<digest of the event>``, ``kf:<msgid>``): a
-    callback WeCom sends again, even after a restart, changes nothing. Pruned after a few days. A 微信客服 message
-    keeps its cleaned ``payload`` until the dispatcher has handled it (``handled_at``; the other keys are handled
+    callback WeCom sends again, even after a restart, changes nothing. Pruned after a few days. A 微信客服 message, a
+    customer-contact callback or a staff member's message to the app keeps its ``payload`` until the dispatcher has
+    handled it (``handled_at``; the other keys are handled
     when noted), so one fetched before a crash is handled after the restart; ``dropped`` says why one was not."""
 
     __tablename__ = "wecom_callbacks"

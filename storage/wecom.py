@@ -26,8 +26,9 @@ from storage.models_wecom import (
 from storage.upsert import insert_for
 
 _CALLBACKS = WeComCallback.__table__
-_REMEMBER = {d: insert_for(d, _CALLBACKS).values(key=bindparam("k"), received_at=bindparam("at"),
-                                                  handled_at=bindparam("at"))
+_REMEMBER = {d: insert_for(d, _CALLBACKS).values(
+    key=bindparam("k"), received_at=bindparam("at"), handled_at=bindparam("h", type_=_CALLBACKS.c.handled_at.type),
+    payload=bindparam("p", type_=_CALLBACKS.c.payload.type))
              .on_conflict_do_nothing(index_elements=["key"]) for d in ("sqlite", "postgresql")}
 _PRUNE = delete(_CALLBACKS).where(_CALLBACKS.c.received_at < bindparam("before"))
 _TOKENS = WeComToken.__table__
@@ -40,10 +41,12 @@ _ROUTE = select(_CUSTOMERS.c.open_kfid, _CUSTOMERS.c.external_userid).where(
 _QUOTA = WeComQuota.__table__
 
 
-async def remember(session: AsyncSession, key: str, at: datetime) -> bool:
-    """Note a callback's key; False if it was accepted before (nothing changes then)."""
+async def remember(session: AsyncSession, key: str, at: datetime, payload: str | None = None) -> bool:
+    """Note a callback's key; False if it was accepted before (nothing changes then). With ``payload``, a new one is
+    kept to be handed on: pending until ``mark_handled``."""
     statement = _REMEMBER[session.bind.dialect.name]
-    return (await fast.execute(session, statement, {"k": key, "at": at})).rowcount == 1
+    params = {"k": key, "at": at, "h": None if payload is not None else at, "p": payload}
+    return (await fast.execute(session, statement, params)).rowcount == 1
 
 
 _KEEP = update(_CALLBACKS).where(_CALLBACKS.c.key == bindparam("k")).values(payload=bindparam("p"), handled_at=None)
@@ -411,8 +414,9 @@ async def expire_group_sends(session: AsyncSession, before: datetime,
     rows = [tuple(r) for r in await session.execute(
         select(_SENDS.c.msgid, _SENDS.c.owner, _SENDS.c.chat_type).where(_SENDS.c.status == "waiting", _SENDS.c.created_at < before)
         .order_by(_SENDS.c.created_at).limit(1000))]
-    for msgid, _, _ in rows:
-        await session.execute(update(_SENDS).where(_SENDS.c.msgid == msgid, _SENDS.c.status == "waiting")
+    if rows:
+        await session.execute(update(_SENDS).where(_SENDS.c.msgid.in_([r[0] for r in rows]),
+                                                   _SENDS.c.status == "waiting")
                               .values(status="expired", finished_at=at))
     return rows
 

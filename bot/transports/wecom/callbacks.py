@@ -115,10 +115,10 @@ class WeComCallbacks:
     max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, crypto: CallbackCrypto, clock: Clock, sessions: async_sessionmaker[AsyncSession],
-                 on_callback: CallbackHandler, *, keep: bool = False) -> None:
+                 on_callback: CallbackHandler) -> None:
         self._crypto = crypto
-        self._keep = keep  # customer-contact events and staff messages kept until handled (handled.py)
-        self._ready = not keep  # until recover() ran: new callbacks wait (what was pending goes first)
+        # customer-contact events and staff messages are kept until handled (handled.py)
+        self._ready = False  # until recover() ran: new callbacks wait (what was pending goes first)
         self._held: list[Callback] = []
         self.recovered = 0
         self.dropped_stale = 0
@@ -241,10 +241,9 @@ class WeComCallbacks:
                     now = self._clock.now()
                     found = []
                     for c, _ in batch:
-                        new = await store.remember(session, c.key, now)
-                        if new and self._keep and kept_until_handled.kept(c.fields):
-                            await store.keep_payload(session, c.key, kept_until_handled.payload(c.fields, c.items))
-                        found.append(new)
+                        payload = (kept_until_handled.payload(c.fields, c.items) if kept_until_handled.kept(c.fields)
+                                   else None)  # a kept one's payload goes in with its key
+                        found.append(await store.remember(session, c.key, now, payload))
                     await session.commit()
             except Exception as exc:
                 for _, future in batch:
@@ -262,29 +261,18 @@ class WeComCallbacks:
         than STALE_AFTER ago. Then the callbacks that came meanwhile. How many were handed on."""
         now = self._clock.now()
         try:
-            async with self._sessions() as session:
-                rows = [r for prefix in ("msg:", "evt:") for r in await store.pending(session, prefix)]
-            fresh: list[Callback] = []
-            stale: list[str] = []
-            for key, received_at, raw in rows:
-                parsed = kept_until_handled.from_payload(raw) if received_at >= now - kept_until_handled.STALE_AFTER \
-                    else None
-                if parsed is None:
-                    stale.append(key)
-                else:
-                    fresh.append(Callback(key, parsed[0], parsed[1], received_at=received_at))
-            if stale:
-                async with self._sessions() as session:
-                    await store.drop(session, stale, now, "stale")
-                    await session.commit()
-            if rows:
+            kept, stale = await kept_until_handled.take_pending(self._sessions, now, ("msg:", "evt:"),
+                                                                kept_until_handled.from_payload)
+            fresh = [Callback(key, fields, items, received_at=received_at)
+                     for key, received_at, (fields, items) in kept]
+            if fresh or stale:
                 log.info("WeCom callbacks received but not handled before the restart: %d handed on, %d dropped as "
-                         "older than %s", len(fresh), len(stale), kept_until_handled.STALE_AFTER)
+                         "older than %s", len(fresh), stale, kept_until_handled.STALE_AFTER)
             fresh.sort(key=lambda c: (c.received_at, c.key))
             for callback in fresh:
                 self._hand_on(callback)
             self.recovered += len(fresh)
-            self.dropped_stale += len(stale)
+            self.dropped_stale += stale
             return len(fresh)
         finally:
             self._ready = True

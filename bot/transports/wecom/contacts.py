@@ -64,7 +64,7 @@ def _id(value: object) -> str | None:
 class Contacts:
     def __init__(self, api: WeComApi, sessions: async_sessionmaker[AsyncSession], clock: Clock,
                  activity: ActivityLog, settings: WeComSettings, dispatch: Callable[..., None],
-                 owner_of: Callable[[str, str], None] | None = None, marks: HandledMarks | None = None) -> None:
+                 owner_of: Callable[[str, str], None] | None, marks: HandledMarks) -> None:
         self._api = api
         self._sessions = sessions
         self._clock = clock
@@ -72,7 +72,7 @@ class Contacts:
         self._settings = settings
         self._dispatch = dispatch
         self._owner_of = owner_of  # groupchat/get tells a group's owner: broadcasts go through them
-        self._marks = marks  # dispatch(event, done, mark) when set: the dispatcher's submit
+        self._marks = marks  # dispatch(event, done, mark): the dispatcher's submit
         self._tasks: set[asyncio.Task] = set()
         self.welcomed = 0
 
@@ -100,7 +100,7 @@ class Contacts:
             log.warning("WeCom %s/%s not fully handled: %s", event, change, exc)
         except Exception:
             log.exception("WeCom %s/%s failed in handling", event, change)
-        if not dispatched and self._marks is not None:  # over (a failure reported): not handed on again
+        if not dispatched:  # over (a failure reported): not handed on again
             self._marks.handled(callback.key)
 
     def _at(self, callback: Callback) -> datetime:
@@ -212,9 +212,6 @@ class Contacts:
             except FieldError as exc:
                 log.warning("WeCom group change skipped: %s", exc)
                 return False
-            if self._marks is None:
-                self._dispatch(event)
-            else:
-                self._dispatch(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
+            self._dispatch(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
             return True
         return False

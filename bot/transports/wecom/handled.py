@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(hours=1)  # still pending after this long at start: dropped, not handled
 KEPT_EVENTS = frozenset({"change_external_contact", "change_external_chat"})
+
+T = TypeVar("T")
 
 
 def kept(fields: dict[str, str]) -> bool:
@@ -42,6 +46,28 @@ def from_payload(raw: str | None) -> tuple[dict[str, str], dict[str, tuple[str, 
         return fields, items
     except (TypeError, ValueError, KeyError, AttributeError):  # not ours to read: never handed on
         return None
+
+
+async def take_pending(sessions: async_sessionmaker[AsyncSession], now: datetime, prefixes: tuple[str, ...],
+                       read: Callable[[str | None], T | None]) -> tuple[list[tuple[str, datetime, T]], int]:
+    """At start: the kept callbacks whose keys start with one of ``prefixes`` and not handled yet, each read from its
+    payload with ``read`` — (key, received_at, what was read); those received more than STALE_AFTER before ``now``,
+    or unreadable (``read`` gives None), dropped as stale. (Those to hand on, how many were dropped.)"""
+    async with sessions() as session:
+        rows = [row for prefix in prefixes for row in await store.pending(session, prefix)]
+    fresh: list[tuple[str, datetime, T]] = []
+    stale: list[str] = []
+    for key, received_at, raw in rows:
+        item = read(raw) if received_at >= now - STALE_AFTER else None
+        if item is None:
+            stale.append(key)
+        else:
+            fresh.append((key, received_at, item))
+    if stale:
+        async with sessions() as session:
+            await store.drop(session, stale, now, "stale")
+            await session.commit()
+    return fresh, len(stale)
 
 
 class HandledMarks:

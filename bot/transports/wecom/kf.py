@@ -32,6 +32,7 @@ from bot.governor import ReplyWindow
 from bot.http import FieldError
 from bot.transports.base import Done, Mark, RefusedError, TransportError
 from bot.transports.wecom.api import WeComApi
+from bot.transports.wecom.handled import HandledMarks, take_pending
 from storage import identity
 from storage import wecom as store
 
@@ -44,7 +45,6 @@ ORIGIN_CUSTOMER = 3  # kf/sync_msg: 3 = sent by the WeChat customer (4 system, 5
 TYPES = {"text": "text", "image": "image", "link": "link", "miniprogram": "miniprogram", "file": "file"}
 MEMBERS_KEPT = 100_000
 MEMBER_TTL = timedelta(seconds=60)
-STALE_AFTER = timedelta(hours=1)  # a message still pending after this long at start is dropped, not answered
 MAX_PAGES = 100  # one wake-up reads at most this many pages; the next callback goes on from the cursor
 _CLIENT_MSGID = re.compile(r"[^0-9A-Za-z_-]")
 
@@ -54,7 +54,7 @@ Deliver = Callable[[MessageReceived, Done, Mark], None]
 
 class KfInbox:
     def __init__(self, api: WeComApi, sessions: async_sessionmaker[AsyncSession], clock: Clock, deliver: Deliver,
-                 window: ReplyWindow | None = None) -> None:
+                 marks: HandledMarks, window: ReplyWindow | None = None) -> None:
         self._api = api
         self._sessions = sessions
         self._clock = clock
@@ -68,8 +68,7 @@ class KfInbox:
         # operator's /绑定会员 may move a customer to another member; another process may have done it)
         self._members: dict[str, tuple[str, datetime]] = {}
         self.delivered = 0
-        self._marks: list[str] = []  # handled, their marks not written yet
-        self._marker: asyncio.Task | None = None
+        self._marks = marks  # handled: noted in the handling transaction, or apart just after
         self._ready = False  # until recover() ran: wake-ups wait (what was pending goes first)
         self._held: dict[str, str] = {}
         self.recovered = 0
@@ -120,65 +119,23 @@ class KfInbox:
         ones fetched more than STALE_AFTER ago. Then the wake-ups that waited. How many were handed on."""
         now = self._clock.now()
         try:
-            async with self._sessions() as session:
-                rows = await store.pending(session, "kf:")
-            fresh: list[tuple[datetime, str, MessageReceived]] = []
-            stale: list[str] = []
-            for key, received_at, payload in rows:
-                event = _from_payload(payload) if received_at >= now - STALE_AFTER else None
-                if event is None:
-                    stale.append(key)
-                else:
-                    fresh.append((received_at, key, event))
-            if stale:
-                async with self._sessions() as session:
-                    await store.drop(session, stale, now, "stale")
-                    await session.commit()
-            if rows:
+            fresh, stale = await take_pending(self._sessions, now, ("kf:",), _from_payload)
+            if fresh or stale:
                 log.info("微信客服 messages fetched but not handled before the restart: %d handed on, %d dropped as "
-                         "older than %s", len(fresh), len(stale), STALE_AFTER)
-            fresh.sort(key=lambda row: (row[0], row[2].at))
-            for _, key, event in fresh:
+                         "older than %s", len(fresh), stale, STALE_AFTER)
+            fresh.sort(key=lambda row: (row[1], row[2].at))
+            for key, _, event in fresh:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
-                self._deliver(event, self._done_with(key), self._mark_in(key))
+                self._deliver(event, self._marks.done_with(key), self._marks.mark_in(key))
             self.recovered += len(fresh)
-            self.dropped_stale += len(stale)
+            self.dropped_stale += stale
             return len(fresh)
         finally:
             self._ready = True
             held, self._held = self._held, {}
             for open_kfid, token in held.items():
                 self.wake(open_kfid, token)
-
-    def _mark_in(self, key: str) -> Mark:
-        async def mark(session: AsyncSession) -> None:
-            await store.mark_handled(session, [key], self._clock.now())
-        return mark
-
-    def _done_with(self, key: str) -> Done:
-        def done(handled: bool, marked: bool) -> None:
-            if not handled or marked:
-                return  # cut off: still pending, handed on after the restart; or marked with its handling
-            self._marks.append(key)  # handling failed and was rolled back (reported): marked apart
-            if self._marker is None or self._marker.done():
-                self._marker = asyncio.get_running_loop().create_task(self._mark(), name="kf-marks")
-        return done
-
-    async def _mark(self) -> None:
-        while self._marks:
-            batch, self._marks = self._marks, []
-            try:
-                async with self._sessions() as session:
-                    await store.mark_handled(session, batch, self._clock.now())
-                    await session.commit()
-            except Exception as exc:  # they stay pending: handed on once more after a restart
-                log.warning("微信客服: could not mark %d messages handled (%s)", len(batch), type(exc).__name__)
-
-    async def flush_marks(self) -> None:
-        """At stop, once the dispatcher is idle: the last handled marks written."""
-        if self._marker is not None:
-            await asyncio.gather(self._marker, return_exceptions=True)
 
     async def _retry(self, open_kfid: str) -> None:
         self.wake(open_kfid, "")
@@ -234,7 +191,7 @@ class KfInbox:
             for key, event in events:
                 if self._window is not None:
                     self._window.saw(event.sender.id, event.at)
-                self._deliver(event, self._done_with(key), self._mark_in(key))
+                self._deliver(event, self._marks.done_with(key), self._marks.mark_in(key))
                 delivered += 1
             self.delivered += len(events)
             if not answer.get("has_more") or not isinstance(next_cursor, str) or not next_cursor:

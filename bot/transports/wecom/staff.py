@@ -45,9 +45,9 @@ def fit(text: str, limit: int = CONTENT_MAX_BYTES) -> str:
 
 class StaffMessages:
     def __init__(self, api: WeComApi, agent_id: int, clock: Clock,
-                 deliver: Callable[..., None], marks: HandledMarks | None = None) -> None:
+                 deliver: Callable[..., None], marks: HandledMarks) -> None:
         self._api = api
-        self._marks = marks  # deliver(event, done, mark) when set: the dispatcher's submit
+        self._marks = marks  # deliver(event, done, mark): the dispatcher's submit
         self._agent_id = agent_id
         self._clock = clock
         self._deliver = deliver
@@ -86,11 +86,7 @@ class StaffMessages:
                                                 message_id=callback.get("MsgId") or None, audience="staff"))
         except (FieldError, ValueError, OverflowError, OSError) as exc:
             log.warning("a staff member's message to the app skipped: %s", exc)
-            if self._marks is not None:
-                self._marks.handled(callback.key)
+            self._marks.handled(callback.key)
             return False
-        if self._marks is None:
-            self._deliver(event)
-        else:
-            self._deliver(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
+        self._deliver(event, self._marks.done_with(callback.key), self._marks.mark_in(callback.key))
         return True

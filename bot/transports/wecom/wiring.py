@@ -128,8 +128,7 @@ class WeComBot:
             await self.kf.idle()
             await self.contacts.idle()
             await self.app.dispatcher.join()
-            await self.kf.flush_marks()  # handled: not to be handed on again at the next start
-            await self.marks.flush()
+            await self.marks.flush()  # handled: not to be handed on again at the next start
             await self.app.stop()
         finally:
             await self.api.stop()
@@ -147,16 +146,16 @@ async def start_wecom_bot(config: Config, clock: Clock, secrets: WeComSecrets, *
         api = WeComApi(s.api_base, s.corp_id, secrets.secret, sessions, clock, timeout_s=timeout_s)
         window = ReplyWindow(s.kf_reply_limit, timedelta(hours=s.kf_window_hours), group_sends=True)
         app.governor.reply_window = window
-        kf = KfInbox(api, sessions, clock, app.dispatcher.submit, window)
+        marks = HandledMarks(sessions, clock)
+        kf = KfInbox(api, sessions, clock, app.dispatcher.submit, marks, window)
         groups = GroupSends(api, sessions, clock, app.activity, s.monthly_quota, gather_s=s.task_gather_s,
                             poll_days=s.task_poll_days)
-        marks = HandledMarks(sessions, clock)
         contacts = Contacts(api, sessions, clock, app.activity, s, app.dispatcher.submit, groups.knows_owner, marks)
         staff = StaffMessages(api, s.agent_id, clock, app.dispatcher.submit, marks)
         transport.kf, transport.groups, transport.window, transport.clock = kf, groups, window, clock
         transport.staff = staff
         parts.update(api=api, kf=kf, contacts=contacts, groups=groups, marks=marks)
-        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff), keep=True)
+        return WeComCallbacks(crypto, clock, sessions, route_callbacks(app, kf, contacts, staff))
 
     app = BotApp(config, clock, transport.send, db_url=db_url, rng=rng, web=True, bridge=receiver, transport_name="wecom",
                  account_hint=self_id(config))
