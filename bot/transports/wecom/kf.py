@@ -32,7 +32,7 @@ from bot.governor import ReplyWindow
 from bot.http import FieldError
 from bot.transports.base import Done, Mark, RefusedError, TransportError
 from bot.transports.wecom.api import WeComApi
-from bot.transports.wecom.handled import HandledMarks, take_pending
+from bot.transports.wecom.handled import STALE_AFTER, HandledMarks, take_pending
 from storage import identity
 from storage import wecom as store
 
