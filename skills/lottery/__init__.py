@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import CliContext
-from bot.context import Context, Services, acknowledge_batch, with_mentions
+from bot.context import Context, Services, acknowledge_batch
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import normalize, strip_mentions
 from bot.skill import Skill, UsageError

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.context import Context, Services, acknowledge_batch, with_mentions
+from bot.context import Context, Services, acknowledge_batch
 from bot.events import MessageReceived, OutgoingMessage, Person, Priority, ProactiveKind
 from bot.parser import strip_mentions
 from bot.skill import Skill, UsageError
